@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from dashboard import data, state  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
 from dashboard.views import VIEWS  # noqa: E402
-from pipeline import store  # noqa: E402
+from pipeline import runformat  # noqa: E402
 from load import split_outputs  # noqa: E402  (bench/load.py, beside this file)
 
 P95_BUDGET_MS = 100
@@ -49,7 +49,7 @@ def ensure_run(runs_dir: Path, run_id: str) -> None:
     try:
         data.open_run(runs_dir, run_id)
         return
-    except store.RunError:
+    except runformat.RunError:
         pass
     if run_id != "auslan":
         raise SystemExit(f"no readable run {run_id!r} in {runs_dir}")

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dashboard import state  # noqa: E402
-from pipeline import store  # noqa: E402
+from pipeline import runformat  # noqa: E402
 
 TAB = (state.TABS, "value")
 
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args(argv)
 
-    run = store.Run.open(args.runs, args.run_id)
+    run = runformat.Run.open(args.runs, args.run_id)
     example_ids = run.read_table("examples.parquet", columns=["example_id"])["example_id"].to_numpy()
     port = free_port()
     print(f"gunicorn: {args.workers} workers x {args.threads} threads on 127.0.0.1:{port}; "

@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.match import match, select_cells  # noqa: E402
+from pipeline.analysis.match import match, select_cells  # noqa: E402
 
 THRESHOLD = 0.3
 N_SELECTED = 10
@@ -163,7 +163,7 @@ def part_parquet_child(path, n_queries, seed=2):
     """Runs in a fresh process: queries only, so ru_maxrss is the query's peak."""
     import pyarrow.parquet as pq  # noqa: F401  (imported before the baseline is taken)
 
-    from pipeline.match import count_rows
+    from pipeline.analysis.match import count_rows
 
     baseline = peak_rss_kib()
     n_rows = count_rows(path)

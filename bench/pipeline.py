@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline import config as defaults  # noqa: E402
 from pipeline.cli import format_summary, units_list  # noqa: E402
-from pipeline.progress import Progress  # noqa: E402
+from pipeline.core.progress import Progress  # noqa: E402
 from pipeline.runner import read_prepared, run_pipeline  # noqa: E402
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.project import run_projection_stage  # noqa: E402
-from pipeline.progress import Progress  # noqa: E402
+from pipeline.core.progress import Progress  # noqa: E402
 
 
 def _cpu_seconds() -> float:

@@ -30,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import distributed, match, store  # noqa: E402
+from pipeline import distributed, runformat  # noqa: E402
+from pipeline.analysis import match  # noqa: E402
 from pipeline.importers import TableSink  # noqa: E402
 
 SEED = 0
@@ -54,8 +55,8 @@ def generate(folder: Path, steps: int, cells: int, part_rows: int) -> Path:
     rng = np.random.default_rng(SEED)
     mean_run = rng.uniform(3, 300, cells)          # each cell has its own typical on/off run length
     started = time.perf_counter()
-    columns = store.unit_columns(cells)
-    with store.atomic_path(dataset) as tmp:
+    columns = runformat.unit_columns(cells)
+    with runformat.atomic_path(dataset) as tmp:
         sink = TableSink(tmp, part_rows)
         for r0 in range(0, steps, part_rows):
             n = min(part_rows, steps - r0)
@@ -66,7 +67,7 @@ def generate(folder: Path, steps: int, cells: int, part_rows: int) -> Path:
                 runs = runs[:int(np.searchsorted(np.cumsum(runs), n)) + 1]
                 block[:, j] += np.repeat(rng.uniform(-1, 1, len(runs)).astype(np.float32), runs)[:n]
             t = np.arange(r0, r0 + n)
-            sink.write(r0, store.step_table(np.zeros(n, np.int32), t, block, columns))
+            sink.write(r0, runformat.step_table(np.zeros(n, np.int32), t, block, columns))
             del block
             done_rows = r0 + n
             rate = done_rows / (time.perf_counter() - started)

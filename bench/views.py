@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plotly.io.json import to_json_plotly  # noqa: E402
 
-from pipeline import store  # noqa: E402
+from pipeline import runformat  # noqa: E402
 
 N_EXAMPLES, N_CLASSES, N_CHANNELS, N_UNITS, MAX_LENGTH = 2528, 94, 22, 100, 136
 
@@ -52,7 +52,7 @@ def build_auslan_sized_run(runs_dir: Path, run_id: str = "bench-auslan-size", se
     weights = extract.ClassifierWeights(layers=[layer], head_kernel=head,
                                         head_bias=np.zeros(N_CLASSES, np.float32))
     classes = [f"sign{k:02d}" for k in range(N_CLASSES)]
-    writer = store.RunWriter(runs_dir, run_id)
+    writer = runformat.RunWriter(runs_dir, run_id)
     outputs, per_example = extract.extract_run(writer, weights, X, lengths, labels, classes, 5)
     layout = extract.StepLayout(lengths, MAX_LENGTH)
     split = np.array(["train", "validation", "test"])[rng.choice(3, N_EXAMPLES, p=[0.7, 0.15, 0.15])]
@@ -69,8 +69,8 @@ def build_auslan_sized_run(runs_dir: Path, run_id: str = "bench-auslan-size", se
         history[f"layer0_{gate}_mean"] = 0.5 + 0.1 * np.tanh(epochs / 30)
         history[f"layer0_{gate}_saturated"] = 0.3 * np.tanh(epochs / 30)
     outputs.append(writer.write_table("history.parquet", pd.DataFrame(history)))
-    h = pd.read_parquet(writer.path / store.steps_file(0, "h"))
-    codes = PCA(2).fit_transform(h[store.unit_columns(units)].to_numpy()).astype(np.float32)
+    h = pd.read_parquet(writer.path / runformat.steps_file(0, "h"))
+    codes = PCA(2).fit_transform(h[runformat.unit_columns(units)].to_numpy()).astype(np.float32)
     projections = pd.DataFrame({"projection": "pca2", "example_id": h["example_id"], "t": h["t"],
                                 "x": codes[:, 0], "y": codes[:, 1], "z": np.float32(np.nan)})
     outputs.append(writer.write_table("projections.parquet", projections))

@@ -1,6 +1,6 @@
-"""Cached reads of run directories for the dashboard: pipeline.store only, never TensorFlow.
+"""Cached reads of run directories for the dashboard: pipeline.runformat only, never TensorFlow.
 
-Every reader takes a ``store.Run`` and memoises its result per process under the run's folder and
+Every reader takes a ``runformat.Run`` and memoises its result per process under the run's folder and
 token (``Run.token`` changes whenever a run is rewritten; a copied run folder keeps it, hence the
 folder) plus the arguments, so a callback pays for a
 parquet read once. Results are shared between callers: treat them as read-only (arrays are
@@ -25,7 +25,7 @@ import diskcache
 import numpy as np
 import pandas as pd
 
-from pipeline import store
+from pipeline import runformat
 
 _settings = {"runs_dir": Path("data/runs")}
 
@@ -40,7 +40,7 @@ def runs_dir() -> Path:
 
 def list_runs(folder: str | Path | None = None) -> list[dict]:
     """Manifests of the readable runs, newest first."""
-    return store.list_runs(folder or runs_dir())
+    return runformat.list_runs(folder or runs_dir())
 
 
 # -- opening runs -----------------------------------------------------------------------------
@@ -49,29 +49,29 @@ _runs: OrderedDict = OrderedDict()
 _runs_lock = threading.Lock()
 
 
-def open_run(folder: str | Path, run_id: str) -> store.Run:
+def open_run(folder: str | Path, run_id: str) -> runformat.Run:
     """The run ``run_id`` in ``folder``; the same object while its manifest is unchanged.
 
-    Raises ``store.RunError`` (with a message meant for the page) when it cannot be read.
+    Raises ``runformat.RunError`` (with a message meant for the page) when it cannot be read.
     """
     if not run_id:
-        raise store.RunError(f"no run chosen; build one with `python -m pipeline run synthetic "
+        raise runformat.RunError(f"no run chosen; build one with `python -m pipeline run synthetic "
                              f"--runs {folder}`")
-    path = store.resolve_run_path(folder, run_id)
+    path = runformat.resolve_run_path(folder, run_id)
     try:
         stat = (path / "manifest.json").stat()
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
     except OSError:
-        raise store.RunError(f"there is no finished run {run_id!r} in {folder}") from None
+        raise runformat.RunError(f"there is no finished run {run_id!r} in {folder}") from None
     key = str(path)
     with _runs_lock:
         cached = _runs.get(key)
         if cached and cached[0] == stamp:
             _runs.move_to_end(key)
             return cached[1]
-    run = store.Run(path)
+    run = runformat.Run(path)
     if run.manifest.get("status") == "incomplete":
-        raise store.RunError(f"run {run_id!r} is incomplete: it is being built right now, or its build "
+        raise runformat.RunError(f"run {run_id!r} is incomplete: it is being built right now, or its build "
                              f"stopped (the same `python -m pipeline run ...` command resumes it)")
     with _runs_lock:
         _runs[key] = (stamp, run)
@@ -80,7 +80,7 @@ def open_run(folder: str | Path, run_id: str) -> store.Run:
     return run
 
 
-def get_run(run_id: str) -> store.Run:
+def get_run(run_id: str) -> runformat.Run:
     """``open_run`` in the configured runs folder."""
     return open_run(runs_dir(), run_id)
 
@@ -89,14 +89,14 @@ def run_cached(maxsize: int = 32):
     """Memoise ``fn(run, ...)`` under ``(run.path, run.token, arguments)``; lists count as tuples.
 
     A value is kept only if the run's manifest did not change while it was read
-    (``Run.check_unchanged``; otherwise ``store.RunChanged`` propagates and the caller reopens)."""
+    (``Run.check_unchanged``; otherwise ``runformat.RunChanged`` propagates and the caller reopens)."""
     def decorate(fn):
         cache: OrderedDict = OrderedDict()
         lock = threading.Lock()
         signature = inspect.signature(fn)
 
         @functools.wraps(fn)
-        def wrapper(run: store.Run, *args, **kwargs):
+        def wrapper(run: runformat.Run, *args, **kwargs):
             bound = signature.bind(run, *args, **kwargs)
             bound.apply_defaults()
             key = (str(run.path), run.token, _freeze(list(bound.arguments.values())[1:]))
@@ -131,7 +131,7 @@ def _freeze(value):
 # -- examples ---------------------------------------------------------------------------------
 
 @run_cached(maxsize=8)
-def examples(run: store.Run) -> pd.DataFrame:
+def examples(run: runformat.Run) -> pd.DataFrame:
     """examples.parquet with class names as text: ``example_id, label, prediction, correct, split,
     length, row_start, confidence``, the class positions ``label_index, prediction_index`` and
     whatever metadata the data set has (``signer``, ``hand_usage``, ...).
@@ -152,18 +152,18 @@ def examples(run: store.Run) -> pd.DataFrame:
 
 
 @run_cached(maxsize=8)
-def labels(run: store.Run) -> pd.Series:
+def labels(run: runformat.Run) -> pd.Series:
     """Class name by example_id."""
     return examples(run).set_index("example_id")["label"]
 
 
-def has_hand_usage(run: store.Run) -> bool:
+def has_hand_usage(run: runformat.Run) -> bool:
     frame = examples(run)
     return "hand_usage" in frame and frame["hand_usage"].notna().any()
 
 
 @run_cached(maxsize=64)
-def filtered_examples(run: store.Run, classes: Sequence[str] | None = None,
+def filtered_examples(run: runformat.Run, classes: Sequence[str] | None = None,
                       splits: Sequence[str] | None = None, hands: Sequence[str] | None = None,
                       correctness: str | None = "all") -> pd.DataFrame:
     """The examples the filter bar lets through.
@@ -187,7 +187,7 @@ def filtered_examples(run: store.Run, classes: Sequence[str] | None = None,
     return frame[keep]
 
 
-def example_row(run: store.Run, example_id: int) -> pd.Series | None:
+def example_row(run: runformat.Run, example_id: int) -> pd.Series | None:
     frame = examples(run)
     position = np.searchsorted(frame["example_id"].to_numpy(), example_id)
     if position >= len(frame) or frame["example_id"].iat[position] != example_id:
@@ -195,7 +195,7 @@ def example_row(run: store.Run, example_id: int) -> pd.Series | None:
     return frame.iloc[position]
 
 
-def last_step_rows(run: store.Run, example_ids: Sequence[int] | None = None) -> np.ndarray:
+def last_step_rows(run: runformat.Run, example_ids: Sequence[int] | None = None) -> np.ndarray:
     """Row numbers (in every per-step table) of the examples' last real steps."""
     frame = examples(run)
     rows = (frame["row_start"] + frame["length"] - 1).to_numpy(dtype=np.int64)
@@ -208,18 +208,18 @@ def last_step_rows(run: store.Run, example_ids: Sequence[int] | None = None) -> 
 # -- per-step tensors ------------------------------------------------------------------------
 
 @run_cached(maxsize=8)
-def step_matrix(run: store.Run, layer: int, kind: str, units: Sequence[int] | None = None) -> np.ndarray:
+def step_matrix(run: runformat.Run, layer: int, kind: str, units: Sequence[int] | None = None) -> np.ndarray:
     """A (rows, units) float32 array of one tensor of one layer, rows in (example_id, t) order."""
     return run.step_matrix(layer, kind, None if units is None else list(units))
 
 
-def last_layer(run: store.Run) -> int:
+def last_layer(run: runformat.Run) -> int:
     layers = run.layers
     return int(layers[-1]["index"]) if layers else 0
 
 
 @run_cached(maxsize=8)
-def last_step_matrix(run: store.Run, layer: int, kind: str = "h") -> np.ndarray:
+def last_step_matrix(run: runformat.Run, layer: int, kind: str = "h") -> np.ndarray:
     """(examples, units) float32: each example's tensor at its last step, in example_id order.
 
     Small, but it costs a read of the whole per-step table (seconds at Auslan size), so it is
@@ -245,44 +245,44 @@ def disk_cache() -> diskcache.Cache:
 
 
 @run_cached(maxsize=4)
-def inputs(run: store.Run) -> pd.DataFrame:
+def inputs(run: runformat.Run) -> pd.DataFrame:
     """steps/inputs.parquet: ``example_id, t`` and one column per input channel."""
     return run.steps("inputs")
 
 
 @run_cached(maxsize=4)
-def predictions(run: store.Run) -> pd.DataFrame:
+def predictions(run: runformat.Run) -> pd.DataFrame:
     """steps/predictions.parquet: per step the true-class probability and the top-k classes."""
     return run.steps("predictions")
 
 
-def example_steps(frame: pd.DataFrame, run: store.Run, example_id: int) -> pd.DataFrame:
+def example_steps(frame: pd.DataFrame, run: runformat.Run, example_id: int) -> pd.DataFrame:
     """The rows of one example in a per-step table read whole (slicing, not filtering)."""
     return frame.iloc[run_rows(run, example_id)]
 
 
-def run_rows(run: store.Run, example_id: int) -> slice:
+def run_rows(run: runformat.Run, example_id: int) -> slice:
     row = example_row(run, example_id)
     if row is None:
-        raise store.RunError(f"run {run.run_id!r} has no example {example_id}")
+        raise runformat.RunError(f"run {run.run_id!r} has no example {example_id}")
     start = int(row["row_start"])
     return slice(start, start + int(row["length"]))
 
 
 # -- projections ------------------------------------------------------------------------------
 
-def projection_ids(run: store.Run) -> list[str]:
+def projection_ids(run: runformat.Run) -> list[str]:
     """The projections the run has (manifest "projections": ids or {"id": ...} records)."""
     listed = run.manifest.get("projections") or []
     return [item["id"] if isinstance(item, dict) else str(item) for item in listed]
 
 
 @run_cached(maxsize=16)
-def projection(run: store.Run, projection_id: str) -> pd.DataFrame:
+def projection(run: runformat.Run, projection_id: str) -> pd.DataFrame:
     """One projection, ``example_id, t, x, y[, z]`` (float32) in (example_id, t) order."""
     frame = run.projections(projection_id)
     if frame.empty:
-        raise store.RunError(f"run {run.run_id!r} has no projection {projection_id!r} "
+        raise runformat.RunError(f"run {run.run_id!r} has no projection {projection_id!r} "
                              f"(it has {', '.join(projection_ids(run)) or 'none'})")
     columns = [c for c in ("x", "y", "z") if c in frame and frame[c].notna().any()]
     frame = frame[["example_id", "t", *columns]].sort_values(["example_id", "t"], kind="stable")
@@ -292,7 +292,7 @@ def projection(run: store.Run, projection_id: str) -> pd.DataFrame:
 
 
 @run_cached(maxsize=16)
-def last_step_projection(run: store.Run, projection_id: str) -> pd.DataFrame:
+def last_step_projection(run: runformat.Run, projection_id: str) -> pd.DataFrame:
     """Each example's projected last step: ``example_id, t, x, y[, z]``, one row per example."""
     frame = projection(run, projection_id)
     last = frame["example_id"].to_numpy()
@@ -302,7 +302,7 @@ def last_step_projection(run: store.Run, projection_id: str) -> pd.DataFrame:
 
 # -- neighbours -------------------------------------------------------------------------------
 
-def nearest_examples(run: store.Run, example_id: int, k: int = 8) -> pd.DataFrame:
+def nearest_examples(run: runformat.Run, example_id: int, k: int = 8) -> pd.DataFrame:
     """The ``k`` examples nearest to ``example_id`` in last-step hidden state (last layer,
     Euclidean), nearest first, with a ``distance`` column."""
     frame = examples(run)
@@ -319,7 +319,7 @@ def nearest_examples(run: store.Run, example_id: int, k: int = 8) -> pd.DataFram
     return result
 
 
-def class_probability(run: store.Run, example_id: int, class_index: int) -> tuple[np.ndarray, int]:
+def class_probability(run: runformat.Run, example_id: int, class_index: int) -> tuple[np.ndarray, int]:
     """Probability of class ``class_index`` after every step of one example, and k.
 
     The run stores the true and the finally predicted class's probability and the top-k classes per

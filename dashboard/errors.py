@@ -5,9 +5,9 @@
 - a request that is not what the page sends (not JSON, an output no callback has, inputs that do
   not match the callback's, more than ``MAX_ITEMS`` values, over ``MAX_BYTES``) gets 400 / 413
   with a JSON ``{"error": ...}`` before any callback runs;
-- a run rewritten while a callback read it (``store.RunChanged``) makes the callback run once
+- a run rewritten while a callback read it (``runformat.RunChanged``) makes the callback run once
   more, against the new version;
-- a run file that cannot be read (corrupt or missing parquet: ``store.RunError`` or an Arrow/OS
+- a run file that cannot be read (corrupt or missing parquet: ``runformat.RunError`` or an Arrow/OS
   error a view did not catch) becomes a message in the callback's figures and text outputs, so
   the page says what is wrong and the other runs keep working;
 - a callback that fails on its inputs (TypeError, ValueError, LookupError, ...) gets 400, any
@@ -26,7 +26,7 @@ import pyarrow as pa
 from dash.exceptions import PreventUpdate
 from werkzeug.exceptions import HTTPException
 
-from pipeline import store
+from pipeline import runformat
 
 MAX_BYTES = 1 << 20          # a real callback request is a few kB
 MAX_ITEMS = 20_000           # values in one request (lists, dicts and scalars, counted deep)
@@ -58,11 +58,11 @@ def guard_callbacks(app: dash.Dash) -> None:
                 return dispatch(*args, **kwargs)
             except (PreventUpdate, HTTPException):
                 raise
-            except store.RunChanged:
+            except runformat.RunChanged:
                 if attempt == 2:
                     return message_response(body, "This run is being rewritten; reload the page "
                                                   "in a moment.")
-            except (store.RunError, pa.ArrowException, OSError) as error:
+            except (runformat.RunError, pa.ArrowException, OSError) as error:
                 log.warning("callback %s: cannot read the run: %s", body["output"], error)
                 return message_response(body, f"Cannot read this run: {error}")
             except BAD_INPUT as error:

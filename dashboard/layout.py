@@ -12,7 +12,7 @@ import dash
 from dash import Input, Output, State, ctx, dcc, html
 
 from dashboard import data, state, views
-from pipeline import store
+from pipeline import runformat
 
 DOWNLOAD_BUTTON = "download-csv-button"
 DOWNLOAD = "download-csv"
@@ -134,7 +134,7 @@ def register_shell_callbacks(app: dash.Dash) -> None:
     def count_filtered(run_id, classes, splits, hands, correctness):
         try:
             frame = data.filtered_examples(data.get_run(run_id), classes, splits, hands, correctness)
-        except store.RunError:
+        except runformat.RunError:
             return ""
         return f"{len(frame):,} examples"
 
@@ -159,7 +159,7 @@ def register_shell_callbacks(app: dash.Dash) -> None:
         try:
             run = data.get_run(run_id)
             frame = data.filtered_examples(run, classes, splits, hands, correctness)
-        except store.RunError:
+        except runformat.RunError:
             return dash.no_update               # the page already says why the run cannot be read
         return dcc.send_data_frame(frame.to_csv, f"{run.run_id}-examples.csv", index=False)
 
@@ -201,7 +201,7 @@ def run_choices(manifests: list[dict], wanted: str | None = None) -> list[dict]:
 def class_options(run_id: str | None) -> list[dict]:
     try:
         return [{"label": name, "value": name} for name in data.get_run(run_id).classes]
-    except store.RunError:
+    except runformat.RunError:
         return []
 
 
@@ -215,14 +215,14 @@ def run_facts(run_id: str | None) -> list:
     try:
         run = data.get_run(run_id)
         data.examples(run)
-    except store.RunError as error:
+    except runformat.RunError as error:
         return [hidden, None, str(error), *disabled_all]
     hand_style = None if data.has_hand_usage(run) else hidden
     return [hand_style, _summary(run), None,
             *[not views.applies(view, run.manifest) for view in views.VIEWS]]
 
 
-def _summary(run: store.Run) -> str:
+def _summary(run: runformat.Run) -> str:
     metrics = run.manifest.get("metrics", {})
     parts = [f"{run.manifest.get('n_examples', len(data.examples(run))):,} examples",
              f"{len(run.classes)} classes"]
@@ -236,7 +236,7 @@ def selection_text(run_id: str | None, selected: int | None) -> str:
         return "No example selected: click one in a view."
     try:
         row = data.example_row(data.get_run(run_id), int(selected))
-    except store.RunError:
+    except runformat.RunError:
         row = None
     if row is None:
         return f"Example {selected} is not in this run."

@@ -10,9 +10,9 @@ Writes into the run:
 - ``projections.parquet``: projection, example_id, t, x, y, z (z NaN in 2-D), last (the example's
   last step). Paths ("ae2", "ae3", "pca2", "pca3") have a row per step; last-step projections
   ("tsne2", and "ae2-seed1", ... the other seeds' autoencoders aligned onto the first) a row per
-  example. Codes are stored raw; ``pipeline.transforms.symlog`` is a view option.
+  example. Codes are stored raw; ``pipeline.analysis.transforms.symlog`` is a view option.
 - ``projection_class_stability.parquet`` and ``projection_pair_stability.parquet``
-  (classification runs): see ``pipeline.trust.seed_stability``; a ``dims`` column tells the 2-D
+  (classification runs): see ``pipeline.analysis.trust.seed_stability``; a ``dims`` column tells the 2-D
   and 3-D autoencoders apart.
 
 Returns the manifest entries: ``projections`` (one description per projection id: method, dims,
@@ -41,21 +41,57 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
-from pipeline import store, trust
-from pipeline.config import BASE, merge
-from pipeline.hands import hand_usage_counts
-from pipeline.progress import QUIET, Progress
+from pipeline import runformat
+from pipeline.analysis import trust
+from pipeline.core.config import merge
+from pipeline.core.progress import QUIET, Progress
+from pipeline.core.stages import StageContext, StageSkipped
+from pipeline.datasets.hands import hand_usage_counts
+from pipeline.runformat import CLASS_STABILITY_FILE, PAIR_STABILITY_FILE, PROJECTIONS_FILE
 
-PROJECTIONS_FILE = "projections.parquet"
-CLASS_STABILITY_FILE = "projection_class_stability.parquet"
-PAIR_STABILITY_FILE = "projection_pair_stability.parquet"
+METHODS = ("autoencoder", "pca", "tsne")
+DEFAULTS = {                   # pictures of the LSTM states, and their trust
+    "methods": list(METHODS),  # any of METHODS; language models default to PCA (paths of documents)
+    "layer": -1,               # which LSTM layer (-1: the last)
+    "state": "h",              # "h" or "c" (any per-step tensor kind works)
+    "dims": [2, 3],            # one autoencoder (and one PCA) per entry
+    "hidden": [600, 150],      # encoder widths; the decoder mirrors them (the study's sizes)
+    "noise": 0.1,              # std of the Gaussian noise on the autoencoder's input
+    "seeds": 3,                # autoencoders per dimension; the first is drawn, all are compared
+    "learning_rate": 0.003,
+    "batch_size": 256,
+    "max_epochs": 30,          # a cap for speed: the loss still creeps down after it
+    "patience": 5,             # early stopping on the validation split's vectors
+    "max_vectors": 12000,      # training vectors subsampled to this many (speed)
+    "still_fraction": 0.1,     # trim start/end steps changing < this x the sequence's median
+    "tsne_perplexity": 30,
+    "tsne_iterations": 500,    # sklearn's default is 1000; 500 keeps 98% of its k-NN agreement
+    "k": 10,                   # neighbours for the trust measures
+    "seed": 0,                 # subsampling and t-SNE
+}
 STILL_RULE = ("drop an example's first and last steps while the L2 norm of h_t - h_(t-1) stays "
               "below still_fraction x that example's median step change")
 
 
 def settings_of(config: dict) -> dict:
-    """The stage's settings: BASE's defaults under the run's ``project`` section."""
-    return merge(BASE["project"], config.get("project", {}))
+    """The stage's settings: DEFAULTS under the run's ``project`` section."""
+    settings = merge(DEFAULTS, config.get("project") or {})
+    unknown = sorted(set(settings["methods"]) - set(METHODS))
+    if unknown:
+        raise runformat.RunError(f"project.methods: unknown {', '.join(map(str, unknown))}; "
+                                 f"use any of {', '.join(METHODS)}")
+    return settings
+
+
+def project_stage(ctx: StageContext) -> str:
+    """The project stage of every run kind (``core.stages.Stage``)."""
+    settings = settings_of(ctx.config)
+    if not settings["methods"]:
+        raise StageSkipped("project.methods is empty: no projections")
+    ctx.begin()
+    updates = run_projection_stage(ctx.path, ctx.config, ctx.progress)
+    ctx.finish(updates.get("projection_outputs", []), **updates)
+    return ", ".join(str(entry.get("id")) for entry in updates.get("projections", []))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,7 +101,7 @@ def settings_of(config: dict) -> dict:
 class StageInputs:
     """One layer's per-step states of a run, and where each example's rows are."""
 
-    run: store.Run
+    run: runformat.Run
     examples: pd.DataFrame     # sorted by example_id, like the rows
     layer: int
     state: str
@@ -88,13 +124,13 @@ class StageInputs:
         return path[self.examples["row_start"].to_numpy(np.int64) + self.lengths - 1]
 
 
-def read_inputs(run: store.Run, settings: dict) -> StageInputs:
+def read_inputs(run: runformat.Run, settings: dict) -> StageInputs:
     examples = run.examples().sort_values("example_id").reset_index(drop=True)
     layer, state = _layer_of(run, settings["layer"]), settings["state"]
     states = run.step_matrix(layer, state)
     total = int(examples["length"].sum())
     if len(states) != total:
-        raise store.RunError(f"{store.steps_file(layer, state)} has {len(states)} rows but "
+        raise runformat.RunError(f"{runformat.steps_file(layer, state)} has {len(states)} rows but "
                              f"examples.parquet's lengths add up to {total}; rebuild the run")
     return StageInputs(run, examples, layer, state, states)
 
@@ -136,16 +172,16 @@ def training_vectors(inputs: StageInputs, settings: dict) -> tuple[dict[str, np.
     row_split = np.repeat(inputs.examples["split"].to_numpy(), inputs.lengths)
     rng = np.random.default_rng(settings["seed"])
     vectors, available = {}, {}
+    fitted_on = "train" if (row_split == "train").any() else "all"
     for name, limit in (("train", settings["max_vectors"]), ("validation", settings["max_vectors"] // 4),
                         ("test", settings["max_vectors"] // 4)):
         rows = np.flatnonzero(keep & (row_split == name))
-        if len(rows) == 0:
-            raise store.RunError(f"run {inputs.run.run_id!r} has no {name} examples to fit or check "
-                                 f"projections on")
+        if len(rows) == 0:       # e.g. an import whose sequences are all "test": fit on all of them
+            rows = np.flatnonzero(keep)
         available[name] = len(rows)
         vectors[name] = inputs.states[rng.permutation(rows)[:limit]]
     record = {
-        "split": "train", "layer": inputs.layer, "state": inputs.state, "rule": STILL_RULE,
+        "split": fitted_on, "layer": inputs.layer, "state": inputs.state, "rule": STILL_RULE,
         "still_fraction": settings["still_fraction"], "steps": int(len(inputs.states)),
         "steps_dropped_start": dropped_start, "steps_dropped_end": dropped_end,
         "train_steps_available": available["train"], "train_vectors": len(vectors["train"]),
@@ -173,7 +209,7 @@ class Projection:
 def autoencoder_projections(inputs: StageInputs, vectors: dict, dims: int, settings: dict,
                             bar) -> list[Projection]:
     """The first seed's autoencoder draws every path; the others give last steps, aligned onto it."""
-    from pipeline.autoencoder import train_autoencoder   # TensorFlow only when the stage runs
+    from pipeline.models.autoencoder import train_autoencoder   # TensorFlow only when the stage runs
 
     found = []
     for s in range(settings["seeds"]):
@@ -239,19 +275,33 @@ def run_projection_stage(run_path: str | Path, config: dict, progress: Progress 
     settings = settings_of(config)
     timings: dict[str, float] = {}
     with _timed(timings, "prepare"):
-        inputs = read_inputs(store.Run(run_path), settings)
+        inputs = read_inputs(runformat.Run(run_path), settings)
         vectors, training = training_vectors(inputs, settings)
+    methods = settings["methods"]
+    # A picture cannot have more dimensions than the states (or, for PCA, than the training vectors).
+    width = min(inputs.states.shape[1], len(vectors["train"]))
+    dims_list = [d for d in settings["dims"] if d <= width]
+    skipped = [d for d in settings["dims"] if d > width]
     projections: list[Projection] = []
-    with progress.bar(len(settings["dims"]) * settings["seeds"] + 2, "project", "model") as bar:
-        for dims in settings["dims"]:
-            with _timed(timings, f"autoencoders_{dims}d"):
-                projections += autoencoder_projections(inputs, vectors, dims, settings, bar)
-        with _timed(timings, "pca"):
-            projections += [pca_projection(inputs, vectors, dims) for dims in settings["dims"]]
-            bar.update()
-        with _timed(timings, "tsne"):
-            projections.append(tsne_projection(inputs, settings))
-            bar.update()
+    steps = len(dims_list) * settings["seeds"] * ("autoencoder" in methods) + 2
+    with progress.bar(steps, "project", "model") as bar:
+        if "autoencoder" in methods:
+            for dims in dims_list:
+                with _timed(timings, f"autoencoders_{dims}d"):
+                    projections += autoencoder_projections(inputs, vectors, dims, settings, bar)
+        if "pca" in methods:
+            with _timed(timings, "pca"):
+                projections += [pca_projection(inputs, vectors, dims) for dims in dims_list]
+        bar.update()
+        if "tsne" in methods and len(inputs.ids) > 4 and width >= 2:
+            with _timed(timings, "tsne"):
+                projections.append(tsne_projection(inputs, settings))
+        bar.update()
+    if not projections:
+        raise runformat.RunError(f"no projection fits states of {inputs.states.shape[1]} unit(s) "
+                                 f"(project.dims {settings['dims']}, methods {methods})")
+    if skipped:
+        training["dims_skipped"] = {"dims": skipped, "why": f"the states have {inputs.states.shape[1]} unit(s)"}
     with _timed(timings, "trust_and_write"):
         neighbourhoods = trust.Neighbourhoods(inputs.last_states, settings["k"])
         for projection in projections:
@@ -260,7 +310,7 @@ def run_projection_stage(run_path: str | Path, config: dict, progress: Progress 
                 knn_preservation=neighbourhoods.preservation(projection.last),
                 trustworthiness=neighbourhoods.trustworthiness(projection.last))
         updates, outputs = _trust(inputs, projections, settings)
-        store.write_parquet(pa.concat_tables([p.table for p in projections]), Path(run_path) / PROJECTIONS_FILE)
+        runformat.write_parquet(pa.concat_tables([p.table for p in projections]), Path(run_path) / PROJECTIONS_FILE)
     updates.update(projections=[p.description for p in projections], projection_training=training,
                    projection_seconds={name: round(s, 2) for name, s in timings.items()},
                    projection_outputs=[PROJECTIONS_FILE, *outputs])
@@ -276,19 +326,20 @@ def _trust(inputs: StageInputs, projections: list[Projection], settings: dict) -
         usage = examples["hand_usage"].astype("string")
         updates["hand_usage"] = hand_usage_counts(usage)
         summary["hand_usage_knn_agreement"] = _label_agreement(usage, inputs.last_states, drawn, k)
-    if inputs.run.manifest.get("kind") == "classification":
+    has_autoencoders = any(p.description["method"] == "autoencoder" for p in projections)
+    if inputs.run.manifest.is_classification and "label" in examples and has_autoencoders:
         labels = examples["label"].to_numpy(np.int64)
         n_classes = len(inputs.run.classes) or int(labels.max()) + 1
         class_frames, pair_frames = [], []
-        for dims in settings["dims"]:
+        for dims in sorted({p.description["dims"] for p in projections if p.description["method"] == "autoencoder"}):
             codes = [p.last for p in projections
                      if p.description["method"] == "autoencoder" and p.description["dims"] == dims]
             per_class, pairs = trust.seed_stability(codes, labels, n_classes, inputs.last_states)
             class_frames.append(per_class.assign(dims=np.int32(dims)))
             pair_frames.append(pairs.assign(dims=np.int32(dims)))
             summary[f"ae{dims}"] = _stability_summary(per_class, pairs, codes)
-        store.write_parquet(pd.concat(class_frames, ignore_index=True), inputs.run.path / CLASS_STABILITY_FILE)
-        store.write_parquet(pd.concat(pair_frames, ignore_index=True), inputs.run.path / PAIR_STABILITY_FILE)
+        runformat.write_parquet(pd.concat(class_frames, ignore_index=True), inputs.run.path / CLASS_STABILITY_FILE)
+        runformat.write_parquet(pd.concat(pair_frames, ignore_index=True), inputs.run.path / PAIR_STABILITY_FILE)
         outputs += [CLASS_STABILITY_FILE, PAIR_STABILITY_FILE]
         summary["misclassified"] = _misclassified(examples, labels, n_classes, inputs.last_states, drawn)
     updates["projection_trust"] = summary
@@ -305,16 +356,16 @@ def _timed(timings: dict, name: str):
     timings[name] = time.perf_counter() - clock
 
 
-def _layer_of(run: store.Run, layer: int) -> int:
+def _layer_of(run: runformat.Run, layer: int) -> int:
     """A layer index from the manifest's layers (or the step files), -1 meaning the last."""
-    indices = [entry["index"] for entry in run.layers] or sorted(
+    indices = [entry.index for entry in run.layers] or sorted(
         int(p.name[len("layer"):].split("-")[0]) for p in (run.path / "steps").glob("layer*-h.parquet"))
     if not indices:
-        raise store.RunError(f"run {run.run_id!r} has no LSTM layers to project; rebuild it")
+        raise runformat.RunError(f"run {run.run_id!r} has no LSTM layers to project; rebuild it")
     if layer < 0:
         layer = indices[layer] if -len(indices) <= layer else indices[0] - 1
     if layer not in indices:
-        raise store.RunError(f"project.layer={layer}: run {run.run_id!r} has layers {indices}")
+        raise runformat.RunError(f"project.layer={layer}: run {run.run_id!r} has layers {indices}")
     return layer
 
 

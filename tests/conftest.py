@@ -10,37 +10,37 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config as defaults
-from pipeline import store
+from pipeline.core.config import merge
+from pipeline import runformat
 from factories import TEXT_FAST, fast_config
 
 
 @pytest.fixture(scope="session")
 def synthetic_runs_dir(tmp_path_factory) -> Path:
     """A runs folder holding one complete small run of the synthetic signs, id ``synthetic``."""
-    from pipeline.runner import run_pipeline
+    from pipeline.kinds.classification import run_classification
     runs = tmp_path_factory.mktemp("runs")
-    summary = run_pipeline(fast_config("synthetic"), runs)
+    summary = run_classification(fast_config("synthetic"), runs)
     assert summary.status == "complete"
     return runs
 
 
 @pytest.fixture(scope="session")
-def synthetic_run(synthetic_runs_dir) -> store.Run:
-    return store.Run.open(synthetic_runs_dir, "synthetic")
+def synthetic_run(synthetic_runs_dir) -> runformat.Run:
+    return runformat.Run.open(synthetic_runs_dir, "synthetic")
 
 
 @pytest.fixture(scope="session")
 def text_runs_dir(tmp_path_factory) -> Path:
     """A runs folder holding one complete small language-model run on the parenthesis language,
     id ``text-parens``."""
-    from pipeline import text_run
+    from pipeline.kinds import language_model
     runs = tmp_path_factory.mktemp("text-runs")
-    summary = text_run.run_text(defaults.merge(text_run.default_config("parens"), TEXT_FAST), runs)
+    summary = language_model.run_language_model(merge(language_model.default_config("parens"), TEXT_FAST), runs)
     assert summary.status == "complete"
     return runs
 
 
 @pytest.fixture(scope="session")
-def text_run(text_runs_dir) -> store.Run:
-    return store.Run.open(text_runs_dir, "text-parens")
+def text_run(text_runs_dir) -> runformat.Run:
+    return runformat.Run.open(text_runs_dir, "text-parens")

@@ -11,7 +11,8 @@ import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline import config as defaults  # noqa: E402
+from pipeline.core.config import merge  # noqa: E402
+from pipeline.kinds.classification import default_config  # noqa: E402
 from pipeline.datasets import SequenceDataset  # noqa: E402
 
 AUSLAN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "auslan"
@@ -28,7 +29,7 @@ FAST = {
 
 def fast_config(name: str, **overrides) -> dict:
     """Data set ``name``'s default config with FAST (and ``overrides``) on top."""
-    return defaults.merge(defaults.merge(defaults.default_config(name), FAST), overrides)
+    return merge(merge(default_config(name), FAST), overrides)
 
 
 def random_dataset(n: int = 48, n_steps: int = 20, n_channels: int = 4, n_classes: int = 3,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config as defaults
-from pipeline import store
-from pipeline.runner import run_pipeline
+from pipeline import runformat
+from pipeline.core.config import merge
+from pipeline.kinds.classification import default_config, run_classification
 
 AUSLAN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "auslan"
 
@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.slow,
 
 
 def test_auslan_study_protocol_reaches_96_percent_test_accuracy(tmp_path):
-    config = defaults.merge(defaults.default_config("auslan"), {"dataset": {"source": str(AUSLAN)}})
-    summary = run_pipeline(config, tmp_path)
-    run = store.Run.open(tmp_path, "auslan")
+    config = merge(default_config("auslan"), {"dataset": {"source": str(AUSLAN)}})
+    summary = run_classification(config, tmp_path)
+    run = runformat.Run.open(tmp_path, "auslan")
     assert summary.status == "complete"
     assert len(run.classes) == 94 and run.manifest["n_examples"] == 2528
     splits = run.manifest["splits"]

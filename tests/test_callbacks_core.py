@@ -21,7 +21,7 @@ from dash._utils import AttributeDict
 from dashboard import data, layout, state
 from dashboard.app import create_app
 from dashboard.views import inspector, is_hidden, last_step, paths
-from pipeline import store
+from pipeline import runformat
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_SPLITS = list(state.SPLITS)
@@ -338,5 +338,5 @@ def test_cbcr207_serving_never_imports_tensorflow(synthetic_runs_dir):
 
 
 def test_cbcr208_open_run_refuses_paths_outside_the_runs_folder(synthetic_runs_dir):
-    with pytest.raises(store.RunError):
+    with pytest.raises(runformat.RunError):
         data.open_run(synthetic_runs_dir, "../etc")

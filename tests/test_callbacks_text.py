@@ -18,7 +18,7 @@ from dashboard import data, state, views
 from dashboard.app import create_app
 from dashboard.figures import text as figures
 from dashboard.views import select_match, text_heatmap
-from pipeline import match as engine
+from pipeline.analysis import match as engine
 from factories import callbacks_of, component_ids
 
 RUN = "text-parens"

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import pipeline.importers as importers
-from pipeline import distributed, match, store
+from pipeline import distributed
+from pipeline.analysis import match
+from pipeline import runformat
 from pipeline.cli import main
 from pipeline.extract import LSTMWeights
 from pipeline.importers import ModelWeights, StepArray, model_blocks, write_run
@@ -48,14 +50,14 @@ def partitioned_run(tmp_path_factory):
     lengths[-1] = len(states) - lengths[:-1].sum()
     assert lengths[-1] > 0
     np.savez(folder / "stream.npz", h=states, lengths=lengths)
-    run = store.Run(write_run(read_arrays(folder / "stream.npz"), folder / "runs", partition_rows=5000)[0])
+    run = runformat.Run(write_run(read_arrays(folder / "stream.npz"), folder / "runs", partition_rows=5000)[0])
     return run, states
 
 
 @pytest.mark.parametrize("off", [(False, False), (True, True)])
 def test_distributed_match_ranks_like_the_single_machine_engine(client, partitioned_run, off):
     run, states = partitioned_run
-    source = run.path / store.steps_file(0, "h")
+    source = run.path / runformat.steps_file(0, "h")
     assert len(list(source.iterdir())) == 5                     # 24,000 rows in parts of 5,000
     boundaries = run.examples()["row_start"].to_numpy(np.int64)
     start = int(boundaries[3]) + 10
@@ -120,8 +122,8 @@ def test_import_command_with_a_scheduler_writes_the_in_process_run(client, tmp_p
               "--runs", str(tmp_path / "runs"), "--quiet"]
     assert main(common + ["--run-id", "here"]) == 0
     assert main(common + ["--run-id", "there", "--scheduler", client.scheduler.address]) == 0
-    here, there = store.Run.open(tmp_path / "runs", "here"), store.Run.open(tmp_path / "runs", "there")
+    here, there = runformat.Run.open(tmp_path / "runs", "here"), runformat.Run.open(tmp_path / "runs", "there")
     for layer in (0, 1):
-        for kind in store.TENSOR_KINDS:
+        for kind in runformat.TENSOR_KINDS:
             np.testing.assert_array_equal(here.step_matrix(layer, kind), there.step_matrix(layer, kind))
     assert here.examples().equals(there.examples())

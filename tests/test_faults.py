@@ -17,7 +17,7 @@ from bench.load import all_bodies, component_props, request_body, server_callbac
 from dashboard import data, state
 from dashboard.app import create_app
 from dashboard.views import paths
-from pipeline import store
+from pipeline import runformat
 
 CALLBACK = "/_dash-update-component"
 REWRITTEN = "This run is being rewritten; reload the page in a moment."
@@ -83,7 +83,7 @@ def broken_runs(synthetic_runs_dir, tmp_path):
     runs = tmp_path / "runs"
     for name in ("good", "corrupt", "missing"):
         shutil.copytree(synthetic_runs_dir / "synthetic", runs / name)
-    h_file = store.steps_file(0, "h")
+    h_file = runformat.steps_file(0, "h")
     (runs / "corrupt" / h_file).write_bytes(b"not a parquet file" * 100)
     projections = runs / "corrupt" / "projections.parquet"
     projections.write_bytes(projections.read_bytes()[: projections.stat().st_size // 2])
@@ -118,7 +118,7 @@ def test_flt002_broken_run_answers_every_callback_with_a_message(broken_runs, cl
         if response.status_code == 200:
             answers[body["output"]] = response.get_json()
     messages = [text for answer in answers.values() for text in figure_texts(answer)]
-    file_name = store.steps_file(0, "h")
+    file_name = runformat.steps_file(0, "h")
     assert any(file_name in text for text in messages), "no view named the broken hidden-state file"
     assert any("projections.parquet" in text for text in messages)
     assert all("Traceback" not in text for text in messages)
@@ -223,11 +223,11 @@ def test_flt011_every_callback_survives_wrong_value_types(broken_runs, client_fo
 # -- a run rewritten while it is read ------------------------------------------------------------
 
 def write_version(runs, version: int) -> None:
-    """Rewrite run ``flip`` the way the pipeline does (store.RunWriter; a manifest that forgets the
+    """Rewrite run ``flip`` the way the pipeline does (runformat.RunWriter; a manifest that forgets the
     stage first, then the files, then the finished manifest). Version 1: 30 examples, classes a*,
     every hidden value 1.0; version 2: 50 examples, classes b*, every value 2.0."""
     n, letter = (30, "a") if version == 1 else (50, "b")
-    writer = store.RunWriter(runs, "flip")
+    writer = runformat.RunWriter(runs, "flip")
     writer.invalidate_from(["data"], "data")
     writer.manifest["status"] = "incomplete"
     writer.write_manifest()
@@ -243,8 +243,8 @@ def write_version(runs, version: int) -> None:
     t = np.concatenate([np.arange(length) for length in lengths])
     values = np.full((len(ids), 6), float(version), dtype=np.float32)
     outputs = [writer.write_table("examples.parquet", examples),
-               writer.write_table(store.steps_file(0, "h"),
-                                  store.step_table(ids, t, values, store.unit_columns(6)))]
+               writer.write_table(runformat.steps_file(0, "h"),
+                                  runformat.step_table(ids, t, values, runformat.unit_columns(6)))]
     writer.finish_stage("data", f"version-{version}", 0.0, outputs, kind="classification",
                         classes=classes, n_examples=n, layers=[{"index": 0, "units": 6}],
                         dataset={"name": "flip"}, config={}, metrics={})
@@ -260,7 +260,7 @@ def read_consistently(run_id: str) -> tuple[int, str, float]:
         try:
             frame = data.examples(run)
             hidden = data.last_step_matrix(run, 0, "h")
-        except store.RunChanged:
+        except runformat.RunChanged:
             if attempt == 2:
                 raise
             continue
@@ -295,9 +295,9 @@ def test_flt020_a_run_rewritten_while_read_is_seen_whole(tmp_path, client_for):
         while not stop.is_set():
             try:
                 result = read_consistently("flip")
-            except store.RunChanged:
+            except runformat.RunChanged:
                 result = "changed twice"
-            except store.RunError as error:
+            except runformat.RunError as error:
                 result = "busy" if "incomplete" in str(error) else f"error: {error}"
             except Exception as error:     # a mix shows up as wrong rows: an IndexError or so
                 result = f"{type(error).__name__}: {error}"
@@ -332,7 +332,7 @@ def test_flt021_reader_detects_the_rewrite_after_its_manifest(tmp_path, client_f
     client_for(runs)
     run = data.get_run("flip")
     write_version(runs, 2)
-    with pytest.raises(store.RunChanged):
+    with pytest.raises(runformat.RunChanged):
         data.examples(run)
     assert read_consistently("flip") == (50, "b", 2.0)
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.datasets import SequenceDataset
-from pipeline.hands import (ONE_HANDED, TWO_HANDED, hand_columns, hand_ratios, hand_usage,
+from pipeline.datasets.hands import (ONE_HANDED, TWO_HANDED, hand_columns, hand_ratios, hand_usage,
                             hand_usage_counts, position_channels)
 
 AUSLAN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "auslan"

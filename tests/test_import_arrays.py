@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline.importers as importers
-from pipeline import store
+from pipeline import runformat
 from pipeline.cli import main
 from pipeline.datasets import DataError
 from pipeline.importers import write_run
@@ -56,9 +56,9 @@ def test_npz_ragged_classification_round_trip(classification_npz, tmp_path):
     path, fields = classification_npz
     run_path, written = write_run(read_arrays(path), tmp_path / "runs", top_k=2)
     assert written
-    run = store.Run(run_path)
+    run = runformat.Run(run_path)
     manifest = run.manifest
-    for key in store.MANIFEST_KEYS:
+    for key in runformat.MANIFEST_KEYS:
         assert key in manifest
     assert manifest["kind"] == "classification" and manifest["status"] == "complete"
     assert manifest["classes"] == ["yes", "no", "maybe"] and manifest["n_examples"] == 4
@@ -104,7 +104,7 @@ def test_hdf5_padded_left_with_tokens_makes_a_language_model(tmp_path):
         f["tokens"] = np.char.encode(tokens, "utf-8")          # HDF5 keeps text as bytes
         f["annotation_kind"] = np.char.encode(kinds, "utf-8")
         f["annotation_depth"] = np.arange(16, dtype=np.int32)
-    run = store.Run(write_run(read_arrays(path, name="padded"), tmp_path / "runs")[0])
+    run = runformat.Run(write_run(read_arrays(path, name="padded"), tmp_path / "runs")[0])
     assert run.kind == "language_model" and run.run_id == "padded"
     np.testing.assert_array_equal(run.step_matrix(0, "h"), flat)
     text = run.steps("text")
@@ -128,7 +128,7 @@ def test_parquet_long_table(tmp_path):
     table = table.replace_schema_metadata({"classes": json.dumps(["cat", "dog"])})
     path = tmp_path / "states.parquet"
     pq.write_table(table, path)
-    run = store.Run(write_run(read_arrays(path), tmp_path / "runs")[0])
+    run = runformat.Run(write_run(read_arrays(path), tmp_path / "runs")[0])
     assert run.classes == ["cat", "dog"]
     assert run.examples()["label_name"].tolist() == ["dog", "cat", "dog", "dog"]
     assert run.examples()["length"].tolist() == LENGTHS.tolist()
@@ -147,7 +147,7 @@ def test_one_long_stream_and_offsets(tmp_path):
     np.savez(tmp_path / "stream.npz", h=stream)
     imported = read_arrays(tmp_path / "stream.npz")
     assert imported.lengths.tolist() == [16] and imported.kind == "language_model"
-    run = store.Run(write_run(imported, tmp_path / "runs")[0])
+    run = runformat.Run(write_run(imported, tmp_path / "runs")[0])
     assert run.steps("text")["char"].tolist() == [importers.PLACEHOLDER_TOKEN] * 16
 
     np.savez(tmp_path / "offsets.npz", h=stream, offsets=np.array([0, 5, 6, 13, 16]))
@@ -157,7 +157,7 @@ def test_one_long_stream_and_offsets(tmp_path):
 def test_partitioned_tables_read_like_files(classification_npz, tmp_path, monkeypatch):
     monkeypatch.setattr(importers, "BLOCK_ROWS", 3)          # blocks straddle the parts
     path, fields = classification_npz
-    run = store.Run(write_run(read_arrays(path), tmp_path / "runs", partition_rows=4)[0])
+    run = runformat.Run(write_run(read_arrays(path), tmp_path / "runs", partition_rows=4)[0])
     folder = run.path / "steps" / "layer0-h.parquet"
     parts = sorted(p.name for p in folder.iterdir())
     assert parts == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet", "part-00003.parquet"]
@@ -200,7 +200,7 @@ def test_command_line_imports_skips_unchanged_and_reports_errors(classification_
     np.savez(tmp_path / "bad.npz", h=np.zeros((10, 2), np.float32), lengths=np.array([4, 4]))
     assert main(["import", "arrays", str(tmp_path / "bad.npz"), "--runs", str(runs), "--run-id", "mine"]) == 2
     assert "h has 10 rows but lengths sum to 8" in capsys.readouterr().err
-    assert store.Run.open(runs, "mine").manifest["status"] == "complete"      # the old run is intact
+    assert runformat.Run.open(runs, "mine").manifest["status"] == "complete"      # the old run is intact
 
 
 def test_importing_again_replaces_what_the_old_run_had(classification_npz, tmp_path):
@@ -208,7 +208,7 @@ def test_importing_again_replaces_what_the_old_run_had(classification_npz, tmp_p
     runs = tmp_path / "runs"
     write_run(read_arrays(path), runs, "same", partition_rows=5)
     np.savez(tmp_path / "smaller.npz", h=fields["h"], lengths=LENGTHS)
-    run = store.Run(write_run(read_arrays(tmp_path / "smaller.npz"), runs, "same")[0])
+    run = runformat.Run(write_run(read_arrays(tmp_path / "smaller.npz"), runs, "same")[0])
     assert run.kind == "language_model" and run.layers == [{"index": 0, "units": 6, "tensors": ["h"]}]
     assert sorted(p.name for p in (run.path / "steps").iterdir()) == ["layer0-h.parquet", "text.parquet"]
     assert (run.path / "steps" / "layer0-h.parquet").is_file()          # no longer a folder of parts

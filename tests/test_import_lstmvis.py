@@ -11,7 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline import match, store
+from pipeline.analysis import match
+from pipeline import runformat
 from pipeline.cli import main
 from pipeline.datasets import DataError
 from pipeline.importers import write_run
@@ -84,7 +85,7 @@ meta:
 
 def test_lstmvis_project_becomes_a_language_model_run(tmp_path):
     word_ids, pos_ids, states = make_project(tmp_path / "tiny")
-    run = store.Run(write_run(read_lstmvis(tmp_path / "tiny"), tmp_path / "runs")[0])
+    run = runformat.Run(write_run(read_lstmvis(tmp_path / "tiny"), tmp_path / "runs")[0])
     assert run.run_id == "lstmvis-tiny-books"
     assert run.kind == "language_model" and run.manifest["status"] == "complete"
     assert run.manifest["n_examples"] == 1 and run.examples()["length"].tolist() == [60]
@@ -108,17 +109,17 @@ def test_lstmvis_project_becomes_a_language_model_run(tmp_path):
 
 def test_select_and_match_on_an_imported_project_equals_the_engine_on_lstmvis_values(tmp_path):
     _, _, states = make_project(tmp_path / "tiny")
-    run = store.Run(write_run(read_lstmvis(tmp_path / "tiny"), tmp_path / "runs")[0])
+    run = runformat.Run(write_run(read_lstmvis(tmp_path / "tiny"), tmp_path / "runs")[0])
     shown = np.tanh(states["states2"])                    # what LSTMVis matches on
     cells = match.select_cells(shown, 10, 11, 0.3)
-    ours = match.match(str(run.path / store.steps_file(1, "c")), cells, 0.3, top_k=10)
+    ours = match.match(str(run.path / runformat.steps_file(1, "c")), cells, 0.3, top_k=10)
     assert len(cells) and len(ours) > 1
     assert ours == match.match(shown, cells, 0.3, top_k=10)
 
 
 def test_raw_keeps_the_stored_values(tmp_path):
     _, _, states = make_project(tmp_path / "tiny")
-    run = store.Run(write_run(read_lstmvis(tmp_path / "tiny", raw=True), tmp_path / "runs")[0])
+    run = runformat.Run(write_run(read_lstmvis(tmp_path / "tiny", raw=True), tmp_path / "runs")[0])
     np.testing.assert_array_equal(run.step_matrix(1, "c"), states["states2"])
 
 

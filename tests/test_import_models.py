@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import store
+from pipeline import runformat
 from pipeline.cli import main
 from pipeline.datasets import DataError
 from pipeline.importers import write_run
@@ -46,10 +46,10 @@ def test_keras_classifier_every_layer_matches_keras(tmp_path):
 
     imported = read_keras(tmp_path / "model.keras", tmp_path / "inputs.npz")
     assert imported.notes["model"]["padding"] == "left" and imported.notes["model"]["n_steps"] == 10
-    run = store.Run(write_run(imported, tmp_path / "runs", run_id="k")[0])
+    run = runformat.Run(write_run(imported, tmp_path / "runs", run_id="k")[0])
     assert run.kind == "classification" and run.classes == ["a", "b", "c"]
     assert [layer["units"] for layer in run.layers] == [8, 5]
-    assert run.layers[0]["tensors"] == list(store.TENSOR_KINDS)
+    assert run.layers[0]["tensors"] == list(runformat.TENSOR_KINDS)
 
     batch = left_padded(flat, LENGTHS, 10)
     h0, h1 = keras_step_outputs(model, ["lstm_0", "lstm_1"], batch)
@@ -83,7 +83,7 @@ def test_keras_token_model_runs_each_sequence_from_zero(tmp_path):
     np.savez(tmp_path / "inputs.npz", inputs=ids, lengths=LENGTHS, tokens=alphabet[ids],
              vocabulary=alphabet)
 
-    run = store.Run(write_run(read_keras(tmp_path / "lm.keras", tmp_path / "inputs.npz"), tmp_path / "runs",
+    run = runformat.Run(write_run(read_keras(tmp_path / "lm.keras", tmp_path / "inputs.npz"), tmp_path / "runs",
                               run_id="lm")[0])
     assert run.kind == "language_model" and run.manifest["imported"]["model"]["padding"] == "none"
     start = 0
@@ -157,7 +157,7 @@ def test_torch_state_dict_gates_match_pytorch(tmp_path):
     imported = read_torch(tmp_path / "tagger.pt", tmp_path / "inputs.npz", 5, 7, 2)
     assert imported.options["prefix"] == "encoder." and imported.options["head"] == "fc."
     assert imported.notes["model"]["max_abs_difference"] <= 1e-5
-    run = store.Run(write_run(imported, tmp_path / "runs", run_id="t")[0])
+    run = runformat.Run(write_run(imported, tmp_path / "runs", run_id="t")[0])
     start = 0
     with torch.no_grad():
         for length in LENGTHS:

@@ -8,7 +8,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.match import Match, count_rows, match, merge_matches, rank_key, select_cells
+from pipeline.analysis.match import Match, count_rows, match, merge_matches, rank_key, select_cells
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,5 +413,5 @@ def test_empty_selection_matches_nothing():
 
 
 def test_import_does_not_pull_in_tensorflow():
-    code = "import sys, pipeline.match; assert 'tensorflow' not in sys.modules"
+    code = "import sys, pipeline.analysis.match; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

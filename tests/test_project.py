@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline import store
+from pipeline import runformat
 from pipeline.config import default_config, merge
 from pipeline.project import (CLASS_STABILITY_FILE, PAIR_STABILITY_FILE, PROJECTIONS_FILE,
                               moving_rows, run_projection_stage)
@@ -26,7 +26,7 @@ def synthetic_run(tmp_path_factory):
     config = merge(default_config("synthetic"), SMALL)
     summary = run_pipeline(config, runs, run_id="synthetic-small")
     assert summary.status == "complete"
-    return store.Run(summary.path)
+    return runformat.Run(summary.path)
 
 
 def _real_steps(run):
@@ -138,7 +138,7 @@ def test_prj005_runs_without_hands_other_state_and_bad_layer(synthetic_run, tmp_
     path = tmp_path / "no-hands"
     shutil.copytree(synthetic_run.path, path)
     examples = synthetic_run.examples().drop(columns=["hand_usage", "hand_ratio"], errors="ignore")
-    store.write_parquet(examples, path / "examples.parquet")
+    runformat.write_parquet(examples, path / "examples.parquet")
     config = merge(synthetic_run.manifest["config"],
                    {"project": {"dims": [2], "seeds": 1, "max_epochs": 2, "state": "c"}})
     updates = run_projection_stage(path, config)
@@ -146,5 +146,5 @@ def test_prj005_runs_without_hands_other_state_and_bad_layer(synthetic_run, tmp_
     assert [p["id"] for p in updates["projections"]] == ["ae2", "pca2", "tsne2"]
     assert {p["state"] for p in updates["projections"]} == {"c"}
     assert updates["projection_trust"]["ae2"]["nearest_stability_mean"] is None      # one seed
-    with pytest.raises(store.RunError, match="project.layer=3"):
+    with pytest.raises(runformat.RunError, match="project.layer=3"):
         run_projection_stage(path, merge(config, {"project": {"layer": 3}}))

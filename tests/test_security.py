@@ -17,7 +17,7 @@ from werkzeug.security import generate_password_hash
 from bench.load import all_bodies, component_props, request_body, server_callbacks, split_outputs
 from dashboard import auth, data, state
 from dashboard.app import create_app
-from pipeline import store
+from pipeline import runformat
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLBACK = "/_dash-update-component"
@@ -68,13 +68,13 @@ def callback_for(dependencies, output: str) -> dict:
 @pytest.mark.parametrize("run_id", ["../secret", "..", "/etc", "/tmp/secret", "good/../../secret",
                                     "good/../good", "%2e%2e/secret", "linked", "", ".hidden", "a\x00b"])
 def test_sec001_store_refuses_paths_outside_the_runs_folder(runs_with_secret, run_id):
-    with pytest.raises(store.RunError):
-        store.Run.open(runs_with_secret, run_id)
+    with pytest.raises(runformat.RunError):
+        runformat.Run.open(runs_with_secret, run_id)
 
 
 def test_sec002_store_opens_a_run_inside_and_lists_no_link_out(runs_with_secret):
-    assert store.Run.open(runs_with_secret, "good").run_id == "synthetic"
-    assert [m["run_id"] for m in store.list_runs(runs_with_secret)] == ["synthetic"]  # not linked
+    assert runformat.Run.open(runs_with_secret, "good").run_id == "synthetic"
+    assert [m["run_id"] for m in runformat.list_runs(runs_with_secret)] == ["synthetic"]  # not linked
 
 
 @pytest.mark.parametrize("run_value", ["../secret", "linked", "/etc", "/tmp", ["good"], 7,
@@ -84,7 +84,7 @@ def test_sec003_callbacks_read_nothing_outside_the_runs_folder(runs_with_secret,
     nothing, never data: a run's data would show its class names or example count."""
     client = app_factory(runs_with_secret).server.test_client()
     props, dependencies = page(client)
-    secret = store.Run.open(runs_with_secret, "good")     # same content as the secret copy
+    secret = runformat.Run.open(runs_with_secret, "good")     # same content as the secret copy
     count = f"{len(secret.examples()):,} examples"
     bodies = all_bodies(dependencies, props, {(state.RUN, "value"): run_value})
     assert len(bodies) >= 10

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline import trust
-from pipeline.transforms import symlog
+from pipeline.analysis import trust
+from pipeline.analysis.transforms import symlog
 
 
 def _rotation(angle):

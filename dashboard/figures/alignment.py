@@ -1,6 +1,6 @@
 """Putting sequences of different lengths on one time axis.
 
-Per-step tables hold only real steps (see pipeline.store), so example ``i`` owns the rows
+Per-step tables hold only real steps (see pipeline.runformat), so example ``i`` owns the rows
 ``[row_start[i], row_start[i] + length[i])``. Views that compare examples step by step need a
 common axis: aligned at the start (step ``t``) or at the end (steps before the last one, which is
 the step a classifier reads). These helpers turn row ranges into positions on that axis with

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from dashboard.figures import PALETTE, TIME_COLORSCALE, base_layout, message_figure
 from dashboard.figures.paths import gapped
-from pipeline.transforms import symlog as symlog_transform
+from pipeline.analysis.transforms import symlog as symlog_transform
 
 TRUE_COLOUR = "#1f77b4"
 PREDICTED_COLOUR = "#d62728"

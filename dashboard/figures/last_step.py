@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from dashboard.figures import HAND_COLORS, base_layout, class_colors, message_figure, spread_labels
 from dashboard.figures.paths import class_medians
-from pipeline.transforms import symlog as symlog_transform
+from pipeline.analysis.transforms import symlog as symlog_transform
 
 MAX_MISTAKE_LABELS = 100    # beyond this the labels would cover the scene; hover still tells
 MAX_CLASS_LABELS = 30

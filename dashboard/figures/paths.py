@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from dashboard.figures import (FADED, HIGHLIGHT, TIME_COLORSCALE, base_layout, message_figure,
                                spread_labels)
-from pipeline.transforms import symlog as symlog_transform
+from pipeline.analysis.transforms import symlog as symlog_transform
 
 MAX_POINTS = 100_000
 MAX_NAME_LABELS = 30        # more class names than this near the paths' ends would be unreadable

@@ -13,7 +13,7 @@ from dashboard.figures import message_figure
 from dashboard.figures.alignment import aligned_positions, example_rows, padded
 from dashboard.views.controls import (GRAPH_CONFIG, LAST_LAYER, alignment_switch, chosen_layer, field,
                                       layer_options, layer_picker)
-from pipeline import store
+from pipeline import runformat
 
 VIEW_ID = "cells"
 TITLE = "Cells"
@@ -55,7 +55,7 @@ def layout():
 
 
 @data.run_cached(maxsize=8)
-def example_summaries(run: store.Run, layer: int, kind: str, summary: str) -> np.ndarray:
+def example_summaries(run: runformat.Run, layer: int, kind: str, summary: str) -> np.ndarray:
     """(examples, units): every example's last-step value or mean over time, in data.examples order."""
     if summary == "last":
         return data.last_step_matrix(run, layer, kind)
@@ -65,7 +65,7 @@ def example_summaries(run: store.Run, layer: int, kind: str, summary: str) -> np
                                        ).astype(np.float32)
 
 
-def _unit(run: store.Run, layer: int, value) -> int:
+def _unit(run: runformat.Run, layer: int, value) -> int:
     units = {int(item["index"]): int(item["units"]) for item in run.layers}.get(layer)
     try:
         value = int(value)
@@ -82,7 +82,7 @@ def ranking_figure(run_id, classes, splits, hands, correctness, layer, kind, sum
         frame = data.filtered_examples(run, classes, splits, hands, correctness)
         summaries = example_summaries(run, layer, kind, summary)[frame.index.to_numpy()]
         scores = figures.separation_scores(summaries, frame["label"].to_numpy())
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
     return figures.ranking_figure(scores, summary, kind, _unit(run, layer, unit),
                                   n_classes=frame["label"].nunique())
@@ -96,10 +96,10 @@ def heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, uni
         unit = _unit(run, layer, unit)
         frame = data.filtered_examples(run, classes, splits, hands, correctness)
         if frame.empty:
-            raise store.RunError("no examples pass the filters")
+            raise runformat.RunError("no examples pass the filters")
         chosen = frame.iloc[figures.class_sorted_rows(frame["label"], run.classes, frame["example_id"])]
         column = data.step_matrix(run, layer, kind, [unit])[:, 0]
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
     rows, owner, position, n_steps = aligned_positions(chosen["row_start"], chosen["length"], align)
     grid = padded(column[rows], owner, position, len(chosen), n_steps)
@@ -111,7 +111,7 @@ def last_unit(run_id, layer) -> int | None:
     """The highest cell index of the layer (the cell input's max)."""
     try:
         run = data.get_run(run_id)
-    except store.RunError:
+    except runformat.RunError:
         return None
     units = {int(item["index"]): int(item["units"]) for item in run.layers}.get(chosen_layer(run, layer))
     return None if not units else units - 1

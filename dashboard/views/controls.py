@@ -12,7 +12,7 @@ from dash import dcc, html
 
 from dashboard import data
 from dashboard.figures.alignment import ALIGNMENTS
-from pipeline import store
+from pipeline import runformat
 
 HIDDEN = {"display": "none"}
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -36,7 +36,7 @@ def layer_options(run_id: str | None) -> tuple[list[dict], dict | None]:
     """The picker's options for a run, and its field's style (hidden unless there are 2+ layers)."""
     try:
         layers = data.get_run(run_id).layers
-    except store.RunError:
+    except runformat.RunError:
         return [], HIDDEN
     options = [{"label": f"{layer['index']} ({layer['units']} units)", "value": str(layer["index"])}
                for layer in layers]
@@ -45,7 +45,7 @@ def layer_options(run_id: str | None) -> tuple[list[dict], dict | None]:
     return options, (None if len(options) > 1 else HIDDEN)
 
 
-def chosen_layer(run: store.Run, value) -> int:
+def chosen_layer(run: runformat.Run, value) -> int:
     """The picked layer if the run has it, else the last layer."""
     indices = [int(layer["index"]) for layer in run.layers]
     try:

@@ -12,7 +12,7 @@ from dashboard.figures import film as figures
 from dashboard.figures import HIGHLIGHT, as_sent, class_colors, message_figure
 from dashboard.figures.alignment import example_rows, padded, step_positions
 from dashboard.views.controls import GRAPH_CONFIG, alignment_switch, field
-from pipeline import store
+from pipeline import runformat
 
 VIEW_ID = "film"
 TITLE = "Prediction film"
@@ -58,20 +58,20 @@ def layout():
 def projection_options(run_id) -> list[dict]:
     try:
         ids = film_projections(data.get_run(run_id).manifest)
-    except store.RunError:
+    except runformat.RunError:
         return []
     names = {"ae": "autoencoder", "pca": "PCA"}
     return [{"label": f"{names.get(pid.rstrip('0123456789'), pid)} ({pid})", "value": pid} for pid in ids]
 
 
-def _projection_id(run: store.Run, value) -> str:
+def _projection_id(run: runformat.Run, value) -> str:
     ids = film_projections(run.manifest)
     if value in ids:
         return value
     if DEFAULT_PROJECTION in ids:
         return DEFAULT_PROJECTION
     if not ids:
-        raise store.RunError(f"run {run.run_id!r} has no 2-D projection with a point per step; build the "
+        raise runformat.RunError(f"run {run.run_id!r} has no 2-D projection with a point per step; build the "
                              "project stage with `python -m pipeline`")
     return ids[0]
 
@@ -94,7 +94,7 @@ def film_figure(run_id, classes, splits, hands, correctness, projection, align):
     """The animated figure for the filtered examples, capped as ``figures.film_plan`` decides."""
     try:
         return _film_scene(data.get_run(run_id), classes, splits, hands, correctness, projection, align)
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
 
 

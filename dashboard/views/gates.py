@@ -12,7 +12,7 @@ from dashboard.figures import message_figure
 from dashboard.figures.alignment import aligned_positions
 from dashboard.views.controls import (GRAPH_CONFIG, LAST_LAYER, alignment_switch, chosen_layer, field,
                                       layer_options, layer_picker)
-from pipeline import store
+from pipeline import runformat
 
 VIEW_ID = "gates"
 TITLE = "Gate saturation"
@@ -61,7 +61,7 @@ def _filters(classes, splits, hands, correctness) -> tuple:
 
 
 @data.run_cached(maxsize=16)
-def gate_summary(run: store.Run, layer: int, filters: tuple, align: str, low: float, high: float) -> dict:
+def gate_summary(run: runformat.Run, layer: int, filters: tuple, align: str, low: float, high: float) -> dict:
     """Saturation by step and value histograms of the three sigmoid gates for the filtered examples."""
     frame = data.filtered_examples(run, *filters)
     rows, _, position, n_steps = aligned_positions(frame["row_start"], frame["length"], align)
@@ -74,7 +74,7 @@ def gate_summary(run: store.Run, layer: int, filters: tuple, align: str, low: fl
 
 
 @data.run_cached(maxsize=16)
-def cell_grid(run: store.Run, layer: int, filters: tuple, align: str, gate: str, statistic: str,
+def cell_grid(run: runformat.Run, layer: int, filters: tuple, align: str, gate: str, statistic: str,
               low: float, high: float) -> np.ndarray:
     frame = data.filtered_examples(run, *filters)
     rows, _, position, n_steps = aligned_positions(frame["row_start"], frame["length"], align)
@@ -83,14 +83,14 @@ def cell_grid(run: store.Run, layer: int, filters: tuple, align: str, gate: str,
 
 
 def _checked(run_id, classes, splits, hands, correctness, thresholds):
-    """The run, the filters and the thresholds, or raise ``store.RunError`` with what to change."""
+    """The run, the filters and the thresholds, or raise ``runformat.RunError`` with what to change."""
     run = data.get_run(run_id)
     filters = _filters(classes, splits, hands, correctness)
     low, high = (float(v) for v in (thresholds or (figures.DEFAULT_LOW, figures.DEFAULT_HIGH)))
     if not low < high:
-        raise store.RunError("choose a lower threshold below the upper one")
+        raise runformat.RunError("choose a lower threshold below the upper one")
     if data.filtered_examples(run, *filters).empty:
-        raise store.RunError("no examples pass the filters")
+        raise runformat.RunError("no examples pass the filters")
     return run, filters, low, high
 
 
@@ -100,7 +100,7 @@ def summary_figures(run_id, classes, splits, hands, correctness, layer, align, t
         run, filters, low, high = _checked(run_id, classes, splits, hands, correctness, thresholds)
         layer = chosen_layer(run, layer)
         summary = gate_summary(run, layer, filters, align, low, high)
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error)), message_figure(str(error))
     return (figures.saturation_figure(summary["by_step"], align, low, high, summary["n_examples"], layer),
             figures.gate_histogram_figure(summary["edges"], summary["fractions"], low, high))
@@ -111,7 +111,7 @@ def cells_figure(run_id, classes, splits, hands, correctness, layer, align, thre
     try:
         run, filters, low, high = _checked(run_id, classes, splits, hands, correctness, thresholds)
         grid = cell_grid(run, chosen_layer(run, layer), filters, align, gate, statistic, low, high)
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
     return figures.cell_heatmap_figure(grid, align, gate, statistic, order, low, high)
 

@@ -18,7 +18,7 @@ from dashboard.figures.inspector import (confidence_figure, example_path_figure,
                                          inputs_figure)
 from dashboard.views import is_hidden
 from dashboard.views.paths import GRAPH_CONFIG
-from pipeline import store
+from pipeline import runformat
 
 VIEW_ID = "inspector"
 TITLE = "Inspector"
@@ -122,11 +122,11 @@ def register_callbacks(app: dash.Dash) -> None:
         return dash.no_update if example is None else example
 
 
-def selected_row(run_id, selected) -> tuple[store.Run, pd.Series]:
+def selected_row(run_id, selected) -> tuple[runformat.Run, pd.Series]:
     run = data.get_run(run_id)
     row = data.example_row(run, int(selected))
     if row is None:
-        raise store.RunError(f"run {run.run_id!r} has no example {selected}")
+        raise runformat.RunError(f"run {run.run_id!r} has no example {selected}")
     return run, row
 
 
@@ -137,7 +137,7 @@ def inspect_summary(run_id, selected) -> list:
     try:
         run, row = selected_row(run_id, selected)
         neighbours = data.nearest_examples(run, int(selected), N_NEAREST)
-    except store.RunError as error:
+    except runformat.RunError as error:
         return [html.Div(str(error), className="error"), None]
     return [metadata_table(row), example_links(neighbours, "nearest", extra="distance")]
 
@@ -148,7 +148,7 @@ def inspect_inputs(run_id, selected):
     try:
         run, _ = selected_row(run_id, selected)
         steps = data.example_steps(data.inputs(run), run, int(selected))
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
     channels = [c for c in steps.columns if c not in ("example_id", "t")]
     return inputs_figure(steps, hand_groups(channels, run.manifest.get("hands")))
@@ -161,7 +161,7 @@ def inspect_path(run_id, selected, projection_id, symlog):
     try:
         run, row = selected_row(run_id, selected)
         points = data.projection(run, projection_id or "ae2")
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
     labels = data.labels(run)
     wanted = labels.index[labels.isin([row["label"], row["prediction"]]).to_numpy()]
@@ -178,7 +178,7 @@ def inspect_confidence(run_id, selected):
         run, row = selected_row(run_id, selected)
         true_prob, k = data.class_probability(run, int(selected), int(row["label_index"]))
         predicted_prob, _ = data.class_probability(run, int(selected), int(row["prediction_index"]))
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
     return confidence_figure(np.arange(int(row["length"])), true_prob, predicted_prob,
                              row["label"], row["prediction"], k)
@@ -211,7 +211,7 @@ def _text(value) -> str:
 def mistakes_list(run_id, classes, splits, hands, correctness, selected=None):
     try:
         frame = data.filtered_examples(data.get_run(run_id), classes, splits, hands, correctness)
-    except store.RunError as error:
+    except runformat.RunError as error:
         return html.Div(str(error), className="error")
     wrong = frame[~frame["correct"].astype(bool)]
     if wrong.empty:

@@ -10,7 +10,7 @@ from dashboard.figures import as_sent, message_figure
 from dashboard.figures.last_step import last_step_figure
 from dashboard.views import is_hidden
 from dashboard.views.paths import GRAPH_CONFIG
-from pipeline import store
+from pipeline import runformat
 
 VIEW_ID = "last_step"
 TITLE = "Last activations"
@@ -69,7 +69,7 @@ def last_step_view_figure(run_id, classes, splits, hands, correctness, selected,
     try:
         return _last_step_scene(data.get_run(run_id), classes, splits, hands, correctness, selected,
                                 projection_id or "ae2", color_by or "class", bool(symlog))
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
 
 

@@ -13,7 +13,7 @@ from dashboard import data, state
 from dashboard.figures import as_sent, message_figure
 from dashboard.figures.paths import paths_figure
 from dashboard.views import is_hidden
-from pipeline import store
+from pipeline import runformat
 
 VIEW_ID = "paths"
 TITLE = "Example paths"
@@ -72,7 +72,7 @@ def paths_view_figure(run_id, classes, splits, hands, correctness, selected, met
     try:
         return _paths_scene(data.get_run(run_id), classes, splits, hands, correctness, selected,
                             method, dims, bool(symlog))
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
 
 

@@ -7,7 +7,7 @@ selection (optionally also off one step before and/or after it), drawn in colour
 counts the selected cells on at each character.
 
 Match: the top ``TOP_K`` ranges of the whole corpus whose on-cells best overlap the selection
-(``pipeline.match``, ranked as LSTMVis ranks them), each with context, its characters coloured by
+(``pipeline.analysis.match``, ranked as LSTMVis ranks them), each with context, its characters coloured by
 a chosen annotation and a match-count heatmap, and how the matches' annotation values distribute.
 
 The match runs in a plain callback: the engine answers in well under a second for the embedded
@@ -27,8 +27,8 @@ from dashboard.figures import message_figure
 from dashboard.figures import text as figures
 from dashboard.views import text_heatmap as text
 from dashboard.views.controls import LAST_LAYER, chosen_layer, field, layer_options, layer_picker
-from pipeline import match as engine
-from pipeline import store
+from pipeline.analysis import match as engine
+from pipeline import runformat
 
 VIEW_ID = "match"
 TITLE = "Select & match"
@@ -111,31 +111,31 @@ def selection_rows(start, end) -> tuple[int, int] | None:
     return (min(first, last), max(first, last))
 
 
-def boundaries(run: store.Run) -> np.ndarray:
+def boundaries(run: runformat.Run) -> np.ndarray:
     return data.examples(run)["row_start"].to_numpy(np.int64)
 
 
 def hypothesis(run_id, layer, kind, start, end, threshold, off) -> dict:
     """The selection as the match engine needs it: its cells, and everything that defines them.
 
-    Raises store.RunError (with what to do) when there is no valid selection.
+    Raises runformat.RunError (with what to do) when there is no valid selection.
     """
     run = text.text_run(run_id)
     layer = chosen_layer(run, layer)
     kind = kind if kind in text.STATE_KINDS else "h"
     rows = selection_rows(start, end)
     if rows is None:
-        raise store.RunError("Drag across the plot (or click a first and a last character) to select "
+        raise runformat.RunError("Drag across the plot (or click a first and a last character) to select "
                              "a range of text.")
     if rows[1] >= text.n_rows(run):
-        raise store.RunError(f"the selection ends past the text ({text.n_rows(run):,} characters)")
+        raise runformat.RunError(f"the selection ends past the text ({text.n_rows(run):,} characters)")
     off = set(off or [])
     try:
         cells = engine.select_cells(text.states(run, layer, kind), rows[0], rows[1], threshold_value(threshold),
                                     off_before="before" in off, off_after="after" in off,
                                     boundaries=boundaries(run))
     except ValueError as error:
-        raise store.RunError(str(error)) from None
+        raise runformat.RunError(str(error)) from None
     return {"run": run.run_id, "layer": layer, "kind": kind, "start": rows[0], "end": rows[1],
             "threshold": threshold_value(threshold), "off_before": "before" in off,
             "off_after": "after" in off, "cells": [int(c) for c in cells]}
@@ -151,7 +151,7 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
         first = text.clamp_position(run, position)
         last = min(first + WINDOW, text.n_rows(run))
         window = np.ascontiguousarray(matrix[first:last])
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error)), "", None
     chosen, note = None, ""
     try:
@@ -160,7 +160,7 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
         note = (f"{len(cells)} cell(s) on (\u2265 {chosen['threshold']:g}) over rows {chosen['start']:,}"
                 f"\u2013{chosen['end']:,}: " + (", ".join(map(str, cells)) if cells else
                                                "none; lower the threshold or select a shorter range"))
-    except store.RunError as error:
+    except runformat.RunError as error:
         cells, note = [], str(error)
     threshold = threshold_value(threshold)
     counts = (window[:, cells] >= threshold).sum(axis=1) if cells else np.zeros(len(window), int)
@@ -168,7 +168,7 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
     if colour_by:
         try:
             colour_values = text.annotation(run, colour_by)[first:last]
-        except store.RunError:
+        except runformat.RunError:
             colour_values = None
     document = text.document_at(run, first)
     figure = figures.select_figure(
@@ -251,7 +251,7 @@ def register_callbacks(app: dash.Dash) -> None:
         options, style = layer_options(run_id)
         try:
             names = list(text.annotation_names(text.text_run(run_id)))
-        except store.RunError:
+        except runformat.RunError:
             names = []
         return options, style, [{"label": "none", "value": text.NONE}] + [{"label": n, "value": n} for n in names]
 
@@ -291,5 +291,5 @@ def register_callbacks(app: dash.Dash) -> None:
             return dash.no_update, dash.no_update
         try:
             return match_view(chosen, colour_by)
-        except store.RunError as error:
+        except runformat.RunError as error:
             return str(error), []

@@ -18,7 +18,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 from dashboard import data, state, views
 from dashboard.figures import text as figures
 from dashboard.views.controls import LAST_LAYER, chosen_layer, field, layer_options, layer_picker
-from pipeline import store
+from pipeline import runformat
 
 VIEW_ID = "text"
 TITLE = "Text heatmap"
@@ -50,35 +50,35 @@ def applies_to(manifest: dict) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Readers shared by the text views (cached per run; results are read-only)
 
-def text_run(run_id: str | None) -> store.Run:
+def text_run(run_id: str | None) -> runformat.Run:
     run = data.get_run(run_id)
     if run.kind != KIND:
-        raise store.RunError(f"run {run.run_id!r} is not a language model; the text views need one "
+        raise runformat.RunError(f"run {run.run_id!r} is not a language model; the text views need one "
                              f"(build it with `python -m pipeline run text`)")
     return run
 
 
 @data.run_cached(maxsize=4)
-def chars(run: store.Run) -> np.ndarray:
+def chars(run: runformat.Run) -> np.ndarray:
     """Every character of the stream, in row order (object array of 1-character strings)."""
     return run.steps("text", columns=["char"])["char"].to_numpy(dtype=object)
 
 
 @data.run_cached(maxsize=4)
-def corpus_text(run: store.Run) -> str:
+def corpus_text(run: runformat.Run) -> str:
     return "".join(chars(run))
 
 
-def annotation_names(run: store.Run) -> dict:
+def annotation_names(run: runformat.Run) -> dict:
     return run.manifest.get("annotations") or {}
 
 
 @data.run_cached(maxsize=16)
-def annotation(run: store.Run, name: str) -> np.ndarray:
+def annotation(run: runformat.Run, name: str) -> np.ndarray:
     """One annotation per row: category codes for categorical ones, numbers otherwise."""
     info = annotation_names(run).get(name)
     if info is None:
-        raise store.RunError(f"run {run.run_id!r} has no annotation {name!r}")
+        raise runformat.RunError(f"run {run.run_id!r} has no annotation {name!r}")
     column = run.steps("text", columns=[name])[name]
     if info.get("kind") == "categorical":
         categories = {c: i for i, c in enumerate(info["categories"])}
@@ -86,7 +86,7 @@ def annotation(run: store.Run, name: str) -> np.ndarray:
     return column.to_numpy()
 
 
-def annotation_targets(run: store.Run) -> list[dict]:
+def annotation_targets(run: runformat.Run) -> list[dict]:
     """Options: none, each numeric annotation, and each category of a categorical one."""
     options = [{"label": "none", "value": NONE}]
     for name, info in annotation_names(run).items():
@@ -97,7 +97,7 @@ def annotation_targets(run: store.Run) -> list[dict]:
     return options
 
 
-def target_values(run: store.Run, target: str) -> np.ndarray:
+def target_values(run: runformat.Run, target: str) -> np.ndarray:
     name, _, category = target.partition("=")
     values = annotation(run, name)
     if category:
@@ -107,13 +107,13 @@ def target_values(run: store.Run, target: str) -> np.ndarray:
 
 
 @data.run_cached(maxsize=4)
-def states(run: store.Run, layer: int, kind: str) -> np.ndarray:
+def states(run: runformat.Run, layer: int, kind: str) -> np.ndarray:
     """The whole (rows, units) matrix of one tensor, column-major: a cell's values are contiguous
     (what the per-cell heatmap, the ranking and the match engine read)."""
     import pyarrow.parquet as pq
-    path = run.path / store.steps_file(layer, kind)
+    path = run.path / runformat.steps_file(layer, kind)
     if not path.exists():                    # a file, or a folder of part files (partitioned)
-        raise store.RunError(f"run {run.run_id!r} has no {store.steps_file(layer, kind)}")
+        raise runformat.RunError(f"run {run.run_id!r} has no {runformat.steps_file(layer, kind)}")
     table = pq.read_table(path, columns=None)
     columns = [c for c in table.column_names if c.startswith("u")]
     matrix = np.empty((table.num_rows, len(columns)), dtype=np.float32, order="F")
@@ -123,28 +123,28 @@ def states(run: store.Run, layer: int, kind: str) -> np.ndarray:
 
 
 @data.run_cached(maxsize=16)
-def cell_limit(run: store.Run, layer: int, kind: str, cell: int) -> float:
+def cell_limit(run: runformat.Run, layer: int, kind: str, cell: int) -> float:
     return figures.symmetric_limit(states(run, layer, kind)[:, cell])
 
 
 @data.run_cached(maxsize=32)
-def cell_ranking(run: store.Run, layer: int, kind: str, target: str) -> np.ndarray:
+def cell_ranking(run: runformat.Run, layer: int, kind: str, target: str) -> np.ndarray:
     """Correlation of every cell with the target over the whole stream."""
     return figures.correlations(states(run, layer, kind), target_values(run, target))
 
 
-def document_starts(run: store.Run) -> dict[int, str]:
+def document_starts(run: runformat.Run) -> dict[int, str]:
     frame = data.examples(run)
     return dict(zip(frame["row_start"].astype(int), frame["name"].astype(str)))
 
 
-def document_at(run: store.Run, row: int) -> dict:
+def document_at(run: runformat.Run, row: int) -> dict:
     frame = data.examples(run)
     position = int(np.searchsorted(frame["row_start"].to_numpy(), row, side="right")) - 1
     return frame.iloc[max(position, 0)].to_dict()
 
 
-def n_rows(run: store.Run) -> int:
+def n_rows(run: runformat.Run) -> int:
     return len(chars(run))
 
 
@@ -158,7 +158,7 @@ def find_next(text: str, phrase: str, after: int) -> int | None:
     return None if found < 0 else found
 
 
-def clamp_position(run: store.Run, position, window: int = WINDOW) -> int:
+def clamp_position(run: runformat.Run, position, window: int = WINDOW) -> int:
     try:
         position = int(position or 0)
     except (TypeError, ValueError):
@@ -213,14 +213,14 @@ def render(run_id, layer, kind, cell, position, found) -> tuple:
         matrix = states(run, layer, kind)
         cell = int(cell or 0)
         if not 0 <= cell < matrix.shape[1]:
-            raise store.RunError(f"cell {cell} does not exist: layer {layer} has cells 0..{matrix.shape[1] - 1}")
+            raise runformat.RunError(f"cell {cell} does not exist: layer {layer} has cells 0..{matrix.shape[1] - 1}")
         start = clamp_position(run, position)
         end = min(start + WINDOW, n_rows(run))
         limit = cell_limit(run, layer, kind, cell)
         body = figures.heatmap_html(chars(run)[start:end], matrix[start:end, cell], limit, first_row=start,
                                     document_starts=document_starts(run),
                                     highlight=tuple(found) if found else None)
-    except store.RunError as error:
+    except runformat.RunError as error:
         return html.Div(str(error), className="message"), None, ""
     document = document_at(run, start)
     status = (f"characters {start:,}\u2013{end - 1:,} of {n_rows(run):,} \u00b7 {document['name']} "
@@ -236,7 +236,7 @@ def ranking(run_id, layer, kind, target) -> list:
     try:
         run = text_run(run_id)
         r = cell_ranking(run, chosen_layer(run, layer), kind if kind in STATE_KINDS else "h", target)
-    except (store.RunError, ValueError) as error:
+    except (runformat.RunError, ValueError) as error:
         return [html.Span(str(error), className="message")]
     return [html.Span(f"best cells for {target}:", style={"color": "#555"})] + [
         html.Button(f"cell {cell}  r={value:+.2f}", id={"type": RANK_BUTTON, "cell": cell}, className="button",
@@ -251,7 +251,7 @@ def register_callbacks(app: dash.Dash) -> None:
         options, style = layer_options(run_id)
         try:
             targets = annotation_targets(text_run(run_id))
-        except store.RunError:
+        except runformat.RunError:
             targets = []
         return options, style, targets
 
@@ -276,7 +276,7 @@ def register_callbacks(app: dash.Dash) -> None:
             run = text_run(run_id)
             index = chosen_layer(run, layer)
             n_cells = next(int(item["units"]) for item in run.layers if int(item["index"]) == index)
-        except (store.RunError, StopIteration):
+        except (runformat.RunError, StopIteration):
             return dash.no_update
         step = -1 if trigger == PREV else 1
         return int(((cell or 0) + step) % n_cells)
@@ -303,7 +303,7 @@ def navigate(trigger, run_id, position, phrase, found, example_id=None, window: 
     """The new (position, found phrase range) after a navigation button, a search or a chosen example."""
     try:
         run = text_run(run_id)
-    except store.RunError:
+    except runformat.RunError:
         return dash.no_update, dash.no_update
     position = clamp_position(run, position)
     if trigger == back:

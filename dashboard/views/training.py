@@ -12,7 +12,7 @@ from dashboard import data, state, views
 from dashboard.figures import message_figure
 from dashboard.figures.training import training_figure
 from dashboard.views.controls import GRAPH_CONFIG
-from pipeline import store
+from pipeline import runformat
 
 VIEW_ID = "training"
 TITLE = "Training"
@@ -34,7 +34,7 @@ def layout():
 
 
 @data.run_cached(maxsize=8)
-def history(run: store.Run):
+def history(run: runformat.Run):
     return run.history()
 
 
@@ -42,7 +42,7 @@ def figure(run_id):
     try:
         run = data.get_run(run_id)
         frame = history(run)
-    except store.RunError as error:
+    except runformat.RunError as error:
         return message_figure(str(error))
     if frame.empty:
         return message_figure(f"run {run.run_id!r} has an empty history.parquet")

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipeline.core.errors import DataError
 
-class DataError(ValueError):
-    """Bad input data; the message names the file and line (or field) at fault."""
+__all__ = ["DataError", "SequenceDataset"]
 
 
 @dataclass

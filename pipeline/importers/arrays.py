@@ -31,16 +31,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import store
-from pipeline.datasets import DataError
-from pipeline.importers import (ImportedRun, StepArray, array_blocks, as_strings, check_float,
+from pipeline import runformat
+from pipeline.core.errors import DataError
+from pipeline.importers.base import (ImportedRun, StepArray, array_blocks, as_strings, check_float,
                                 check_labels, check_lengths, check_split, file_fingerprint,
                                 lengths_from_offsets)
 
-TENSOR_FIELD = re.compile(r"^(?:layer(\d+)_)?(" + "|".join(store.TENSOR_KINDS) + r")$")
+TENSOR_FIELD = re.compile(r"^(?:layer(\d+)_)?(" + "|".join(runformat.TENSOR_KINDS) + r")$")
 PER_SEQUENCE = ("labels", "split", "names")
 PER_STEP = ("predictions", "tokens")
-LAYOUT = ("lengths", "offsets", "padding", "classes", "vocabulary")
+LAYOUT = ("lengths", "offsets", "padding", "classes", "vocabulary", "channels")
 FORMATS = {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".parquet": "parquet"}
 
 
@@ -125,7 +125,7 @@ def from_fields(fields: dict, name: str, source: str, fmt: str, fingerprint=None
     ``extra_fields``: names a model importer reads itself (e.g. ``inputs``); they are left alone.
     """
     fields = dict(fields)
-    known = set(PER_SEQUENCE) | set(PER_STEP) | set(LAYOUT) | set(extra_fields)
+    known = set(PER_SEQUENCE) | set(PER_STEP) | set(LAYOUT) | set(extra_fields) | {"inputs"}
     tensors, unknown = {}, []
     for key in fields:
         match = TENSOR_FIELD.match(key)
@@ -195,8 +195,23 @@ def from_fields(fields: dict, name: str, source: str, fmt: str, fingerprint=None
             imported.vocabulary = imported.vocabulary or [f"token{k}" for k in range(predictions.width)]
             check_vocabulary(imported.vocabulary, predictions.width)
         arrays["predictions"] = predictions
-    imported.blocks = array_blocks(arrays, n_rows)
+    imported.blocks = array_blocks(arrays, lengths, whole_sequences=imported.kind == runformat.CLASSIFICATION)
+    if "inputs" in fields and "inputs" not in extra_fields:
+        check_float("inputs", fields["inputs"].dtype)
+        imported.inputs = StepArray("inputs", fields["inputs"], lengths, padding)
+        imported.channels = channel_names(fields, imported.inputs.width, source)
     return imported
+
+
+def channel_names(fields: dict, width: int, where) -> list[str]:
+    """Names of the inputs' channels: the field ``channels``, or input0, input1, ..."""
+    if "channels" not in fields:
+        return [f"input{j}" for j in range(width)]
+    names = [str(v) for v in as_strings("channels", _load(fields["channels"])).reshape(-1).tolist()]
+    if len(names) != width or len(set(names)) != len(names):
+        raise DataError(f"{Path(where).name}: channels names {len(names)} distinct channels "
+                        f"but inputs has {width}")
+    return names
 
 
 def check_vocabulary(vocabulary: list[str], width: int) -> None:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.datasets import DataError
-from pipeline.importers import ImportedRun, StepArray, array_blocks, file_fingerprint
+from pipeline.core.errors import DataError
+from pipeline.importers.base import ImportedRun, StepArray, array_blocks, file_fingerprint
 
 CONFIG_NAMES = ("lstm.yml", "lstm.yaml")
 KIND_OF_TYPE = {"output": "h", "state": "c"}
@@ -147,7 +147,7 @@ def read_lstmvis(path, raw: bool = False, name: str | None = None) -> ImportedRu
     imported = ImportedRun(
         name=name or _run_name(config, folder), source=str(folder.resolve()), format="lstmvis",
         lengths=lengths, widths={key: a.width for key, a in tensors.items()},
-        blocks=array_blocks(tensors, n_rows, transform=transform),
+        blocks=array_blocks(tensors, lengths, whole_sequences=False, transform=transform),
         names=np.array([str(config.get("name") or folder.name)], dtype=object),
         tokens=tokens, separator=" ",
         options={"raw": raw}, fingerprint=file_fingerprint(folder),

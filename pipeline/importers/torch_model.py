@@ -28,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.datasets import DataError
-from pipeline.importers import (ImportedRun, ModelWeights, StepArray, file_fingerprint, model_blocks,
-                                name_predictions, recompute_block)
-from pipeline.importers.arrays import safe_name, detect_format, from_fields, open_fields
+from pipeline.core.errors import DataError
+from pipeline.core.layout import row_starts
+from pipeline.core.lstm import LSTMWeights, NetworkWeights
+from pipeline.core.steps import recompute_block
+from pipeline.importers.arrays import channel_names, detect_format, from_fields, open_fields, safe_name
+from pipeline.importers.base import ImportedRun, StepArray, file_fingerprint, model_blocks, name_predictions
 
 CHECK_SEQUENCES = 16
 LSTM_KEY = re.compile(r"^(.*?)weight_ih_l(\d+)$")
@@ -117,9 +119,8 @@ def head_weights(state: dict, prefix: str, head: str | None, hidden_size: int, p
     return kernel, bias, [head]
 
 
-def torch_weights(lstm, kernel=None, bias=None) -> ModelWeights:
+def torch_weights(lstm, kernel=None, bias=None) -> NetworkWeights:
     """PyTorch's (4h, in) weights, gate rows i, f, g, o -> Keras' (in, 4h) columns i, f, c, o."""
-    from pipeline.extract import LSTMWeights
     layers = []
     for k in range(lstm.num_layers):
         w_ih = getattr(lstm, f"weight_ih_l{k}").detach().numpy()
@@ -127,17 +128,17 @@ def torch_weights(lstm, kernel=None, bias=None) -> ModelWeights:
         b = (getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")).detach().numpy()
         layers.append(LSTMWeights(np.ascontiguousarray(w_ih.T, np.float32),
                                   np.ascontiguousarray(w_hh.T, np.float32), b.astype(np.float32)))
-    return ModelWeights(layers, kernel, bias, padding="none")
+    return NetworkWeights(layers, kernel, bias, padding="none")
 
 
-def check_against_torch(lstm, weights: ModelWeights, inputs: StepArray, lengths) -> float:
+def check_against_torch(lstm, weights: NetworkWeights, inputs: StepArray, lengths) -> float:
     """Largest |ours - PyTorch| over the last layer's output and every layer's final h and c."""
     torch = _torch()
     n = min(CHECK_SEQUENCES, len(lengths))
     sample = np.asarray(lengths[:n])
     x = inputs.read(0, int(sample.sum())).astype(np.float32)
     ours = recompute_block((x, sample), weights)
-    starts = np.concatenate([[0], np.cumsum(sample)[:-1]])
+    starts = row_starts(sample)
     last = len(weights.layers) - 1
     error = 0.0
     with torch.no_grad():
@@ -180,11 +181,10 @@ def read_torch(weights_path, inputs_path, input_size: int, hidden_size: int, num
     error = check_against_torch(lstm, weights, inputs, imported.lengths)
     if error > tolerance:
         raise DataError(f"the NumPy recompute differs from PyTorch by {error:.2e} (> {tolerance:g})")
-    if kernel is not None:
-        imported.n_predictions = int(kernel.shape[1])
+    model_blocks(imported, weights, inputs, scheduler)
+    if imported.n_predictions:
         name_predictions(imported)
-    imported.widths = weights.widths()
-    imported.blocks = model_blocks(weights, inputs, imported.lengths, scheduler)
+    imported.inputs, imported.channels = inputs, channel_names(fields, inputs.width, inputs_path)
     imported.options = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers,
                         "prefix": prefix, "head": heads[0] if kernel is not None else None,
                         "inputs_padding": imported.options["padding"], "inputs": str(inputs_path.resolve())}

@@ -7,14 +7,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from pipeline import store
+from pipeline import runformat
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def examples(synthetic_runs_dir):
-    run = store.Run.open(synthetic_runs_dir, "synthetic")
+    run = runformat.Run.open(synthetic_runs_dir, "synthetic")
     frame = run.examples().copy()
     frame["label"] = [run.classes[i] for i in frame["label"]]
     return frame

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from pipeline import store
+from pipeline import runformat
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def level_4_group(text_runs_dir) -> tuple[int, int]:
     """Rows of the longest "(44..4" group: a nesting-level-4 range."""
-    run = store.Run.open(text_runs_dir, "text-parens")
+    run = runformat.Run.open(text_runs_dir, "text-parens")
     text = "".join(run.steps("text", columns=["char"])["char"])
     group = max(re.finditer(r"\(4+", text), key=lambda m: (len(m.group()), -m.start()))
     return group.start(), group.end() - 1

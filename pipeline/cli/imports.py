@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import positive_int
-from pipeline.progress import Progress
+from pipeline.cli.common import DEFAULT_RUNS_DIR, positive_int
+from pipeline.core.progress import Progress
+from pipeline.importers.arrays import read_arrays
+from pipeline.importers.keras_model import read_keras
+from pipeline.importers.lstmvis import read_lstmvis
+from pipeline.importers.torch_model import read_torch
+from pipeline.kinds.imported import write_run
 
 DESCRIPTION = """\
 Make a run from work done elsewhere, without training: the dashboard then shows it like any run.
@@ -48,6 +53,7 @@ fields (the names in the file; shapes and rules in docs/import-format.md):
   predictions  vocabulary  tokens  annotation_<name>
                         per step: probabilities, what their columns predict, the text read,
                         tracks to colour and rank cells by
+  inputs  channels      per step: the model's input channels (float), and their names
 
 example (numpy):
   np.savez("states.npz", h=h, lengths=lengths, labels=labels, classes=np.array(["yes", "no"]))
@@ -55,7 +61,6 @@ example (numpy):
 
 
 def common_options() -> argparse.ArgumentParser:
-    from pipeline.runner import DEFAULT_RUNS_DIR
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("run options")
     group.add_argument("--runs", default=str(DEFAULT_RUNS_DIR), metavar="DIR",
@@ -66,6 +71,9 @@ def common_options() -> argparse.ArgumentParser:
                             "(for Dask, Spark or Ray, and for --scheduler on `match`); default: one file")
     group.add_argument("--top-k", type=positive_int, default=5, metavar="K",
                        help="classes (or tokens) kept per step from predictions (default: 5)")
+    group.add_argument("--no-project", action="store_true",
+                       help="skip the projections (paths, last-step pictures, trust figures); "
+                            "`python -m pipeline project RUN` adds them later")
     group.add_argument("--force", action="store_true", help="import again even if nothing changed")
     group.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     return common
@@ -146,33 +154,29 @@ def add_import_command(commands) -> None:
 
 
 def _arrays(args):
-    from pipeline.importers.arrays import read_arrays
     return read_arrays(args.path)
 
 
 def _lstmvis(args):
-    from pipeline.importers.lstmvis import read_lstmvis
     return read_lstmvis(args.path, raw=args.raw)
 
 
 def _keras(args):
-    from pipeline.importers.keras_model import read_keras
     return read_keras(args.model, args.inputs, padding=args.padding, scheduler=args.scheduler,
                       tolerance=args.tolerance)
 
 
 def _torch(args):
-    from pipeline.importers.torch_model import read_torch
     return read_torch(args.model, args.inputs, args.input_size, args.hidden, args.layers,
                       prefix=args.prefix, head=args.head, scheduler=args.scheduler,
                       tolerance=args.tolerance)
 
 
 def import_command(args) -> int:
-    from pipeline.importers import write_run
     imported = args.read(args)
     path, written = write_run(imported, args.runs, args.run_id, partition_rows=args.partition_rows,
-                              top_k=args.top_k, force=args.force, progress=Progress(quiet=args.quiet))
+                              top_k=args.top_k, force=args.force, progress=Progress(quiet=args.quiet),
+                              project_settings={"methods": []} if args.no_project else None)
     if not args.quiet:
         state = "imported" if written else "unchanged (use --force to import again)"
         layers = ", ".join(f"layer {layer['index']}: {layer['units']} units ({' '.join(layer['tensors'])})"

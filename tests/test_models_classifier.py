@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from factories import random_dataset
-from pipeline import models
+from pipeline.core import steps
+from pipeline.core.layout import StepLayout
+from pipeline.core.predictions import Predictions
+from pipeline.models import classifier
+from pipeline.models.keras_weights import network_weights, save_model
 
 keras = pytest.importorskip("keras")
 
@@ -23,7 +27,7 @@ def _split(n):
 def trained():
     data = random_dataset(n=50, n_steps=12, seed=5)
     split = _split(len(data.labels))
-    training = models.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes),
+    training = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes),
                                        MODEL, TRAIN)
     return data, split, training
 
@@ -31,7 +35,7 @@ def trained():
 def test_saved_model_reloads_in_safe_mode_and_predicts_the_same(trained, tmp_path):
     data, _, training = trained
     path = tmp_path / "models" / "classifier.keras"
-    models.save_model(training.model, path)
+    save_model(training.model, path)
     assert path.is_file() and [p.name for p in path.parent.iterdir()] == ["classifier.keras"]
     reloaded = keras.saving.load_model(path, safe_mode=True)
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in reloaded.layers)
@@ -52,18 +56,26 @@ def test_history_has_losses_gradient_norms_and_gate_statistics(trained):
     assert "layer1_forget_gate_mean" not in history
 
 
-def test_metrics_per_split_agree_with_keras(trained):
+def test_metrics_of_the_numpy_recompute_agree_with_keras(trained):
     data, split, training = trained
-    assert set(training.metrics) == {"train", "validation", "test"}
+    weights = network_weights(training.model)[0]
+    rows = StepLayout(data.lengths, data.n_steps).real_rows(data.X)
+    source = steps.network_source(weights, lambda r0, r1: rows[r0:r1], data.lengths)
+    predictions = Predictions("classification", data.lengths, data.classes, 3, labels=data.labels)
+    for first, block in source.blocks():
+        ids = np.repeat(np.arange(len(data.lengths)), data.lengths)
+        predictions.block(block["predictions"], ids, np.zeros_like(ids), np.arange(len(ids)))
+    metrics = predictions.metrics(split)
+    assert set(metrics) == {"train", "validation", "test"}
     test = split == "test"
     loss, accuracy = training.model.evaluate(data.X[test], data.labels[test], verbose=0)
-    assert training.metrics["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
-    assert training.metrics["test"]["loss"] == pytest.approx(loss, abs=1e-4)
+    assert metrics["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert metrics["test"]["loss"] == pytest.approx(loss, abs=1e-4)
 
 
 def test_training_is_deterministic_for_a_seed(trained):
     data, split, first = trained
-    again = models.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes),
+    again = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes),
                                     MODEL, TRAIN)
     for a, b in zip(first.model.get_weights(), again.model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -72,7 +84,7 @@ def test_training_is_deterministic_for_a_seed(trained):
 
 def test_standardisation_uses_training_real_frames_only():
     data = random_dataset(n=20, n_steps=10, seed=6)
-    mean, std = models.channel_stats(data.X, data.lengths)
+    mean, std = classifier.channel_stats(data.X, data.lengths)
     frames = np.concatenate([data.real_steps(i) for i in range(len(data.lengths))])
     np.testing.assert_allclose(mean, frames.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(std, frames.std(axis=0), rtol=1e-4)
@@ -80,4 +92,4 @@ def test_standardisation_uses_training_real_frames_only():
 
 def test_build_rejects_empty_units():
     with pytest.raises(ValueError, match="units"):
-        models.build_classifier(10, 3, 2, [])
+        classifier.build_classifier(10, 3, 2, [])

@@ -1,4 +1,5 @@
-"""Text runs: the character LM, its windows, the NumPy recompute, the run format, select & match."""
+"""The language-model kind: the character LM, its windows, the NumPy recompute in lanes, the run
+format, the document paths, select & match."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import config as defaults
-from pipeline import match, store, text_run
+from pipeline.core import lstm
+from pipeline.core.config import merge
+from pipeline.kinds import language_model
+from pipeline.analysis import match
+from pipeline import runformat
 from pipeline.cli import main
 from pipeline.datasets import text as corpora
 
 
 def test_windows_cover_every_next_character_once_and_reset_at_document_starts():
-    from pipeline.text_model import make_windows
+    from pipeline.models.char_lm import make_windows
     lengths = np.array([7, 1, 12, 5, 30])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     ids = np.arange(lengths.sum(), dtype=np.int32)          # id = stream position
@@ -34,15 +38,15 @@ def test_windows_cover_every_next_character_once_and_reset_at_document_starts():
 
 
 def test_numpy_recompute_equals_keras_for_every_document():
-    from pipeline.text_model import build_char_lm, char_lm_weights, zero_states
-    from pipeline.extract import step_probabilities
+    from pipeline.models.char_lm import build_char_lm, zero_states
+    from pipeline.models.keras_weights import network_weights
     corpus = corpora.parens_corpus(n_documents=12, seed=1)
     vocabulary = corpus.vocabulary()
     ids = corpus.encode(vocabulary)
     model = build_char_lm(len(vocabulary), [10, 6], embedding=5, dropout=0.2)
-    weights = char_lm_weights(model)
-    first = text_run.lstm_lanes(weights.layers[0], weights.embedding[ids], corpus.lengths, n_lanes=5, chunk=16)
-    second = text_run.lstm_lanes(weights.layers[1], first["h"], corpus.lengths, n_lanes=3)
+    weights = network_weights(model, padding="none")[0]
+    first = lstm.lane_layer(weights.layers[0], weights.embedding[ids], corpus.lengths, n_lanes=5, chunk=16)
+    second = lstm.lane_layer(weights.layers[1], first["h"], corpus.lengths, n_lanes=3)
     # One Keras call on the documents right-padded to the longest: outputs at real steps are exact.
     longest = int(corpus.lengths.max())
     batch = np.zeros((len(corpus.lengths), longest), np.int32)
@@ -50,7 +54,7 @@ def test_numpy_recompute_equals_keras_for_every_document():
         batch[i, :length] = ids[start:start + length]
     probabilities, h0, c0, h1, c1 = (np.asarray(t) for t in model.predict_on_batch(
         [batch, *zero_states(model, len(batch))]))
-    recomputed = step_probabilities(weights, second["h"])
+    recomputed = lstm.step_probabilities(weights, second["h"])
     for i, (start, length) in enumerate(zip(corpus.starts, corpus.lengths)):
         np.testing.assert_allclose(probabilities[i, :length], recomputed[start:start + length], atol=1e-5)
         if length == longest:                     # no padding: Keras' final states are the document's
@@ -62,7 +66,7 @@ def test_numpy_recompute_equals_keras_for_every_document():
 
 def test_a_text_run_has_the_language_model_format(text_run, text_runs_dir):
     manifest = text_run.manifest
-    assert set(store.MANIFEST_KEYS) <= set(manifest)
+    assert set(runformat.MANIFEST_KEYS) <= set(manifest)
     assert manifest["kind"] == "language_model" and manifest["status"] == "complete"
     assert manifest["classes"] == sorted(set("()01234\n"))
     assert set(manifest["annotations"]) == {"depth"}
@@ -77,7 +81,7 @@ def test_a_text_run_has_the_language_model_format(text_run, text_runs_dir):
     steps = text_run.steps("text")
     assert len(steps) == n and list(steps.columns) == ["example_id", "t", "char", "depth"]
     assert "".join(steps["char"]).count("\n") == len(examples)
-    for name in [store.steps_file(0, kind) for kind in store.TENSOR_KINDS] + ["steps/predictions.parquet"]:
+    for name in [runformat.steps_file(0, kind) for kind in runformat.TENSOR_KINDS] + ["steps/predictions.parquet"]:
         table = text_run.read_table(name, columns=["example_id", "t"])
         assert len(table) == n
         assert np.array_equal(table["example_id"], steps["example_id"]) and np.array_equal(table["t"], steps["t"])
@@ -99,16 +103,16 @@ def test_a_text_run_has_the_language_model_format(text_run, text_runs_dir):
 
 
 def test_the_saved_model_reloads_in_safe_mode(text_run):
-    from pipeline import models, text_model
-    model = models.load_model(text_run.path / text_model.MODEL_FILE)
+    from pipeline.models.keras_weights import load_keras_model
+    model = load_keras_model(text_run.path / language_model.MODEL_FILE)
     assert not any("lambda" in type(layer).__name__.lower() for layer in model.layers)
     assert model.outputs[0].shape[-1] == len(text_run.classes)
 
 
 def test_an_unchanged_text_run_resumes_without_recomputing(text_runs_dir):
     from factories import TEXT_FAST
-    config = defaults.merge(text_run.default_config("parens"), TEXT_FAST)
-    summary = text_run.run_text(config, text_runs_dir)
+    config = merge(language_model.default_config("parens"), TEXT_FAST)
+    summary = language_model.run_language_model(config, text_runs_dir)
     assert [stage.seconds for stage in summary.stages] == [None] * 4
     assert [stage.note for stage in summary.stages][:3] == ["unchanged"] * 3
 
@@ -148,7 +152,7 @@ def test_cli_builds_a_text_run_from_a_file(tmp_path):
     code = main(["run", "text", "--source", str(source), "--runs", str(runs), "--units", "8",
                  "--epochs", "1", "--embedding", "4", "--quiet"])
     assert code == 0
-    run = store.Run.open(runs, "text-poem")
+    run = runformat.Run.open(runs, "text-poem")
     assert run.kind == "language_model" and run.manifest["dataset"]["corpus"] == "poem"
     assert set(run.manifest["annotations"]) == {"char_class", "column", "inside_quotes", "paren_depth"}
     steps = run.steps("text")

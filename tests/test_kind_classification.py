@@ -1,4 +1,4 @@
-"""The stage runner and the run it writes: store round trip, resume, recompute, bad input, CLI."""
+"""The classification kind through the stage engine: the run it writes, resume, recompute, bad input, CLI."""
 
 from __future__ import annotations
 
@@ -11,18 +11,21 @@ import numpy as np
 import pytest
 
 from factories import fast_config, random_dataset
-from pipeline import extract, runner, store
+from pipeline import runformat
+from pipeline.core import stages, steps
+from pipeline.core.layout import StepLayout
+from pipeline.kinds import classification
 from pipeline.datasets import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------------------------
-# The session's synthetic run, read back through store.Run
+# The session's synthetic run, read back through runformat.Run
 
 def test_manifest_has_the_fixed_keys_and_the_run_details(synthetic_run):
     manifest = synthetic_run.manifest
-    assert set(store.MANIFEST_KEYS) <= set(manifest)
+    assert set(runformat.MANIFEST_KEYS) <= set(manifest)
     assert manifest["status"] == "complete" and manifest["kind"] == "classification"
     assert set(manifest["stages"]) >= {"data", "train", "extract"}
     assert all({"input_hash", "seconds"} <= set(record) for record in manifest["stages"].values())
@@ -52,7 +55,7 @@ def test_examples_table_describes_every_sequence(synthetic_run):
 def test_step_tables_hold_exactly_the_real_steps_in_order(synthetic_run):
     examples = synthetic_run.examples()
     n_rows = int(examples["length"].sum())
-    for kind in store.TENSOR_KINDS:
+    for kind in runformat.TENSOR_KINDS:
         matrix = synthetic_run.step_matrix(0, kind)
         assert matrix.shape == (n_rows, 12) and matrix.dtype == np.float32
     some = synthetic_run.step_matrix(0, "forget_gate", units=[0, 5])
@@ -79,7 +82,7 @@ def test_inputs_are_the_raw_frames(synthetic_run):
     from pipeline.datasets.registry import load_dataset
     dataset = load_dataset(synthetic_run.manifest["config"]["dataset"])
     inputs = synthetic_run.steps("inputs", columns=dataset.channels).to_numpy()
-    layout = extract.StepLayout(dataset.lengths, dataset.n_steps)
+    layout = StepLayout(dataset.lengths, dataset.n_steps)
     np.testing.assert_array_equal(inputs, layout.real_rows(dataset.X))
 
 
@@ -90,8 +93,8 @@ def test_history_has_one_row_per_epoch(synthetic_run):
 
 
 def test_saved_model_reloads_in_safe_mode(synthetic_run):
-    from pipeline import models
-    model = models.load_model(synthetic_run.path / models.MODEL_FILE)
+    from pipeline.models.keras_weights import load_keras_model
+    model = load_keras_model(synthetic_run.path / classification.MODEL_FILE)
     assert model.output_shape == (None, len(synthetic_run.classes))
 
 
@@ -99,13 +102,8 @@ def test_saved_model_reloads_in_safe_mode(synthetic_run):
 # Resuming, recomputing, refusing bad input (small random data; no projections)
 
 def _config(**overrides):
-    return fast_config("random", **{"train": {"epochs": 2}, "model": {"units": [6]}, **overrides})
-
-
-def _no_projection(monkeypatch):
-    def unavailable(state):
-        raise runner.StageUnavailable("no projections in this test")
-    monkeypatch.setitem(runner.STAGE_FUNCTIONS, "project", unavailable)
+    return fast_config("random", **{"train": {"epochs": 2}, "model": {"units": [6]},
+                                    "project": {"methods": []}, **overrides})
 
 
 def _loader(config):
@@ -117,58 +115,54 @@ def _ran(summary):
 
 
 def test_interrupted_run_resumes_without_retraining(tmp_path, monkeypatch):
-    _no_projection(monkeypatch)
-    real_extract = extract.extract_run
+    real_write = steps.write_steps
 
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(extract, "extract_run", broken)
+    monkeypatch.setattr(steps, "write_steps", broken)
     with pytest.raises(RuntimeError, match="interrupted"):
-        runner.run_pipeline(_config(), tmp_path, loader=_loader)
+        classification.run_classification(_config(), tmp_path, loader=_loader)
     manifest = json.loads((tmp_path / "random" / "manifest.json").read_text())
     assert set(manifest["stages"]) == {"data", "train"} and manifest["status"] == "incomplete"
     model_file = tmp_path / "random" / "models" / "classifier.keras"
     trained_at = model_file.stat().st_mtime_ns
 
-    monkeypatch.setattr(extract, "extract_run", real_extract)
-    summary = runner.run_pipeline(_config(), tmp_path, loader=_loader)
+    monkeypatch.setattr(steps, "write_steps", real_write)
+    summary = classification.run_classification(_config(), tmp_path, loader=_loader)
     assert _ran(summary) == {"data": False, "train": False, "extract": True, "project": False}
     assert summary.status == "complete"
     assert model_file.stat().st_mtime_ns == trained_at
-    run = store.Run.open(tmp_path, "random")
+    run = runformat.Run.open(tmp_path, "random")
     assert "prediction" in run.examples() and len(run.steps("predictions")) == run.examples()["length"].sum()
 
-    again = runner.run_pipeline(_config(), tmp_path, loader=_loader)
+    again = classification.run_classification(_config(), tmp_path, loader=_loader)
     assert not any(_ran(again).values())
 
 
 def test_changed_setting_recomputes_its_stage_and_later_ones(tmp_path, monkeypatch):
-    _no_projection(monkeypatch)
-    runner.run_pipeline(_config(), tmp_path, loader=_loader)
-    summary = runner.run_pipeline(_config(extract={"top_k": 2}), tmp_path, loader=_loader)
+    classification.run_classification(_config(), tmp_path, loader=_loader)
+    summary = classification.run_classification(_config(extract={"top_k": 2}), tmp_path, loader=_loader)
     assert _ran(summary) == {"data": False, "train": False, "extract": True, "project": False}
-    assert "top3_class" not in store.Run.open(tmp_path, "random").steps("predictions")
-    summary = runner.run_pipeline(_config(extract={"top_k": 2}, train={"epochs": 1}), tmp_path, loader=_loader)
+    assert "top3_class" not in runformat.Run.open(tmp_path, "random").steps("predictions")
+    summary = classification.run_classification(_config(extract={"top_k": 2}, train={"epochs": 1}), tmp_path, loader=_loader)
     assert _ran(summary) == {"data": False, "train": True, "extract": True, "project": False}
-    assert len(store.Run.open(tmp_path, "random").history()) == 1
-    summary = runner.run_pipeline(_config(extract={"top_k": 2}, train={"epochs": 1}), tmp_path,
+    assert len(runformat.Run.open(tmp_path, "random").history()) == 1
+    summary = classification.run_classification(_config(extract={"top_k": 2}, train={"epochs": 1}), tmp_path,
                                   loader=_loader, force=True)
     assert all(_ran(summary)[stage] for stage in ("data", "train", "extract"))
 
 
 def test_right_padded_data_is_stored_like_left_padded(tmp_path, monkeypatch):
-    _no_projection(monkeypatch)
     left = random_dataset(seed=9)
-    runner.run_pipeline(_config(), tmp_path, loader=lambda config: random_dataset(seed=9, padding="right"))
-    run = store.Run.open(tmp_path, "random")
-    layout = extract.StepLayout(left.lengths, left.n_steps)
+    classification.run_classification(_config(), tmp_path, loader=lambda config: random_dataset(seed=9, padding="right"))
+    run = runformat.Run.open(tmp_path, "random")
+    layout = StepLayout(left.lengths, left.n_steps)
     np.testing.assert_array_equal(run.steps("inputs", columns=left.channels).to_numpy(), layout.real_rows(left.X))
 
 
 def test_bad_data_changes_nothing_in_an_existing_run(tmp_path, monkeypatch):
-    _no_projection(monkeypatch)
-    runner.run_pipeline(_config(), tmp_path, loader=_loader)
+    classification.run_classification(_config(), tmp_path, loader=_loader)
     run_dir = tmp_path / "random"
     before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
 
@@ -176,27 +170,27 @@ def test_bad_data_changes_nothing_in_an_existing_run(tmp_path, monkeypatch):
         raise DataError("broken.tsd, line 3: 21 fields, expected 22")
 
     with pytest.raises(DataError, match="broken.tsd"):
-        runner.run_pipeline(_config(dataset={"seed": 1}), tmp_path, loader=bad)
+        classification.run_classification(_config(dataset={"seed": 1}), tmp_path, loader=bad)
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
     with pytest.raises(DataError):
-        runner.run_pipeline(_config(), tmp_path, run_id="fresh", loader=bad)
+        classification.run_classification(_config(), tmp_path, run_id="fresh", loader=bad)
     assert not (tmp_path / "fresh").exists()
 
 
 def test_default_run_ids_are_readable():
-    assert runner.default_run_id(fast_config("synthetic")) == "synthetic"
-    assert runner.default_run_id(fast_config("auslan")) == "auslan"
-    assert runner.default_run_id(fast_config("auslan", dataset={"his_hers": "merge"})) == "auslan-merged"
+    assert classification.default_run_id(fast_config("synthetic")) == "synthetic"
+    assert classification.default_run_id(fast_config("auslan")) == "auslan"
+    assert classification.default_run_id(fast_config("auslan", dataset={"his_hers": "merge"})) == "auslan-merged"
 
 
 def test_source_listing_changes_when_a_file_changes(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.tsd").write_text("1 2\n")
-    first = runner.source_listing(tmp_path)
+    first = stages.source_listing(tmp_path)
     (tmp_path / "a" / "x.tsd").write_text("1 2 3\n")
-    assert runner.source_listing(tmp_path) != first
+    assert stages.source_listing(tmp_path) != first
     with pytest.raises(DataError, match="nowhere"):
-        runner.source_listing(tmp_path / "nowhere")
+        stages.source_listing(tmp_path / "nowhere")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +217,8 @@ def test_cli_help_explains_with_examples(tmp_path):
 
 
 def test_cli_options_become_the_config():
-    from pipeline.cli import build_parser, config_from_args
+    from pipeline.cli import build_parser
+    from pipeline.cli.run import classification_config as config_from_args
     args = build_parser().parse_args(["run", "auslan", "--source", "d", "--merge-his-hers", "--units", "100,50",
                                       "--epochs", "7", "--batch-size", "16", "--seed", "3"])
     config = config_from_args(args)

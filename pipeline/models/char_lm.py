@@ -5,7 +5,7 @@ probability of the next character after every character.
 
 Each LSTM takes its initial (h, c) as model inputs and returns its final ones, so training can
 carry the state from one window of a document to the next and set it to zero where a document
-starts. That is exactly how ``text_run`` extracts a run: every document from a zero state, through
+starts. That is exactly how the language-model kind extracts a run: every document from a zero state, through
 all its characters. Documents are therefore independent sequences, in training and in extraction.
 
 Training runs ``lanes`` documents side by side; each lane works through its documents window by
@@ -24,9 +24,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pipeline.extract import LSTMWeights
-from pipeline.progress import QUIET, Progress
-from pipeline.text_run import assign_lanes
+from pipeline.core.layout import assign_lanes
+from pipeline.core.progress import QUIET, Progress
 
 MODEL_FILE = "models/char_lm.keras"
 LN2 = math.log(2.0)
@@ -57,35 +56,6 @@ def build_char_lm(vocabulary_size: int, units: list[int], embedding: int = 32,
 
 def zero_states(model: keras.Model, batch: int) -> list[np.ndarray]:
     return [np.zeros((batch, int(t.shape[-1])), np.float32) for t in model.inputs[1:]]
-
-
-@dataclass(frozen=True)
-class CharLMWeights:
-    """The numbers of a character LM, for the NumPy recompute in ``text_run``."""
-
-    embedding: np.ndarray          # (vocabulary, embedding)
-    layers: list[LSTMWeights]
-    head_kernel: np.ndarray        # (units of the last layer, vocabulary)
-    head_bias: np.ndarray
-
-
-def char_lm_weights(model: keras.Model) -> CharLMWeights:
-    embedding, layers, head = None, [], None
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Embedding):
-            embedding = np.asarray(layer.embeddings.numpy(), np.float32)
-        elif isinstance(layer, keras.layers.LSTM):
-            config = layer.get_config()
-            if config["activation"] != "tanh" or config["recurrent_activation"] != "sigmoid":
-                raise ValueError(f"layer {layer.name}: only tanh/sigmoid LSTMs can be recomputed")
-            cell = layer.cell
-            bias = cell.bias.numpy() if cell.use_bias else np.zeros(4 * cell.units, np.float32)
-            layers.append(LSTMWeights(cell.kernel.numpy(), cell.recurrent_kernel.numpy(), bias))
-        elif isinstance(layer, keras.layers.Dense):
-            head = layer
-    if embedding is None or not layers or head is None:
-        raise ValueError(f"model {model.name!r} is not a character LM (embedding, LSTMs, dense head)")
-    return CharLMWeights(embedding, layers, head.kernel.numpy(), head.bias.numpy())
 
 
 # ---------------------------------------------------------------------------------------------

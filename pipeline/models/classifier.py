@@ -1,63 +1,27 @@
-"""The study's classifier: standardise -> stacked LSTMs -> last step -> softmax; training and saving.
+"""The study's classifier: standardise -> stacked LSTMs -> last step -> softmax, and its training.
 
 Input(T, channels) -> LSTM(units, return_sequences=True) x N -> last step -> Dense(classes, softmax).
 Every LSTM returns its full sequence so that each layer's h can be checked against the NumPy
-recomputation in ``pipeline.extract``. The two small custom layers are registered Keras
-serialisables (no Lambda layers), so a saved model reloads with ``safe_mode=True``.
+recompute (``core.lstm``).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pipeline.extract import ClassifierWeights, LSTMWeights, gate_statistics
-from pipeline.progress import QUIET, Progress
+from pipeline.core.layout import StepLayout
+from pipeline.core.lstm import gate_statistics
+from pipeline.core.progress import QUIET, Progress
+from pipeline.models.keras_weights import network_weights
+from pipeline.models.layers import LastStep, Standardise
 
 MODEL_FILE = "models/classifier.keras"
 DIAGNOSTIC_SAMPLE = 128     # training examples used for the per-epoch gradient norm and gate stats
-
-
-@keras.saving.register_keras_serializable(package="lstm_lens")
-class Standardise(keras.layers.Layer):
-    """``(x - mean) / std`` per channel on real frames; all-zero frames (padding) stay exactly 0.
-
-    Inside the model so that a saved model takes raw inputs. ``extract.standardise`` mirrors it.
-    """
-
-    def __init__(self, mean, std, **kwargs):
-        super().__init__(**kwargs)
-        self.mean = [float(v) for v in mean]
-        self.std = [float(v) for v in std]
-
-    def call(self, x):
-        mean = keras.ops.convert_to_tensor(self.mean, dtype=x.dtype)
-        std = keras.ops.convert_to_tensor(self.std, dtype=x.dtype)
-        real = keras.ops.any(keras.ops.not_equal(x, 0), axis=-1, keepdims=True)
-        return keras.ops.where(real, (x - mean) / std, keras.ops.zeros_like(x))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "std": self.std}
-
-
-@keras.saving.register_keras_serializable(package="lstm_lens")
-class LastStep(keras.layers.Layer):
-    """The last time step of a sequence: (batch, T, units) -> (batch, units)."""
-
-    def call(self, x):
-        return x[:, -1, :]
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
 
 
 def build_classifier(n_steps: int, n_channels: int, n_classes: int, units: list[int],
@@ -97,7 +61,6 @@ def channel_stats(X: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.nd
 class Training:
     model: keras.Model
     history: pd.DataFrame       # one row per epoch
-    metrics: dict               # {split: {"accuracy", "loss"}}
     mean: np.ndarray | None
     std: np.ndarray | None
 
@@ -141,18 +104,7 @@ def train_classifier(X: np.ndarray, lengths: np.ndarray, labels: np.ndarray, spl
     history = pd.DataFrame({"epoch": np.arange(1, len(fit.history["loss"]) + 1, dtype=np.int32),
                             **{k: fit.history[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}})
     history = pd.concat([history, pd.DataFrame(diagnostics.rows)], axis=1)
-    return Training(model, history, split_metrics(model, X, labels, split), mean, std)
-
-
-def split_metrics(model: keras.Model, X: np.ndarray, labels: np.ndarray, split: np.ndarray) -> dict:
-    """``{split: {"accuracy", "loss"}}`` from one prediction pass over every example."""
-    probabilities = model.predict(X, batch_size=256, verbose=0)
-    true_prob = probabilities[np.arange(len(labels)), labels]
-    loss = -np.log(np.clip(true_prob, 1e-7, 1.0))          # Keras' cross-entropy clips the same
-    correct = probabilities.argmax(axis=1) == labels
-    return {name: {"accuracy": round(float(correct[split == name].mean()), 6),
-                   "loss": round(float(loss[split == name].mean()), 6)}
-            for name in ("train", "validation", "test") if (split == name).any()}
+    return Training(model, history, mean, std)
 
 
 class TrainingDiagnostics(keras.callbacks.Callback):
@@ -164,7 +116,8 @@ class TrainingDiagnostics(keras.callbacks.Callback):
 
     def __init__(self, X: np.ndarray, lengths: np.ndarray, labels: np.ndarray):
         super().__init__()
-        self.X, self.lengths = X, lengths
+        self.lengths = lengths
+        self.rows_x = StepLayout(lengths, X.shape[1]).real_rows(X)
         self.x = tf.constant(X)
         self.y = tf.constant(labels)
         self.rows: list[dict] = []
@@ -186,7 +139,7 @@ class TrainingDiagnostics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"grad_norm": self._gradient_norm()}
-        row.update(gate_statistics(classifier_weights(self.model), self.X, self.lengths))
+        row.update(gate_statistics(network_weights(self.model)[0], self.rows_x, self.lengths))
         self.rows.append(row)
 
 
@@ -200,41 +153,3 @@ class _ProgressBar(keras.callbacks.Callback):
         self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.3f}",
                              val_acc=f"{logs.get('val_accuracy', float('nan')):.3f}", refresh=False)
         self.bar.update()
-
-
-def classifier_weights(model: keras.Model) -> ClassifierWeights:
-    """The NumPy weights that ``pipeline.extract`` recomputes the model from."""
-    layers, mean, std, head = [], None, None, None
-    for layer in model.layers:
-        if isinstance(layer, Standardise):
-            mean, std = np.array(layer.mean, np.float32), np.array(layer.std, np.float32)
-        elif isinstance(layer, keras.layers.LSTM):
-            config = layer.get_config()
-            if config["activation"] != "tanh" or config["recurrent_activation"] != "sigmoid":
-                raise ValueError(f"layer {layer.name}: only tanh/sigmoid LSTMs can be recomputed")
-            cell = layer.cell
-            bias = (cell.bias.numpy() if cell.use_bias
-                    else np.zeros(4 * cell.units, np.float32))
-            layers.append(LSTMWeights(cell.kernel.numpy(), cell.recurrent_kernel.numpy(), bias))
-        elif isinstance(layer, keras.layers.Dense):
-            head = layer
-    if not layers or head is None:
-        raise ValueError(f"model {model.name!r} has no LSTM layer or no Dense head")
-    return ClassifierWeights(layers, head.kernel.numpy(), head.bias.numpy(), mean, std)
-
-
-def save_model(model: keras.Model, path: str | os.PathLike) -> None:
-    """Save in Keras' native format under a temporary name, then rename into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def load_model(path: str | os.PathLike) -> keras.Model:
-    """Reload a saved classifier in safe mode (no arbitrary code runs while loading)."""
-    return keras.saving.load_model(path, safe_mode=True)

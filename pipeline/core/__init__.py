@@ -1,0 +1,2 @@
+"""What every run kind shares, without TensorFlow: the NumPy LSTM, row layouts, prediction tables,
+the examples table and the stage engine."""

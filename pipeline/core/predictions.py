@@ -1,0 +1,145 @@
+"""Per-step prediction tables and what they add up to: per-example columns and metrics per split.
+
+One builder for every run kind. A classification run scores the example's class at every step (and
+reads its prediction at the last step); a language model scores the next token at every step but the
+last of a sequence. Blocks hold whole sequences (``layout.sequence_blocks``), so an example's final
+prediction is known while its rows are written (``predicted_prob``: the probability of the final
+prediction at every step, for "confidence over time").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.runformat import CLASSIFICATION, SPLITS
+
+LN2 = math.log(2.0)
+CLASSIFICATION_COLUMNS = ("prediction", "prediction_name", "confidence", "true_prob", "correct")
+LANGUAGE_MODEL_COLUMNS = ("predicted", "correct_chars", "accuracy", "loss", "bits_per_char")
+
+
+def top_k(probabilities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most probable classes of each row and their probabilities, most probable first."""
+    k = min(k, probabilities.shape[1])
+    candidates = np.argpartition(-probabilities, k - 1, axis=1)[:, :k]
+    candidate_probs = np.take_along_axis(probabilities, candidates, axis=1)
+    ranked = np.argsort(-candidate_probs, axis=1, kind="stable")
+    return (np.take_along_axis(candidates, ranked, axis=1).astype(np.int32),
+            np.take_along_axis(candidate_probs, ranked, axis=1).astype(np.float32))
+
+
+def next_token_targets(token_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The index of the next token of each row; -1 at a sequence's last row (or an unknown token)."""
+    target = np.roll(np.asarray(token_ids, np.int64), -1)
+    ends = np.cumsum(np.asarray(lengths, np.int64)) - 1
+    target[ends] = -1
+    return target.astype(np.int32)
+
+
+class Predictions:
+    """Builds steps/predictions.parquet block by block and keeps what the examples table needs.
+
+    ``labels`` (per example) make it a classifier's; else ``targets`` (per row, -1 for none) score
+    a language model's next-token predictions; with neither, only the top-k are written.
+    """
+
+    def __init__(self, kind: str, lengths: np.ndarray, names: list[str], k: int,
+                 labels: np.ndarray | None = None, targets: np.ndarray | None = None):
+        self.kind, self.names, self.k = kind, list(names), int(k)
+        self.lengths = np.asarray(lengths, np.int64)
+        self.labels = None if labels is None else np.asarray(labels, np.int64)
+        self.targets = targets
+        n = len(self.lengths)
+        self.last_row = np.cumsum(self.lengths) - 1
+        self.prediction = np.full(n, -1, np.int32)
+        self.confidence = np.full(n, np.nan, np.float32)
+        self.true_prob = np.full(n, np.nan, np.float32)
+        self.loss_sum, self.hits, self.counted = np.zeros(n), np.zeros(n), np.zeros(n)
+
+    def block(self, probabilities: np.ndarray, ids: np.ndarray, t: np.ndarray, rows: np.ndarray) -> pa.Table:
+        """The table rows of one block of whole sequences (``rows``: their row numbers)."""
+        probabilities = np.asarray(probabilities, np.float32)
+        n = len(rows)
+        top_classes, top_probs = top_k(probabilities, self.k)
+        at_last = np.flatnonzero(self.last_row[ids] == rows)
+        final = ids[at_last]
+        self.prediction[final] = top_classes[at_last, 0]
+        self.confidence[final] = top_probs[at_last, 0]
+        columns: dict[str, np.ndarray] = {"example_id": ids.astype(np.int32), "t": t.astype(np.int32)}
+        if self.kind == CLASSIFICATION and self.labels is not None:
+            true_prob = probabilities[np.arange(n), self.labels[ids]]
+            self.true_prob[final] = true_prob[at_last]
+            columns["true_prob"] = true_prob.astype(np.float32)
+        elif self.targets is not None:
+            target = self.targets[rows]
+            counted = target >= 0
+            true_prob = np.where(counted, probabilities[np.arange(n), np.maximum(target, 0)], np.nan)
+            self.true_prob[final] = true_prob[at_last]
+            with np.errstate(divide="ignore"):
+                losses = -np.log(np.maximum(true_prob, 1e-12))
+            np.add.at(self.loss_sum, ids[counted], losses[counted])
+            np.add.at(self.hits, ids[counted], (top_classes[:, 0] == target)[counted])
+            np.add.at(self.counted, ids[counted], 1)
+            columns["target"] = target.astype(np.int32)
+            columns["true_prob"] = true_prob.astype(np.float32)
+        for j in range(top_classes.shape[1]):
+            columns[f"top{j + 1}_class"] = top_classes[:, j]
+            columns[f"top{j + 1}_prob"] = top_probs[:, j]
+        if self.kind == CLASSIFICATION:
+            columns["predicted_prob"] = probabilities[np.arange(n), self.prediction[ids]].astype(np.float32)
+        return pa.table(columns)
+
+    def per_example(self) -> pd.DataFrame:
+        """The examples table's prediction columns (CLASSIFICATION_COLUMNS or LANGUAGE_MODEL_COLUMNS)."""
+        if self.kind == CLASSIFICATION:
+            known = self.prediction >= 0
+            names = np.asarray(self.names + [""], dtype=object)[np.where(known, self.prediction, -1)]
+            frame = pd.DataFrame({"prediction": self.prediction, "prediction_name": names,
+                                  "confidence": self.confidence, "true_prob": self.true_prob})
+            frame["correct"] = (self.prediction == self.labels) if self.labels is not None else False
+            return frame
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frame = pd.DataFrame({
+                "predicted": self.counted.astype(np.int32),
+                "correct_chars": self.hits.astype(np.int32),
+                "accuracy": (self.hits / self.counted).astype(np.float32),
+                "loss": (self.loss_sum / self.counted).astype(np.float32),
+            })
+        frame["bits_per_char"] = (frame["loss"] / LN2).astype(np.float32)
+        return frame
+
+    def metrics(self, split: np.ndarray) -> dict:
+        return split_metrics(self.kind, self.per_example(), split)
+
+
+def split_metrics(kind: str, per_example: pd.DataFrame, split: np.ndarray) -> dict:
+    """``{split: {...}}``: accuracy and loss (cross-entropy, nats) of a classifier's final
+    predictions; accuracy, loss, bits_per_char and characters of a language model's next tokens."""
+    split = np.asarray(split)
+    metrics = {}
+    for name in SPLITS:
+        mask = split == name
+        if not mask.any():
+            continue
+        rows = per_example[mask]
+        if kind == CLASSIFICATION:
+            if "correct" not in rows or rows["true_prob"].isna().all():
+                metrics[name] = {}
+                continue
+            loss = -np.log(np.clip(rows["true_prob"].to_numpy(np.float64), 1e-7, 1.0))
+            metrics[name] = {"accuracy": round(float(rows["correct"].mean()), 6),
+                             "loss": round(float(loss.mean()), 6)}
+            continue
+        n = float(rows["predicted"].sum()) if "predicted" in rows else 0.0
+        if n == 0:
+            metrics[name] = {}
+            continue
+        loss = float((rows["loss"].fillna(0) * rows["predicted"]).sum() / n)
+        metrics[name] = {"accuracy": round(float(rows["correct_chars"].sum()) / n, 6),
+                         "loss": round(loss, 6), "bits_per_char": round(loss / LN2, 6),
+                         "characters": int(n)}
+    return metrics

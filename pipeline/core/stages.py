@@ -1,0 +1,158 @@
+"""The stage engine every run kind goes through: a hash chain, resume, and a manifest after each stage.
+
+A run kind declares its stages in order (``Stage``: a name and a function) and a hash of each
+stage's inputs that chains on the previous one. ``run_stages`` skips a stage whose recorded hash is
+unchanged and whose outputs exist, so running the same command again resumes an interrupted run;
+``force`` recomputes everything. A stage function does its work, then ``ctx.finish(...)`` records
+it; before rewriting files it calls ``ctx.begin(...)``, which publishes a manifest that forgets the
+stage and the ones after it (readers tell a rewrite from that). Nothing is written before the first
+stage opens the writer (``ctx.open_writer()``), so bad input leaves no half-made run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from importlib import metadata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from pipeline.core.errors import DataError
+from pipeline.core.progress import QUIET, Progress
+from pipeline.runformat import RunWriter, validate_run_id
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[["StageContext"], str]        # does the work, returns a one-line note
+
+
+class StageSkipped(Exception):
+    """A stage with nothing to do for this run (said why); reported, not recorded."""
+
+
+@dataclass
+class StageReport:
+    name: str
+    seconds: float | None    # None: skipped (unchanged, or nothing to do)
+    note: str = ""
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    path: Path
+    stages: list[StageReport] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    status: str = "incomplete"
+
+
+class StageContext:
+    """What the stages of one call share: settings, the writer, data or models computed so far."""
+
+    def __init__(self, config: dict, hashes: dict[str, str], runs_dir, run_id: str,
+                 stage_names: Sequence[str], progress: Progress):
+        self.config, self.hashes, self.progress = config, hashes, progress
+        self.runs_dir, self.run_id, self.stage_names = runs_dir, run_id, list(stage_names)
+        path = Path(runs_dir) / run_id
+        self.writer: RunWriter | None = RunWriter(runs_dir, run_id) if path.is_dir() else None
+        self.memo: dict[str, Any] = {}          # e.g. the loaded data, the trained model
+        self._started = time.perf_counter()
+        self.stage = ""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.runs_dir) / self.run_id
+
+    def open_writer(self) -> RunWriter:
+        if self.writer is None:
+            self.writer = RunWriter(self.runs_dir, self.run_id)
+        return self.writer
+
+    def begin(self, fresh: dict | None = None) -> RunWriter:
+        """Forget this stage and later ones before their files are rewritten (``fresh``: forget
+        everything, e.g. an import replacing a trained run, and start from these fields)."""
+        writer = self.open_writer()
+        if fresh is not None:
+            writer.reset(**fresh)
+        else:
+            writer.invalidate_from(self.stage_names, self.stage)
+        writer.manifest["status"] = "incomplete"
+        writer.write_manifest()
+        return writer
+
+    def finish(self, outputs, **updates) -> None:
+        """Record the stage (its input hash, seconds, outputs) with ``updates`` to the manifest."""
+        self.open_writer().finish_stage(self.stage, self.hashes[self.stage],
+                                        time.perf_counter() - self._started, outputs,
+                                        config=self.config, **updates)
+
+
+def run_stages(stages: Sequence[Stage], config: dict, hashes: dict[str, str],
+               runs_dir: str | os.PathLike, run_id: str, force: bool = False,
+               progress: Progress = QUIET) -> RunSummary:
+    """Build (or resume) the run ``runs_dir/run_id`` through ``stages``; returns what each did."""
+    validate_run_id(run_id)
+    names = [stage.name for stage in stages]
+    ctx = StageContext(config, hashes, runs_dir, run_id, names, progress)
+    if ctx.writer is not None and force:
+        ctx.writer.invalidate_from(names, names[0])
+    summary = RunSummary(run_id, ctx.path)
+    for stage in stages:
+        if ctx.writer is not None and ctx.writer.is_done(stage.name, hashes[stage.name]):
+            summary.stages.append(StageReport(stage.name, None, "unchanged"))
+            continue
+        ctx.stage, ctx._started = stage.name, time.perf_counter()
+        try:
+            note = stage.run(ctx)
+        except StageSkipped as reason:
+            summary.stages.append(StageReport(stage.name, None, str(reason)))
+            continue
+        summary.stages.append(StageReport(stage.name, time.perf_counter() - ctx._started, note))
+    writer = ctx.open_writer()
+    if writer.manifest.get("status") != "complete":
+        writer.manifest["status"] = "complete"
+        writer.write_manifest()
+    summary.metrics = writer.manifest.get("metrics", {})
+    summary.status = writer.manifest["status"]
+    return summary
+
+
+def source_listing(source: str | os.PathLike | None) -> list | None:
+    """Names, sizes and mtimes of every file under ``source``: a change there redoes the data stage."""
+    if source is None:
+        return None
+    root = Path(source)
+    if root.is_file():
+        stat = root.stat()
+        return [[root.name, stat.st_size, stat.st_mtime_ns]]
+    if not root.is_dir():
+        raise DataError(f"{root}: data source not found (no such file or folder)")
+    listing = []
+    for folder, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            path = Path(folder) / name
+            stat = path.stat()
+            listing.append([path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    return listing
+
+
+LIBRARIES = {"tensorflow": ("tensorflow-cpu", "tensorflow"), "keras": ("keras",), "torch": ("torch",),
+             "numpy": ("numpy",), "pandas": ("pandas",), "pyarrow": ("pyarrow",),
+             "scikit-learn": ("scikit-learn",)}
+
+
+def library_versions() -> dict:
+    """Versions of the installed libraries a run's numbers depend on (read without importing them)."""
+    versions = {"python": platform.python_version()}
+    for name, distributions in LIBRARIES.items():
+        for distribution in distributions:
+            try:
+                versions[name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions

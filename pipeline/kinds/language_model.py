@@ -1,0 +1,210 @@
+"""Run kind ``language_model``: a character LSTM trained here on a corpus, every step extracted.
+
+Stages: data -> train -> extract -> project.
+
+- data: the corpus (``pipeline.datasets.text``) -> examples.parquet (one row per document: example_id,
+  name, split, length, row_start, lines) and steps/text.parquet (example_id, t, char and one column
+  per annotation: the dashboard's meta tracks).
+- train: ``models.char_lm`` -> models/char_lm.keras, models/weights.npz, history.parquet.
+- extract: ``core.steps`` in lanes (each document from a zero state, as in training): per layer
+  h, c and gates, the top-k next characters and the true next character's probability, metrics.
+- project: PCA paths of the documents through state space (``pipeline.project``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipeline import project
+from pipeline.core import steps
+from pipeline.core.config import merge
+from pipeline.core.errors import DataError
+from pipeline.core.examples import examples_table, with_predictions
+from pipeline.core.layout import row_ids
+from pipeline.core.lstm import NetworkWeights
+from pipeline.core.predictions import Predictions, next_token_targets
+from pipeline.core.progress import QUIET, Progress
+from pipeline.core.stages import RunSummary, Stage, StageContext, library_versions, run_stages, source_listing
+from pipeline.datasets import text as corpora
+from pipeline.runformat import (EXAMPLES_FILE, HISTORY_FILE, LANGUAGE_MODEL, SPLITS, TEXT_FILE, Run,
+                                stable_hash)
+
+DEFAULT_RUNS_DIR = Path("data") / "runs"
+MODEL_FILE = "models/char_lm.keras"
+WEIGHTS_FILE = "models/weights.npz"
+
+BASE = {
+    "kind": LANGUAGE_MODEL,
+    "dataset": {
+        "name": "python",
+        "corpus": "python",        # python | parens | file
+        "source": None,            # the file of the "file" corpus
+        "min_doc_chars": 1500,     # python and file corpora: documents are at least this long
+        "max_doc_chars": 8000,     # longer documents are cut (python: before a method; file: after a line)
+        "n_documents": 1000,       # parens corpus: lines generated
+        "max_chars": 2_000_000,    # file corpus: refuse longer texts (the run would be huge)
+        "seed": 0,                 # parens corpus
+    },
+    "split": {"train": 0.8, "seed": 0},      # by document; the rest is halved
+    "model": {"units": [128], "embedding": 32, "dropout": 0.0},
+    "train": {
+        "epochs": 14,
+        "batch_size": 32,          # documents trained side by side (lanes)
+        "window": 50,              # characters per gradient step (truncated BPTT; state carried on)
+        "learning_rate": 0.008,
+        "lr_decay": 0.85,          # learning rate x this after every epoch
+        "clipnorm": 5.0,
+        "patience": 4,
+        "max_seconds": None,       # stop after the epoch that passes this many seconds
+        "seed": 0,
+    },
+    "extract": {"top_k": 5, "lanes": 64, "block_rows": 65536},
+    # Paths of documents through state space: PCA only (an autoencoder per million characters
+    # would cost more than the model), fitted on a sample of the training characters.
+    "project": merge(project.DEFAULTS, {"methods": ["pca"], "max_vectors": 20000}),
+}
+
+CORPUS_OVERRIDES = {
+    "python": {},
+    "parens": {"model": {"units": [64], "embedding": 16},
+               "train": {"epochs": 10, "window": 64, "learning_rate": 0.01, "lr_decay": 0.9}},
+    "file": {},
+}
+
+
+def default_config(corpus: str, source: str | None = None) -> dict:
+    if corpus not in corpora.CORPORA:
+        raise DataError(f"unknown corpus {corpus!r}; expected one of {', '.join(corpora.CORPORA)}")
+    config = merge(BASE, CORPUS_OVERRIDES[corpus])
+    name = corpus if corpus != "file" else corpora.safe_stem(Path(source or "file"))
+    config["dataset"].update({"corpus": corpus, "source": source, "name": name})
+    return config
+
+
+def default_run_id(config: dict) -> str:
+    return f"text-{config['dataset']['name']}"
+
+
+def load_corpus(dataset: dict) -> corpora.TextCorpus:
+    return corpora.load_corpus(dataset["corpus"], dataset.get("source"), seed=int(dataset["seed"]),
+                               n_documents=int(dataset["n_documents"]),
+                               min_doc_chars=int(dataset["min_doc_chars"]),
+                               max_doc_chars=int(dataset["max_doc_chars"]), max_chars=dataset.get("max_chars"))
+
+
+def stage_hashes(config: dict) -> dict[str, str]:
+    """The chain of input hashes; the Python corpus also depends on the interpreter."""
+    dataset = config["dataset"]
+    origin = source_listing(dataset["source"]) if dataset.get("source") else None
+    if dataset["corpus"] == "python":
+        origin = [sys.version, list(corpora.PYTHON_MODULES)]
+    data = stable_hash("data", LANGUAGE_MODEL, dataset, config["split"], origin)
+    train = stable_hash("train", data, config["model"], config["train"])
+    extract = stable_hash("extract", train, config["extract"])
+    return {"data": data, "train": train, "extract": extract,
+            "project": stable_hash("project", extract, config.get("project"))}
+
+
+def run_language_model(config: dict, runs_dir=DEFAULT_RUNS_DIR, run_id: str | None = None,
+                       force: bool = False, progress: Progress = QUIET) -> RunSummary:
+    """Build (or resume) the text run of ``config``."""
+    stages = [Stage("data", _data_stage), Stage("train", _train_stage), Stage("extract", _extract_stage),
+              Stage("project", project.project_stage)]
+    return run_stages(stages, config, stage_hashes(config), runs_dir, run_id or default_run_id(config),
+                      force, progress)
+
+
+class Prepared:
+    """What train and extract read: the encoded stream, its documents and splits."""
+
+    def __init__(self, ids, starts, lengths, split, vocabulary, examples):
+        self.ids, self.starts, self.lengths = ids, starts, lengths
+        self.split, self.vocabulary, self.examples = split, vocabulary, examples
+
+
+def _prepared(ctx: StageContext) -> Prepared:
+    if "prepared" not in ctx.memo:
+        ctx.memo["prepared"] = read_prepared(ctx.path)
+    return ctx.memo["prepared"]
+
+
+def _data_stage(ctx: StageContext) -> str:
+    config = ctx.config
+    corpus = load_corpus(config["dataset"])             # DataError here leaves the run untouched
+    split = corpora.split_documents(len(corpus.documents), float(config["split"]["train"]),
+                                    int(config["split"]["seed"]))
+    vocabulary = corpus.vocabulary()
+    ids = corpus.encode(vocabulary)
+    lengths = corpus.lengths
+    examples = examples_table(lengths, split, names=corpus.names, meta=pd.DataFrame(
+        {"lines": np.array([d.count("\n") for d in corpus.documents], dtype=np.int32)}))
+    example_id, t = row_ids(lengths)
+    columns = {"example_id": example_id, "t": t, "char": np.array(list(corpus.text), dtype=object)}
+    columns.update({key: a.column() for key, a in corpus.annotations.items()})
+    text_table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
+
+    writer = ctx.begin()
+    outputs = [writer.write_table(EXAMPLES_FILE, examples), writer.write_table(TEXT_FILE, text_table)]
+    counts = pd.Series(split).value_counts()
+    ctx.finish(outputs, kind=LANGUAGE_MODEL, origin="trained",
+               dataset={"name": config["dataset"]["name"], "corpus": corpus.name,
+                        "source": corpus.source, "notes": corpus.notes},
+               classes=vocabulary, n_examples=len(examples), n_chars=corpus.n_chars,
+               annotations=corpus.annotation_info(),
+               splits={name: int(counts.get(name, 0)) for name in SPLITS},
+               text={"file": TEXT_FILE, "state": "reset to zero at the start of each document"})
+    ctx.memo["prepared"] = Prepared(ids, corpus.starts, lengths, split, vocabulary, examples)
+    return f"{len(examples)} documents, {corpus.n_chars:,} characters, {len(vocabulary)} distinct"
+
+
+def read_prepared(run_path) -> Prepared:
+    """Rebuild the data stage's result from the run (when that stage was skipped)."""
+    run = Run(run_path)
+    examples = run.examples()
+    vocabulary = run.classes
+    index = {ch: i for i, ch in enumerate(vocabulary)}
+    chars = run.steps("text", columns=["char"])["char"]
+    ids = chars.map(index).to_numpy(dtype=np.int32)
+    return Prepared(ids, examples["row_start"].to_numpy(np.int64), examples["length"].to_numpy(np.int64),
+                    examples["split"].to_numpy(), vocabulary, examples)
+
+
+def _train_stage(ctx: StageContext) -> str:
+    from pipeline.models import char_lm, keras_weights
+    prepared = _prepared(ctx)
+    writer = ctx.begin()
+    training = char_lm.train_char_lm(prepared.ids, prepared.starts, prepared.lengths, prepared.split,
+                                     len(prepared.vocabulary), ctx.config["model"], ctx.config["train"],
+                                     ctx.progress)
+    keras_weights.save_model(training.model, writer.path / MODEL_FILE)
+    weights, _ = keras_weights.network_weights(training.model, padding="none")
+    weights.save(writer.path / WEIGHTS_FILE)
+    ctx.memo["weights"] = weights
+    ctx.finish([MODEL_FILE, WEIGHTS_FILE, writer.write_table(HISTORY_FILE, training.history)],
+               layers=[{"index": i, "units": int(u)} for i, u in enumerate(ctx.config["model"]["units"])],
+               best_epoch=training.best_epoch, versions=library_versions())
+    best = training.history.iloc[training.best_epoch - 1]
+    return (f"{len(training.history)} epochs, validation {best['val_bits_per_char']:.3f} bits/char, "
+            f"accuracy {best['val_accuracy']:.3f}")
+
+
+def _extract_stage(ctx: StageContext) -> str:
+    prepared = _prepared(ctx)
+    weights = ctx.memo.get("weights") or NetworkWeights.load(ctx.path / WEIGHTS_FILE)
+    settings = ctx.config["extract"]
+    writer = ctx.begin()
+    source = steps.network_source(weights, lambda r0, r1: prepared.ids[r0:r1], prepared.lengths,
+                                  int(settings["block_rows"]), int(settings["lanes"]))
+    predictions = Predictions(LANGUAGE_MODEL, prepared.lengths, prepared.vocabulary, int(settings["top_k"]),
+                              targets=next_token_targets(prepared.ids, prepared.lengths))
+    outputs = steps.write_steps(writer, source, predictions, progress=ctx.progress)
+    per_document = predictions.per_example()
+    outputs.append(writer.write_table(EXAMPLES_FILE, with_predictions(prepared.examples, per_document)))
+    metrics = predictions.metrics(prepared.split)
+    ctx.finish(outputs, metrics=metrics, top_k=int(settings["top_k"]))
+    return f"{int(prepared.lengths.sum()):,} steps x {len(weights.layers)} layer(s)"

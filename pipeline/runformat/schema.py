@@ -1,0 +1,179 @@
+"""What a run directory holds, named once: schema version, file names, run and tensor kinds, the manifest.
+
+Both sides use these names: the pipeline when it writes, the dashboard and outside tools when they
+read. ``Manifest`` is the typed view of manifest.json; ``parse_manifest`` is the one function that
+reads it, so a view never parses the JSON itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+MANIFEST_KEYS = ("schema_version", "run_id", "kind", "dataset", "config", "classes", "n_examples",
+                 "metrics", "stages")
+
+# Run kinds: what the examples are. A classification run has a label per example; a language model
+# predicts the next token at every step. Where the run came from (trained here, imported, recorded)
+# is its ``origin``, not its kind: every origin gets the views its data allows.
+CLASSIFICATION = "classification"
+LANGUAGE_MODEL = "language_model"
+RUN_KINDS = (CLASSIFICATION, LANGUAGE_MODEL)
+ORIGINS = ("trained", "imported", "recorded")
+
+TENSOR_KINDS = ("h", "c", "input_gate", "forget_gate", "candidate", "output_gate")
+GATE_KINDS = ("input_gate", "forget_gate", "candidate", "output_gate")   # Keras' column order i, f, c, o
+SIGMOID_GATES = ("input_gate", "forget_gate", "output_gate")
+SPLITS = ("train", "validation", "test")
+
+MANIFEST_FILE = "manifest.json"
+EXAMPLES_FILE = "examples.parquet"
+INPUTS_FILE = "steps/inputs.parquet"
+PREDICTIONS_FILE = "steps/predictions.parquet"
+TEXT_FILE = "steps/text.parquet"
+HISTORY_FILE = "history.parquet"
+PROJECTIONS_FILE = "projections.parquet"
+CLASS_STABILITY_FILE = "projection_class_stability.parquet"
+PAIR_STABILITY_FILE = "projection_pair_stability.parquet"
+MODELS_DIR = "models"
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+UNIT_PREFIX = "u"
+
+
+def steps_file(layer: int, kind: str) -> str:
+    """The per-step table of one tensor of one layer, e.g. ``steps/layer0-h.parquet``."""
+    if kind not in TENSOR_KINDS:
+        raise ValueError(f"unknown tensor kind {kind!r}; expected one of {', '.join(TENSOR_KINDS)}")
+    return f"steps/layer{layer}-{kind}.parquet"
+
+
+def unit_columns(n_units: int) -> list[str]:
+    return [f"{UNIT_PREFIX}{i}" for i in range(n_units)]
+
+
+class RunError(Exception):
+    """A run that cannot be read as asked; the message says what to do about it."""
+
+
+class SchemaVersionError(RunError):
+    """The run was written by a version of LSTM Lens whose format this reader does not know."""
+
+
+class RunChanged(Exception):
+    """The run's manifest changed since the ``Run`` was opened: what was read may belong to the new
+    version. Not a RunError: the reader opens the run again and repeats the read."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    index: int
+    units: int
+    tensors: tuple[str, ...] = TENSOR_KINDS
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """manifest.json, typed. ``raw`` keeps every key, the ones not typed here included."""
+
+    schema_version: int
+    run_id: str
+    kind: str
+    origin: str
+    status: str
+    dataset: dict[str, Any]
+    config: dict[str, Any]
+    classes: list[str]
+    n_examples: int
+    metrics: dict[str, dict[str, Any]]
+    stages: dict[str, dict[str, Any]]
+    layers: list[Layer]
+    splits: dict[str, int]
+    projections: list[dict[str, Any]]
+    annotations: dict[str, dict[str, Any]]
+    updated: str
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind == CLASSIFICATION
+
+    @property
+    def is_language_model(self) -> bool:
+        return self.kind == LANGUAGE_MODEL
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Any key of manifest.json, typed or not (``channels``, ``hands``, ``text`` ...)."""
+        return self.raw.get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.raw
+
+    def layer(self, index: int) -> Layer:
+        """The layer ``index`` (-1: the last)."""
+        if not self.layers:
+            raise RunError(f"run {self.run_id!r} records no LSTM layers")
+        indices = [layer.index for layer in self.layers]
+        wanted = indices[-1] if index == -1 else index
+        if wanted not in indices:
+            raise RunError(f"run {self.run_id!r} has no layer {index} (it has {indices})")
+        return self.layers[indices.index(wanted)]
+
+    @property
+    def projection_ids(self) -> list[str]:
+        return [str(item.get("id")) for item in self.projections]
+
+
+def parse_manifest(data: Any, where: str = "manifest.json") -> Manifest:
+    """manifest.json's parsed JSON -> Manifest; RunError naming the field when it is malformed."""
+    if not isinstance(data, dict):
+        raise RunError(f"{where} is not a JSON object")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        name = (data.get("dataset") or {}).get("name", "<dataset>") if isinstance(data.get("dataset"), dict) else "<dataset>"
+        raise SchemaVersionError(
+            f"{where} has schema_version {version!r}, this LSTM Lens reads version {SCHEMA_VERSION}. "
+            f"Rebuild it with `python -m pipeline run {name} --force` (or open it with the LSTM Lens "
+            f"version that wrote it).")
+
+    def typed(key: str, kind: type, default: Any) -> Any:
+        value = data.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+            raise RunError(f"{where}: field {key!r} should be {kind.__name__}, not {type(value).__name__}")
+        return value
+
+    run_id = typed("run_id", str, "")
+    if not run_id:
+        raise RunError(f"{where}: field 'run_id' is missing")
+    kind = typed("kind", str, CLASSIFICATION)
+    if kind not in RUN_KINDS:
+        raise RunError(f"{where}: field 'kind' is {kind!r}; expected one of {', '.join(RUN_KINDS)}")
+    layers = []
+    for position, entry in enumerate(typed("layers", list, [])):
+        try:
+            layers.append(Layer(int(entry["index"]), int(entry["units"]),
+                                tuple(entry.get("tensors") or TENSOR_KINDS)))
+        except (TypeError, KeyError, ValueError):
+            raise RunError(f"{where}: layers[{position}] needs integer 'index' and 'units'") from None
+    projections = [item if isinstance(item, dict) else {"id": str(item)}
+                   for item in typed("projections", list, [])]
+    return Manifest(
+        schema_version=version, run_id=run_id, kind=kind,
+        origin=typed("origin", str, "imported" if "imported" in data else "trained"),
+        status=typed("status", str, "complete"), dataset=typed("dataset", dict, {}),
+        config=typed("config", dict, {}), classes=[str(c) for c in typed("classes", list, [])],
+        n_examples=typed("n_examples", int, 0), metrics=typed("metrics", dict, {}),
+        stages=typed("stages", dict, {}), layers=layers, splits=typed("splits", dict, {}),
+        projections=projections, annotations=typed("annotations", dict, {}),
+        updated=typed("updated", str, ""), raw=dict(data))
