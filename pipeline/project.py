@@ -302,14 +302,19 @@ def run_projection_stage(run_path: str | Path, config: dict, progress: Progress 
                                  f"(project.dims {settings['dims']}, methods {methods})")
     if skipped:
         training["dims_skipped"] = {"dims": skipped, "why": f"the states have {inputs.states.shape[1]} unit(s)"}
+    # Trust measures need k < n/2 neighbours: fewer for small imports, none below 4 examples.
+    settings = {**settings, "k": min(int(settings["k"]), (len(inputs.ids) - 1) // 2)}
     with _timed(timings, "trust_and_write"):
-        neighbourhoods = trust.Neighbourhoods(inputs.last_states, settings["k"])
-        for projection in projections:
-            # How well the last-step picture keeps the full space's neighbourhoods (1.0: perfectly).
-            projection.description["quality"].update(
-                knn_preservation=neighbourhoods.preservation(projection.last),
-                trustworthiness=neighbourhoods.trustworthiness(projection.last))
-        updates, outputs = _trust(inputs, projections, settings)
+        if settings["k"] >= 1:
+            neighbourhoods = trust.Neighbourhoods(inputs.last_states, settings["k"])
+            for projection in projections:
+                # How well the last-step picture keeps the full space's neighbourhoods (1.0: perfectly).
+                projection.description["quality"].update(
+                    knn_preservation=neighbourhoods.preservation(projection.last),
+                    trustworthiness=neighbourhoods.trustworthiness(projection.last))
+            updates, outputs = _trust(inputs, projections, settings)
+        else:
+            updates, outputs = {"projection_trust": {"k": 0, "why": "too few examples for neighbourhoods"}}, []
         runformat.write_parquet(pa.concat_tables([p.table for p in projections]), Path(run_path) / PROJECTIONS_FILE)
     updates.update(projections=[p.description for p in projections], projection_training=training,
                    projection_seconds={name: round(s, 2) for name, s in timings.items()},

@@ -79,7 +79,7 @@ def test_gate_cell_heatmap_means_per_cell_and_step(run):
                                 "output_gate", "mean", "index")
     heatmap = figure.data[0]
     frame = data.examples(run)
-    assert np.asarray(heatmap.z).shape == (run.layers[0]["units"], int(frame["length"].max()))
+    assert np.asarray(heatmap.z).shape == (run.layers[0].units, int(frame["length"].max()))
     last_rows = (frame["row_start"] + frame["length"] - 1).to_numpy()
     expected = run.step_matrix(0, "output_gate")[last_rows].mean(axis=0)
     np.testing.assert_allclose(np.asarray(heatmap.z)[:, -1], expected, rtol=1e-5)

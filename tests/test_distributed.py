@@ -8,13 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import pipeline.importers as importers
+from pipeline.core import steps
 from pipeline import distributed
 from pipeline.analysis import match
 from pipeline import runformat
 from pipeline.cli import main
-from pipeline.extract import LSTMWeights
-from pipeline.importers import ModelWeights, StepArray, model_blocks, write_run
+from pipeline.core.lstm import LSTMWeights, NetworkWeights
+from pipeline.core.steps import network_source
+from pipeline.kinds.imported import write_run
 from pipeline.importers.arrays import read_arrays
 
 
@@ -88,7 +89,6 @@ def test_match_command_on_the_cluster(client, partitioned_run, capsys):
 
 
 def test_extraction_on_the_cluster_writes_the_same_run(client, tmp_path, monkeypatch):
-    monkeypatch.setattr(importers, "BLOCK_ROWS", 64)             # many blocks, several in flight
     rng = np.random.default_rng(2)
     layers = [LSTMWeights(rng.normal(0, 0.4, (3, 20)).astype(np.float32),
                           rng.normal(0, 0.4, (5, 20)).astype(np.float32),
@@ -96,13 +96,13 @@ def test_extraction_on_the_cluster_writes_the_same_run(client, tmp_path, monkeyp
               LSTMWeights(rng.normal(0, 0.4, (5, 16)).astype(np.float32),
                           rng.normal(0, 0.4, (4, 16)).astype(np.float32),
                           rng.normal(0, 0.1, 16).astype(np.float32))]
-    weights = ModelWeights(layers, rng.normal(0, 1, (4, 3)).astype(np.float32), np.zeros(3, np.float32))
+    weights = NetworkWeights(layers, rng.normal(0, 1, (4, 3)).astype(np.float32), np.zeros(3, np.float32))
     lengths = rng.integers(1, 40, 50)
     x = rng.normal(0, 1, (int(lengths.sum()), 3)).astype(np.float32)
-    inputs = StepArray("inputs", x, lengths)
+    read = lambda r0, r1: x[r0:r1]  # noqa: E731
 
-    here = list(model_blocks(weights, inputs, lengths)())
-    there = list(model_blocks(weights, inputs, lengths, scheduler=client)())
+    here = list(network_source(weights, read, lengths, block_rows=64).blocks())
+    there = list(network_source(weights, read, lengths, block_rows=64, scheduler=client).blocks())
     assert len(here) > 4 and [first for first, _ in here] == [first for first, _ in there]
     for (_, ours), (_, theirs) in zip(here, there):
         assert ours.keys() == theirs.keys()
@@ -111,8 +111,9 @@ def test_extraction_on_the_cluster_writes_the_same_run(client, tmp_path, monkeyp
 
 
 def test_import_command_with_a_scheduler_writes_the_in_process_run(client, tmp_path, monkeypatch):
-    from pipeline.models import build_classifier, save_model
-    monkeypatch.setattr(importers, "BLOCK_ROWS", 100)
+    from pipeline.models.classifier import build_classifier
+    from pipeline.models.keras_weights import save_model
+    monkeypatch.setattr(steps, "BLOCK_ROWS", 100)
     rng = np.random.default_rng(3)
     lengths = rng.integers(1, 12, 40)
     save_model(build_classifier(12, 3, 2, [6, 4]), tmp_path / "model.keras")

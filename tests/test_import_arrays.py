@@ -12,11 +12,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-import pipeline.importers as importers
+from pipeline.core import steps
+from pipeline.importers import base as importers
 from pipeline import runformat
 from pipeline.cli import main
 from pipeline.datasets import DataError
-from pipeline.importers import write_run
+from pipeline.kinds.imported import write_run
 from pipeline.importers.arrays import read_arrays
 
 LENGTHS = np.array([5, 1, 7, 3])
@@ -63,7 +64,7 @@ def test_npz_ragged_classification_round_trip(classification_npz, tmp_path):
     assert manifest["kind"] == "classification" and manifest["status"] == "complete"
     assert manifest["classes"] == ["yes", "no", "maybe"] and manifest["n_examples"] == 4
     assert manifest["dataset"]["format"] == "npz"
-    assert run.layers == [{"index": 0, "units": 6, "tensors": ["h", "c", "forget_gate"]},
+    assert run.manifest["layers"] == [{"index": 0, "units": 6, "tensors": ["h", "c", "forget_gate"]},
                           {"index": 1, "units": 3, "tensors": ["h"]}]
     np.testing.assert_array_equal(run.step_matrix(0, "h"), fields["h"])
     np.testing.assert_array_equal(run.step_matrix(0, "forget_gate", [1, 4]), fields["forget_gate"][:, [1, 4]])
@@ -155,7 +156,7 @@ def test_one_long_stream_and_offsets(tmp_path):
 
 
 def test_partitioned_tables_read_like_files(classification_npz, tmp_path, monkeypatch):
-    monkeypatch.setattr(importers, "BLOCK_ROWS", 3)          # blocks straddle the parts
+    monkeypatch.setattr(steps, "BLOCK_ROWS", 3)          # blocks straddle the parts
     path, fields = classification_npz
     run = runformat.Run(write_run(read_arrays(path), tmp_path / "runs", partition_rows=4)[0])
     folder = run.path / "steps" / "layer0-h.parquet"
@@ -209,7 +210,7 @@ def test_importing_again_replaces_what_the_old_run_had(classification_npz, tmp_p
     write_run(read_arrays(path), runs, "same", partition_rows=5)
     np.savez(tmp_path / "smaller.npz", h=fields["h"], lengths=LENGTHS)
     run = runformat.Run(write_run(read_arrays(tmp_path / "smaller.npz"), runs, "same")[0])
-    assert run.kind == "language_model" and run.layers == [{"index": 0, "units": 6, "tensors": ["h"]}]
+    assert run.kind == "language_model" and run.manifest["layers"] == [{"index": 0, "units": 6, "tensors": ["h"]}]
     assert sorted(p.name for p in (run.path / "steps").iterdir()) == ["layer0-h.parquet", "text.parquet"]
     assert (run.path / "steps" / "layer0-h.parquet").is_file()          # no longer a folder of parts
     assert "classes" in run.manifest and run.manifest["classes"] == []

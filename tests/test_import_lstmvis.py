@@ -15,7 +15,7 @@ from pipeline.analysis import match
 from pipeline import runformat
 from pipeline.cli import main
 from pipeline.datasets import DataError
-from pipeline.importers import write_run
+from pipeline.kinds.imported import write_run
 from pipeline.importers.lstmvis import read_lstmvis
 
 WORDS = ["<s>", "<unk>", "</s>", "the", "cat", "sat", "on", "mat", "(", ")"]
@@ -89,7 +89,7 @@ def test_lstmvis_project_becomes_a_language_model_run(tmp_path):
     assert run.run_id == "lstmvis-tiny-books"
     assert run.kind == "language_model" and run.manifest["status"] == "complete"
     assert run.manifest["n_examples"] == 1 and run.examples()["length"].tolist() == [60]
-    assert run.layers == [{"index": 0, "units": 8, "tensors": ["h", "c"]},
+    assert run.manifest["layers"] == [{"index": 0, "units": 8, "tensors": ["h", "c"]},
                           {"index": 1, "units": 8, "tensors": ["h", "c"]}]
     # LSTMVis shows tanh(value) unless the type says transform: none; we store what it shows.
     np.testing.assert_array_equal(run.step_matrix(0, "h"), states["output1"])

@@ -9,9 +9,10 @@ import pytest
 from pipeline import runformat
 from pipeline.cli import main
 from pipeline.datasets import DataError
-from pipeline.importers import write_run
+from pipeline.kinds.imported import write_run
 from pipeline.importers.keras_model import read_keras
-from pipeline.models import build_classifier, save_model
+from pipeline.models.classifier import build_classifier
+from pipeline.models.keras_weights import save_model
 
 LENGTHS = np.array([6, 2, 9, 4, 9])
 
@@ -48,8 +49,8 @@ def test_keras_classifier_every_layer_matches_keras(tmp_path):
     assert imported.notes["model"]["padding"] == "left" and imported.notes["model"]["n_steps"] == 10
     run = runformat.Run(write_run(imported, tmp_path / "runs", run_id="k")[0])
     assert run.kind == "classification" and run.classes == ["a", "b", "c"]
-    assert [layer["units"] for layer in run.layers] == [8, 5]
-    assert run.layers[0]["tensors"] == list(runformat.TENSOR_KINDS)
+    assert [layer.units for layer in run.layers] == [8, 5]
+    assert run.manifest["layers"][0]["tensors"] == list(runformat.TENSOR_KINDS)
 
     batch = left_padded(flat, LENGTHS, 10)
     h0, h1 = keras_step_outputs(model, ["lstm_0", "lstm_1"], batch)

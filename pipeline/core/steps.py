@@ -75,12 +75,12 @@ def recompute_block(block: tuple[np.ndarray, np.ndarray], weights: NetworkWeight
 
 
 def network_source(weights: NetworkWeights, read_rows: Callable[[int, int], np.ndarray],
-                   lengths: np.ndarray, block_rows: int = BLOCK_ROWS, n_lanes: int = 64,
+                   lengths: np.ndarray, block_rows: int | None = None, n_lanes: int = 64,
                    scheduler=None) -> StepSource:
     """The recomputed tensors of ``weights`` on inputs read by ``read_rows(r0, r1)``."""
     lengths = np.asarray(lengths, np.int64)
     starts = row_starts(lengths)
-    spans = sequence_blocks(lengths, block_rows)
+    spans = sequence_blocks(lengths, block_rows or BLOCK_ROWS)
 
     def blocks():
         def items():

@@ -20,7 +20,8 @@ from pipeline import runformat
 from pipeline.core.errors import DataError
 from pipeline.core.layout import row_starts, sequence_blocks
 from pipeline.core.stages import source_listing
-from pipeline.core.steps import BLOCK_ROWS, Key, StepSource
+from pipeline.core import steps
+from pipeline.core.steps import Key, StepSource
 from pipeline.runformat import CLASSIFICATION, LANGUAGE_MODEL, SPLITS
 
 DEFAULT_SPLIT = "test"        # imported sequences are data a finished model is looked at on
@@ -220,11 +221,11 @@ def array_blocks(tensors: dict[object, StepArray], lengths: np.ndarray, whole_se
 
     def spans():
         if whole_sequences:
-            for first, last in sequence_blocks(lengths, BLOCK_ROWS):
+            for first, last in sequence_blocks(lengths, steps.BLOCK_ROWS):
                 yield int(starts[first]), int(starts[last - 1] + lengths[last - 1])
         else:
-            for r0 in range(0, n_rows, BLOCK_ROWS):
-                yield r0, min(r0 + BLOCK_ROWS, n_rows)
+            for r0 in range(0, n_rows, steps.BLOCK_ROWS):
+                yield r0, min(r0 + steps.BLOCK_ROWS, n_rows)
 
     def blocks():
         for r0, r1 in spans():

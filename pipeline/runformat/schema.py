@@ -118,6 +118,9 @@ class Manifest:
     def __contains__(self, key: object) -> bool:
         return key in self.raw
 
+    def __iter__(self):
+        return iter(self.raw)
+
     def layer(self, index: int) -> Layer:
         """The layer ``index`` (-1: the last)."""
         if not self.layers:
