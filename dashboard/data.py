@@ -70,7 +70,7 @@ def open_run(folder: str | Path, run_id: str) -> runformat.Run:
             _runs.move_to_end(key)
             return cached[1]
     run = runformat.Run(path)
-    if run.manifest.get("status") == "incomplete":
+    if not run.manifest.complete:
         raise runformat.RunError(f"run {run_id!r} is incomplete: it is being built right now, or its build "
                              f"stopped (the same `python -m pipeline run ...` command resumes it)")
     with _runs_lock:
@@ -215,7 +215,7 @@ def step_matrix(run: runformat.Run, layer: int, kind: str, units: Sequence[int] 
 
 def last_layer(run: runformat.Run) -> int:
     layers = run.layers
-    return int(layers[-1]["index"]) if layers else 0
+    return layers[-1].index if layers else 0
 
 
 @run_cached(maxsize=8)
@@ -273,8 +273,7 @@ def run_rows(run: runformat.Run, example_id: int) -> slice:
 
 def projection_ids(run: runformat.Run) -> list[str]:
     """The projections the run has (manifest "projections": ids or {"id": ...} records)."""
-    listed = run.manifest.get("projections") or []
-    return [item["id"] if isinstance(item, dict) else str(item) for item in listed]
+    return run.manifest.projection_ids
 
 
 @run_cached(maxsize=16)

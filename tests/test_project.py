@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline import runformat
-from pipeline.config import default_config, merge
-from pipeline.project import (CLASS_STABILITY_FILE, PAIR_STABILITY_FILE, PROJECTIONS_FILE,
-                              moving_rows, run_projection_stage)
+from pipeline.core.config import merge
+from pipeline.kinds.classification import default_config, run_classification
+from pipeline.project import moving_rows, run_projection_stage
+from pipeline.runformat import CLASS_STABILITY_FILE, PAIR_STABILITY_FILE, PROJECTIONS_FILE
 
 # Small enough for two shared cores: a short training and light autoencoders.
 SMALL = {
@@ -20,11 +21,9 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
-    from pipeline.runner import run_pipeline
-
     runs = tmp_path_factory.mktemp("runs")
     config = merge(default_config("synthetic"), SMALL)
-    summary = run_pipeline(config, runs, run_id="synthetic-small")
+    summary = run_classification(config, runs, run_id="synthetic-small")
     assert summary.status == "complete"
     return runformat.Run(summary.path)
 

@@ -66,7 +66,7 @@ def example_summaries(run: runformat.Run, layer: int, kind: str, summary: str) -
 
 
 def _unit(run: runformat.Run, layer: int, value) -> int:
-    units = {int(item["index"]): int(item["units"]) for item in run.layers}.get(layer)
+    units = {item.index: item.units for item in run.layers}.get(layer)
     try:
         value = int(value)
     except (TypeError, ValueError):
@@ -113,7 +113,7 @@ def last_unit(run_id, layer) -> int | None:
         run = data.get_run(run_id)
     except runformat.RunError:
         return None
-    units = {int(item["index"]): int(item["units"]) for item in run.layers}.get(chosen_layer(run, layer))
+    units = {item.index: item.units for item in run.layers}.get(chosen_layer(run, layer))
     return None if not units else units - 1
 
 

@@ -38,7 +38,7 @@ def layer_options(run_id: str | None) -> tuple[list[dict], dict | None]:
         layers = data.get_run(run_id).layers
     except runformat.RunError:
         return [], HIDDEN
-    options = [{"label": f"{layer['index']} ({layer['units']} units)", "value": str(layer["index"])}
+    options = [{"label": f"{layer.index} ({layer.units} units)", "value": str(layer.index)}
                for layer in layers]
     if options:
         options[-1] = {"label": options[-1]["label"] + ", last", "value": LAST_LAYER}
@@ -47,7 +47,7 @@ def layer_options(run_id: str | None) -> tuple[list[dict], dict | None]:
 
 def chosen_layer(run: runformat.Run, value) -> int:
     """The picked layer if the run has it, else the last layer."""
-    indices = [int(layer["index"]) for layer in run.layers]
+    indices = [layer.index for layer in run.layers]
     try:
         index = int(value)
     except (TypeError, ValueError):

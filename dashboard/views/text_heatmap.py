@@ -275,7 +275,7 @@ def register_callbacks(app: dash.Dash) -> None:
         try:
             run = text_run(run_id)
             index = chosen_layer(run, layer)
-            n_cells = next(int(item["units"]) for item in run.layers if int(item["index"]) == index)
+            n_cells = next(item.units for item in run.layers if item.index == index)
         except (runformat.RunError, StopIteration):
             return dash.no_update
         step = -1 if trigger == PREV else 1
