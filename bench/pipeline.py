@@ -21,10 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline import config as defaults  # noqa: E402
-from pipeline.cli import format_summary, units_list  # noqa: E402
+from pipeline.cli.common import format_summary, units_list  # noqa: E402
+from pipeline.core import lstm, predictions  # noqa: E402
+from pipeline.core.config import merge  # noqa: E402
+from pipeline.core.layout import StepLayout  # noqa: E402
 from pipeline.core.progress import Progress  # noqa: E402
-from pipeline.runner import read_prepared, run_pipeline  # noqa: E402
+from pipeline.kinds.classification import WEIGHTS_FILE, default_config, read_prepared, run_classification  # noqa: E402
 
 
 def main() -> None:
@@ -40,12 +42,12 @@ def main() -> None:
         overrides["train"]["epochs"] = args.epochs
     if args.units:
         overrides["model"]["units"] = args.units
-    config = defaults.merge(defaults.default_config("auslan"), overrides)
-    print(f"cpus: {os.cpu_count()}, units {config['model']['units']}, epochs <= {config['train']['epochs']}")
+    config = merge(default_config("auslan"), overrides)
+    print(f"cpus: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, units {config['model']['units']}, epochs <= {config['train']['epochs']}")
 
     with tempfile.TemporaryDirectory(prefix="lstm-lens-bench-") as runs:
         started = time.perf_counter()
-        summary = run_pipeline(config, runs, progress=Progress())
+        summary = run_classification(config, runs, progress=Progress())
         print(format_summary(summary))
         print(f"\nwhole run: {time.perf_counter() - started:.1f} s")
         project_seconds = json.loads((summary.path / "manifest.json").read_text()).get("projection_seconds", {})
@@ -54,20 +56,20 @@ def main() -> None:
 
 
 def bench_extraction(run_path: Path, repeat: int) -> None:
-    from pipeline import extract, models
     prepared = read_prepared(run_path)
-    weights = models.classifier_weights(models.load_model(run_path / models.MODEL_FILE))
+    weights = lstm.NetworkWeights.load(run_path / WEIGHTS_FILE)
+    rows = StepLayout(prepared.lengths, prepared.X.shape[1]).real_rows(prepared.X)
     steps = int(prepared.lengths.sum())
     n, T = prepared.X.shape[:2]
     best_total, best_layers = float("inf"), []
     for _ in range(repeat):
         layer_seconds = []
         clock = time.perf_counter()
-        for tensors in extract.layer_steps(weights, prepared.X, prepared.lengths):
+        for tensors in lstm.layer_steps(weights, rows, prepared.lengths):
             layer_seconds.append(time.perf_counter() - clock)
             last_h = tensors["h"]
             clock = time.perf_counter()
-        extract.top_k(extract.step_probabilities(weights, last_h), 5)
+        predictions.top_k(lstm.step_probabilities(weights, last_h), 5)
         layer_seconds.append(time.perf_counter() - clock)
         if sum(layer_seconds) < best_total:
             best_total, best_layers = sum(layer_seconds), layer_seconds

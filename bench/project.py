@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline.project import run_projection_stage  # noqa: E402
 from pipeline.core.progress import Progress  # noqa: E402
+from pipeline.project import run_projection_stage  # noqa: E402
 
 
 def _cpu_seconds() -> float:

@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import distributed, runformat  # noqa: E402
 from pipeline.analysis import match  # noqa: E402
-from pipeline.importers import TableSink  # noqa: E402
 
 SEED = 0
 
@@ -56,23 +55,22 @@ def generate(folder: Path, steps: int, cells: int, part_rows: int) -> Path:
     mean_run = rng.uniform(3, 300, cells)          # each cell has its own typical on/off run length
     started = time.perf_counter()
     columns = runformat.unit_columns(cells)
-    with runformat.atomic_path(dataset) as tmp:
-        sink = TableSink(tmp, part_rows)
-        for r0 in range(0, steps, part_rows):
-            n = min(part_rows, steps - r0)
-            block = rng.standard_normal((n, cells), dtype=np.float32)
-            block *= np.float32(0.05)
-            for j in range(cells):
-                runs = rng.geometric(1 / mean_run[j], n // 2 + 2)
-                runs = runs[:int(np.searchsorted(np.cumsum(runs), n)) + 1]
-                block[:, j] += np.repeat(rng.uniform(-1, 1, len(runs)).astype(np.float32), runs)[:n]
-            t = np.arange(r0, r0 + n)
-            sink.write(r0, runformat.step_table(np.zeros(n, np.int32), t, block, columns))
-            del block
-            done_rows = r0 + n
-            rate = done_rows / (time.perf_counter() - started)
-            print(f"\rdata: {done_rows:,} / {steps:,} steps written ({rate:,.0f} steps/s)", end="", flush=True)
-        sink.close()
+    sink = runformat.TableSink(dataset, part_rows)
+    for r0 in range(0, steps, part_rows):
+        n = min(part_rows, steps - r0)
+        block = rng.standard_normal((n, cells), dtype=np.float32)
+        block *= np.float32(0.05)
+        for j in range(cells):
+            runs = rng.geometric(1 / mean_run[j], n // 2 + 2)
+            runs = runs[:int(np.searchsorted(np.cumsum(runs), n)) + 1]
+            block[:, j] += np.repeat(rng.uniform(-1, 1, len(runs)).astype(np.float32), runs)[:n]
+        t = np.arange(r0, r0 + n)
+        sink.write(r0, runformat.step_table(np.zeros(n, np.int32), t, block, columns))
+        del block
+        done_rows = r0 + n
+        rate = done_rows / (time.perf_counter() - started)
+        print(f"\rdata: {done_rows:,} / {steps:,} steps written ({rate:,.0f} steps/s)", end="", flush=True)
+    sink.close()
     print()
     done.write_text(json.dumps(description))
     return dataset
@@ -99,6 +97,7 @@ class MemorySampler:
 
     def __init__(self):
         import threading
+
         import psutil
         self._process = psutil.Process()
         self.start = self.peak = self._process.memory_info().rss

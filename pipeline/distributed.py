@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import deque
-from typing import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 

@@ -209,7 +209,7 @@ class Projection:
 def autoencoder_projections(inputs: StageInputs, vectors: dict, dims: int, settings: dict,
                             bar) -> list[Projection]:
     """The first seed's autoencoder draws every path; the others give last steps, aligned onto it."""
-    from pipeline.models.autoencoder import train_autoencoder   # TensorFlow only when the stage runs
+    from pipeline.models.autoencoder import train_autoencoder  # TensorFlow only when the stage runs
 
     found = []
     for s in range(settings["seeds"]):

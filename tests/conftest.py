@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core.config import merge
-from pipeline import runformat
 from factories import TEXT_FAST, fast_config
+from pipeline import runformat
+from pipeline.core.config import merge
 
 
 @pytest.fixture(scope="session")

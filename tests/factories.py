@@ -12,8 +12,8 @@ import pandas as pd
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.core.config import merge  # noqa: E402
-from pipeline.kinds.classification import default_config  # noqa: E402
 from pipeline.datasets import SequenceDataset  # noqa: E402
+from pipeline.kinds.classification import default_config  # noqa: E402
 
 AUSLAN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "auslan"
 

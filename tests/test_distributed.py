@@ -8,15 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.core import steps
-from pipeline import distributed
+from pipeline import distributed, runformat
 from pipeline.analysis import match
-from pipeline import runformat
 from pipeline.cli import main
+from pipeline.core import steps
 from pipeline.core.lstm import LSTMWeights, NetworkWeights
 from pipeline.core.steps import network_source
-from pipeline.kinds.imported import write_run
 from pipeline.importers.arrays import read_arrays
+from pipeline.kinds.imported import write_run
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,15 @@ import pandas as pd
 import pytest
 
 from pipeline.datasets import SequenceDataset
-from pipeline.datasets.hands import (ONE_HANDED, TWO_HANDED, hand_columns, hand_ratios, hand_usage,
-                            hand_usage_counts, position_channels)
+from pipeline.datasets.hands import (
+    ONE_HANDED,
+    TWO_HANDED,
+    hand_columns,
+    hand_ratios,
+    hand_usage,
+    hand_usage_counts,
+    position_channels,
+)
 
 AUSLAN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "auslan"
 HANDS = {"left": [0, 1, 2], "right": [3, 4, 5]}

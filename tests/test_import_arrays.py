@@ -12,13 +12,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.core import steps
-from pipeline.importers import base as importers
 from pipeline import runformat
 from pipeline.cli import main
+from pipeline.core import steps
 from pipeline.datasets import DataError
-from pipeline.kinds.imported import write_run
+from pipeline.importers import base as importers
 from pipeline.importers.arrays import read_arrays
+from pipeline.kinds.imported import write_run
 
 LENGTHS = np.array([5, 1, 7, 3])
 
@@ -215,3 +215,71 @@ def test_importing_again_replaces_what_the_old_run_had(classification_npz, tmp_p
     assert (run.path / "steps" / "layer0-h.parquet").is_file()          # no longer a folder of parts
     assert "classes" in run.manifest and run.manifest["classes"] == []
     np.testing.assert_array_equal(run.step_matrix(0, "h"), fields["h"])
+
+
+# ---------------------------------------------------------------------------------------------
+# No second-class runs: imports carry their inputs and get projections like trained runs
+
+@pytest.fixture
+def signs_npz(tmp_path):
+    """Thirty sequences of two classes whose states drift apart: enough for every projection."""
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(3, 12, 30)
+    labels = np.arange(30) % 2
+    rows = int(lengths.sum())
+    drift = np.repeat(labels, lengths)[:, None] * np.linspace(0, 1, 6)[None, :]
+    fields = {"h": (rng.normal(0, 0.3, (rows, 6)) + drift).astype(np.float32), "lengths": lengths,
+              "labels": labels, "classes": np.array(["left", "right"]),
+              "inputs": rng.normal(size=(rows, 3)).astype(np.float32), "channels": np.array(["x", "y", "z"]),
+              "split": np.array(["train"] * 20 + ["validation"] * 5 + ["test"] * 5)}
+    path = tmp_path / "signs.npz"
+    np.savez(path, **fields)
+    return path, fields
+
+
+SMALL_PROJECTIONS = {"hidden": [16, 8], "max_epochs": 3, "tsne_iterations": 250}
+
+
+def test_imp101_an_import_keeps_its_inputs_and_gets_projections(signs_npz, tmp_path):
+    path, fields = signs_npz
+    run = runformat.Run(write_run(read_arrays(path), tmp_path / "runs", project_settings=SMALL_PROJECTIONS)[0])
+    assert run.manifest["channels"] == ["x", "y", "z"] and run.manifest.origin == "imported"
+    inputs = run.steps("inputs")
+    np.testing.assert_array_equal(inputs[["x", "y", "z"]].to_numpy(), fields["inputs"])
+    assert inputs["t"].iloc[run.rows_of(1)].tolist() == list(range(int(fields["lengths"][1])))
+    assert set(run.manifest.projection_ids) == {"ae2", "ae3", "pca2", "pca3", "tsne2"}
+    assert {"import", "project"} == set(run.manifest.stages)
+    paths = run.projections("pca2")
+    assert len(paths) == int(fields["lengths"].sum()) and paths["last"].sum() == 30
+    quality = {p["id"]: p["quality"] for p in run.manifest.projections}
+    assert 0 < quality["pca2"]["knn_preservation"] <= 1 and "trustworthiness" in quality["tsne2"]
+
+
+def test_imp102_no_project_skips_and_the_project_command_adds_them(signs_npz, tmp_path, capsys):
+    path, _ = signs_npz
+    runs = tmp_path / "runs"
+    assert main(["import", "arrays", str(path), "--runs", str(runs), "--run-id", "later", "--no-project",
+                 "--quiet"]) == 0
+    run = runformat.Run.open(runs, "later")
+    assert run.manifest.projection_ids == [] and not run.has(runformat.PROJECTIONS_FILE)
+    assert main(["project", "later", "--runs", str(runs), "--methods", "pca", "--quiet"]) == 0
+    run = runformat.Run.open(runs, "later")
+    assert run.manifest.projection_ids == ["pca2", "pca3"] and run.manifest.complete
+    assert main(["project", "later", "--runs", str(runs), "--methods", "umap"]) == 2
+    assert "project.methods: unknown umap" in capsys.readouterr().err
+
+
+def test_imp103_channels_that_do_not_fit_the_inputs_are_refused(signs_npz, tmp_path):
+    path, fields = signs_npz
+    np.savez(tmp_path / "bad.npz", **{**fields, "channels": np.array(["x", "y"])})
+    with pytest.raises(DataError, match="channels names 2 distinct channels but inputs has 3"):
+        read_arrays(tmp_path / "bad.npz")
+
+
+def test_imp104_two_units_give_2d_pictures_only(signs_npz, tmp_path):
+    path, fields = signs_npz
+    np.savez(tmp_path / "narrow.npz", **{**fields, "h": fields["h"][:, :2]})
+    run = runformat.Run(write_run(read_arrays(tmp_path / "narrow.npz"), tmp_path / "runs",
+                                  project_settings=SMALL_PROJECTIONS)[0])
+    assert set(run.manifest.projection_ids) == {"ae2", "pca2", "tsne2"}
+    assert run.manifest["projection_training"]["dims_skipped"]["dims"] == [3]

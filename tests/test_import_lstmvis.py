@@ -11,12 +11,12 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.analysis import match
 from pipeline import runformat
+from pipeline.analysis import match
 from pipeline.cli import main
 from pipeline.datasets import DataError
-from pipeline.kinds.imported import write_run
 from pipeline.importers.lstmvis import read_lstmvis
+from pipeline.kinds.imported import write_run
 
 WORDS = ["<s>", "<unk>", "</s>", "the", "cat", "sat", "on", "mat", "(", ")"]
 POS = ["DET", "NOUN", "VERB", "ADP", "PUNCT", "X"]

@@ -9,8 +9,8 @@ import pytest
 from pipeline import runformat
 from pipeline.cli import main
 from pipeline.datasets import DataError
-from pipeline.kinds.imported import write_run
 from pipeline.importers.keras_model import read_keras
+from pipeline.kinds.imported import write_run
 from pipeline.models.classifier import build_classifier
 from pipeline.models.keras_weights import save_model
 

@@ -14,8 +14,8 @@ from factories import fast_config, random_dataset
 from pipeline import runformat
 from pipeline.core import stages, steps
 from pipeline.core.layout import StepLayout
-from pipeline.kinds import classification
 from pipeline.datasets import DataError
+from pipeline.kinds import classification
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import runformat
+from pipeline.analysis import match
+from pipeline.cli import main
 from pipeline.core import lstm
 from pipeline.core.config import merge
-from pipeline.kinds import language_model
-from pipeline.analysis import match
-from pipeline import runformat
-from pipeline.cli import main
 from pipeline.datasets import text as corpora
+from pipeline.kinds import language_model
 
 
 def test_windows_cover_every_next_character_once_and_reset_at_document_starts():
@@ -159,3 +159,15 @@ def test_cli_builds_a_text_run_from_a_file(tmp_path):
     assert "".join(steps["char"]) == source.read_text()
     assert isinstance(steps["char_class"].dtype, pd.CategoricalDtype)
     assert json.loads((run.path / "manifest.json").read_text())["config"]["model"]["units"] == [8]
+
+
+def test_lm101_text_runs_get_document_paths_through_state_space(text_run):
+    """PCA paths of every document (the example-paths view of a text run)."""
+    assert text_run.manifest.projection_ids == ["pca2", "pca3"]
+    paths = text_run.projections("pca2")
+    examples = text_run.examples()
+    assert len(paths) == int(examples["length"].sum()) and paths["last"].sum() == len(examples)
+    assert paths.groupby("example_id")["t"].max().tolist() == (examples["length"] - 1).tolist()
+    described = text_run.manifest.projections[0]
+    assert described["method"] == "pca" and described["scope"] == "paths"
+    assert described["params"]["explained_variance_ratio"][0] > 0

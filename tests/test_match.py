@@ -10,7 +10,6 @@ import pytest
 
 from pipeline.analysis.match import Match, count_rows, match, merge_matches, rank_key, select_cells
 
-
 # ---------------------------------------------------------------------------------------------
 # Brute force, written plainly from the definitions in the module docstring.
 

@@ -62,7 +62,7 @@ def test_metrics_of_the_numpy_recompute_agree_with_keras(trained):
     rows = StepLayout(data.lengths, data.n_steps).real_rows(data.X)
     source = steps.network_source(weights, lambda r0, r1: rows[r0:r1], data.lengths)
     predictions = Predictions("classification", data.lengths, data.classes, 3, labels=data.labels)
-    for first, block in source.blocks():
+    for _, block in source.blocks():
         ids = np.repeat(np.arange(len(data.lengths)), data.lengths)
         predictions.block(block["predictions"], ids, np.zeros_like(ids), np.arange(len(ids)))
     metrics = predictions.metrics(split)

@@ -72,7 +72,7 @@ import numbers
 import os
 import re
 import sys
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -598,7 +598,7 @@ def match(states_or_source, cells, threshold: float, off_before: bool = False,
     n = len(counts)
     seq_end = np.empty(n, dtype=bool)
     seq_end[:-1] = seq_start[1:]
-    seq_end[-1:] = True if w0 + n == src.n_rows else False
+    seq_end[-1:] = w0 + n == src.n_rows
     a, b, overlap = _score_overlap(
         words, counts, seq_start, seq_end, lambda a: (a >= lo - w0) & (a < hi - w0), top_k,
         min_length, max_length, off_before, off_after)

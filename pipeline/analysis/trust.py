@@ -16,7 +16,6 @@ import pandas as pd
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.distance import cdist
 
-
 # ---------------------------------------------------------------------------------------------
 # Aligning codes of different seeds
 

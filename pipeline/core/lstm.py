@@ -18,8 +18,8 @@ tanh call serve all four gates. Results equal Keras' and PyTorch's (tests check 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -65,7 +65,7 @@ class NetworkWeights:
     def n_outputs(self) -> int:
         return 0 if self.head_kernel is None else int(self.head_kernel.shape[1])
 
-    def with_padding(self, padding: str, n_steps: int = 0) -> "NetworkWeights":
+    def with_padding(self, padding: str, n_steps: int = 0) -> NetworkWeights:
         return replace(self, padding=padding, n_steps=n_steps)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -82,14 +82,14 @@ class NetworkWeights:
         np.savez(path, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "NetworkWeights":
+    def load(cls, path: str | os.PathLike) -> NetworkWeights:
         with np.load(path, allow_pickle=False) as data:
             layers, index = [], 0
             while f"layer{index}_kernel" in data:
                 layers.append(LSTMWeights(data[f"layer{index}_kernel"], data[f"layer{index}_recurrent"],
                                           data[f"layer{index}_bias"]))
                 index += 1
-            optional = {name: data[name] if name in data else None
+            optional = {name: data.get(name)
                         for name in ("head_kernel", "head_bias", "mean", "std", "embedding")}
             return cls(layers, padding=str(data["padding"]), n_steps=int(data["n_steps"]), **optional)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import platform
 import time
-from importlib import metadata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from pipeline.core.errors import DataError
 from pipeline.core.progress import QUIET, Progress
@@ -27,7 +28,7 @@ from pipeline.runformat import RunWriter, validate_run_id
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: Callable[["StageContext"], str]        # does the work, returns a one-line note
+    run: Callable[[StageContext], str]        # does the work, returns a one-line note
 
 
 class StageSkipped(Exception):

@@ -9,8 +9,8 @@ so a long stream never has to fit in memory, and fills a ``Predictions`` on the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -20,8 +20,16 @@ from pipeline.core.layout import row_starts, sequence_blocks
 from pipeline.core.lstm import NetworkWeights, layer_steps, step_probabilities
 from pipeline.core.predictions import Predictions
 from pipeline.core.progress import QUIET, Progress
-from pipeline.runformat import (PREDICTIONS_FILE, TENSOR_KINDS, RunWriter, TableSink, remove,
-                                step_table, steps_file, unit_columns)
+from pipeline.runformat import (
+    PREDICTIONS_FILE,
+    TENSOR_KINDS,
+    RunWriter,
+    TableSink,
+    remove,
+    step_table,
+    steps_file,
+    unit_columns,
+)
 
 BLOCK_ROWS = 1 << 18          # rows computed and written at a time
 PREDICTIONS = "predictions"   # the key of a block's output probabilities

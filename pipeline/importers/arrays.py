@@ -33,9 +33,18 @@ import pandas as pd
 
 from pipeline import runformat
 from pipeline.core.errors import DataError
-from pipeline.importers.base import (ImportedRun, StepArray, array_blocks, as_strings, check_float,
-                                check_labels, check_lengths, check_split, file_fingerprint,
-                                lengths_from_offsets)
+from pipeline.importers.base import (
+    ImportedRun,
+    StepArray,
+    array_blocks,
+    as_strings,
+    check_float,
+    check_labels,
+    check_lengths,
+    check_split,
+    file_fingerprint,
+    lengths_from_offsets,
+)
 
 TENSOR_FIELD = re.compile(r"^(?:layer(\d+)_)?(" + "|".join(runformat.TENSOR_KINDS) + r")$")
 PER_SEQUENCE = ("labels", "split", "names")
@@ -140,7 +149,7 @@ def from_fields(fields: dict, name: str, source: str, fmt: str, fingerprint=None
     if steps_field is None:
         raise DataError("no per-step states: give at least h (or layer0_h, c, a gate)")
     lengths = _lengths(fields, steps_field, tensors)
-    n_rows, n = int(lengths.sum()), len(lengths)
+    n = len(lengths)
     padding = (str(as_strings("padding", _load(fields["padding"]).reshape(1))[0])
                if "padding" in fields else "right")
 

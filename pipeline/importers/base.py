@@ -10,18 +10,17 @@ sequences: the text views and select & match). Sequences without tokens get the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from pipeline import runformat
+from pipeline.core import steps
 from pipeline.core.errors import DataError
 from pipeline.core.layout import row_starts, sequence_blocks
 from pipeline.core.stages import source_listing
-from pipeline.core import steps
-from pipeline.core.steps import Key, StepSource
+from pipeline.core.steps import Key, StepSource, network_source
 from pipeline.runformat import CLASSIFICATION, LANGUAGE_MODEL, SPLITS
 
 DEFAULT_SPLIT = "test"        # imported sequences are data a finished model is looked at on
@@ -56,7 +55,7 @@ class ImportedRun:
     options: dict = field(default_factory=dict)   # how the import was asked for (the run's config)
     notes: dict = field(default_factory=dict)     # what the import did (transforms, checks)
     fingerprint: list = field(default_factory=list)   # what the input hash covers
-    inputs: "StepArray | None" = None             # the model's input at each step (float channels)
+    inputs: StepArray | None = None             # the model's input at each step (float channels)
     channels: list[str] = field(default_factory=list)  # names of the inputs' channels
 
     @property
@@ -260,7 +259,6 @@ def name_predictions(imported: ImportedRun) -> None:
 
 def model_blocks(imported: ImportedRun, weights, inputs: StepArray, scheduler=None) -> None:
     """Make ``imported`` produce its tensors by recomputing ``weights`` on ``inputs``."""
-    from pipeline.core.steps import network_source
     source = network_source(weights, inputs.read, imported.lengths, scheduler=scheduler)
     imported.widths, imported.blocks = source.widths, source.blocks
     imported.n_predictions = source.n_outputs

@@ -27,13 +27,21 @@ from pipeline.core.examples import examples_table, with_predictions
 from pipeline.core.layout import StepLayout
 from pipeline.core.lstm import NetworkWeights
 from pipeline.core.predictions import Predictions
-from pipeline.core.stages import RunSummary, Stage, StageContext, library_versions, run_stages, source_listing
 from pipeline.core.progress import QUIET, Progress
+from pipeline.core.stages import RunSummary, Stage, StageContext, library_versions, run_stages, source_listing
 from pipeline.datasets import SequenceDataset, registry
 from pipeline.datasets.hands import hand_columns
 from pipeline.datasets.splits import stratified_split
-from pipeline.runformat import (CLASSIFICATION, EXAMPLES_FILE, HISTORY_FILE, INPUTS_FILE, Run,
-                                SPLITS, stable_hash, step_table)
+from pipeline.runformat import (
+    CLASSIFICATION,
+    EXAMPLES_FILE,
+    HISTORY_FILE,
+    INPUTS_FILE,
+    SPLITS,
+    Run,
+    stable_hash,
+    step_table,
+)
 
 DEFAULT_RUNS_DIR = Path("data") / "runs"
 MODEL_FILE = "models/classifier.keras"

@@ -25,8 +25,18 @@ from pipeline.core.predictions import Predictions, next_token_targets
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import Stage, StageContext, library_versions, run_stages
 from pipeline.importers.base import DEFAULT_SPLIT, PLACEHOLDER_TOKEN, ImportedRun
-from pipeline.runformat import (CLASSIFICATION, EXAMPLES_FILE, INPUTS_FILE, LANGUAGE_MODEL, SPLITS,
-                                TEXT_FILE, remove, stable_hash, step_table, validate_run_id)
+from pipeline.runformat import (
+    CLASSIFICATION,
+    EXAMPLES_FILE,
+    INPUTS_FILE,
+    LANGUAGE_MODEL,
+    SPLITS,
+    TEXT_FILE,
+    remove,
+    stable_hash,
+    step_table,
+    validate_run_id,
+)
 
 FORMAT_VERSION = 1            # of docs/import-format.md; recorded in the manifest
 TOP_K = 5

@@ -31,8 +31,7 @@ from pipeline.core.predictions import Predictions, next_token_targets
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import RunSummary, Stage, StageContext, library_versions, run_stages, source_listing
 from pipeline.datasets import text as corpora
-from pipeline.runformat import (EXAMPLES_FILE, HISTORY_FILE, LANGUAGE_MODEL, SPLITS, TEXT_FILE, Run,
-                                stable_hash)
+from pipeline.runformat import EXAMPLES_FILE, HISTORY_FILE, LANGUAGE_MODEL, SPLITS, TEXT_FILE, Run, stable_hash
 
 DEFAULT_RUNS_DIR = Path("data") / "runs"
 MODEL_FILE = "models/char_lm.keras"

@@ -11,17 +11,30 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.runformat.schema import (EXAMPLES_FILE, HISTORY_FILE, MANIFEST_FILE, PROJECTIONS_FILE,
-                                       RUN_ID_PATTERN, SCHEMA_VERSION, UNIT_PREFIX, Layer, Manifest,
-                                       RunChanged, RunError, parse_manifest, steps_file)
+from pipeline.runformat.schema import (
+    EXAMPLES_FILE,
+    HISTORY_FILE,
+    MANIFEST_FILE,
+    PROJECTIONS_FILE,
+    RUN_ID_PATTERN,
+    SCHEMA_VERSION,
+    UNIT_PREFIX,
+    Layer,
+    Manifest,
+    RunChanged,
+    RunError,
+    parse_manifest,
+    steps_file,
+)
 from pipeline.runformat.writer import stable_hash
 
 
@@ -72,7 +85,7 @@ def _file_state(path: Path) -> tuple:
         return stat.st_ino, stat.st_mtime_ns, stat.st_size, handle.read()
 
 
-def _source(path: Path):
+def _source(path: Path) -> contextlib.AbstractContextManager[Any]:
     """A parquet file opened once (a rename during the read cannot mix two versions of it), or a
     partitioned dataset's folder as it is."""
     return pa.memory_map(str(path)) if path.is_file() else contextlib.nullcontext(path)
@@ -95,7 +108,7 @@ class Run:
         self._examples: pd.DataFrame | None = None
 
     @classmethod
-    def open(cls, runs_dir: str | os.PathLike, run_id: str) -> "Run":
+    def open(cls, runs_dir: str | os.PathLike, run_id: str) -> Run:
         return cls(resolve_run_path(runs_dir, run_id))
 
     # -- manifest ------------------------------------------------------------------------------
@@ -145,7 +158,7 @@ class Run:
         return (self.path / name).exists()
 
     def read_table(self, name: str, columns: Sequence[str] | None = None,
-                   filters=None) -> pd.DataFrame:
+                   filters: Any = None) -> pd.DataFrame:
         path = self._file(name)
         try:
             with _source(path) as source:
@@ -191,6 +204,7 @@ class Run:
 
     def rows_of(self, example_id: int) -> slice:
         """The rows of one example in every per-step table."""
-        row = self.examples().set_index("example_id").loc[example_id]
-        start = int(row["row_start"])
-        return slice(start, start + int(row["length"]))
+        examples = self.examples()
+        position = int(np.searchsorted(examples["example_id"].to_numpy(), example_id))
+        start = int(examples["row_start"].to_numpy()[position])
+        return slice(start, start + int(examples["length"].to_numpy()[position]))

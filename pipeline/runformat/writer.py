@@ -14,8 +14,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,7 +92,7 @@ def write_json(obj: dict, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def _json_default(value):
+def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -101,7 +102,7 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def stable_hash(*parts) -> str:
+def stable_hash(*parts: Any) -> str:
     """A short, order-sensitive hash of JSON-able parts: the input hash of a stage."""
     text = json.dumps(parts, sort_keys=True, default=_json_default)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -198,7 +199,7 @@ class RunWriter:
         self.manifest.setdefault("stages", {})
         self.manifest.setdefault("metrics", {})
 
-    def reset(self, **fields) -> None:
+    def reset(self, **fields: Any) -> None:
         """Forget everything recorded: a fresh manifest (e.g. an import replacing a trained run)."""
         self.manifest = {"schema_version": SCHEMA_VERSION, "run_id": self.manifest["run_id"],
                          "stages": {}, "metrics": {}, **fields}
@@ -210,7 +211,7 @@ class RunWriter:
         return all((self.path / name).exists() for name in record.get("outputs", []))
 
     def finish_stage(self, stage: str, input_hash: str, seconds: float, outputs: Iterable[str],
-                     **manifest_updates) -> None:
+                     **manifest_updates: Any) -> None:
         """Record a completed stage and publish the manifest (the last write of the stage)."""
         self.manifest.update(manifest_updates)
         self.manifest["stages"][stage] = {"input_hash": input_hash, "seconds": round(seconds, 3),
