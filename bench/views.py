@@ -4,8 +4,8 @@
     python bench/views.py --runs DIR --run ID      # times an existing run instead (e.g. real Auslan)
 
 The built run has Auslan's shape: 2,528 examples of 45..136 steps (mean ~57), 22 channels, 94
-classes, one LSTM layer of 100 units. Its tensors come from pipeline.extract's NumPy forward pass
-with random weights (no TensorFlow, no training), so gate values are spread like an untrained
+classes, one LSTM layer of 100 units. Its tensors come from the pipeline's NumPy LSTM
+(``pipeline.core.steps``) with random weights (no TensorFlow, no training), so gate values are spread like an untrained
 network's; sizes and timings are what matter here. Each view's figure function is timed cold
 (first call: parquet reads plus compute) and warm (the same call again: cached reductions, figure
 building remains); rows after a new option show the reductions on cached tables. Each figure's
@@ -33,52 +33,53 @@ N_EXAMPLES, N_CLASSES, N_CHANNELS, N_UNITS, MAX_LENGTH = 2528, 94, 22, 100, 136
 
 
 def build_auslan_sized_run(runs_dir: Path, run_id: str = "bench-auslan-size", seed: int = 0) -> None:
-    from sklearn.decomposition import PCA
-
-    from pipeline import extract
+    """A run of Auslan's shape through the pipeline's own writers: the NumPy LSTM (random weights)
+    recomputes every tensor and the head's per-step probabilities (``core.steps``), the examples
+    table gets the predictions, and the project stage draws PCA paths (no TensorFlow anywhere)."""
+    from pipeline.core.examples import examples_table, with_predictions
+    from pipeline.core.layout import row_ids
+    from pipeline.core.lstm import LSTMWeights, NetworkWeights
+    from pipeline.core.predictions import Predictions
+    from pipeline.core.steps import network_source, write_steps
+    from pipeline.project import run_projection_stage
 
     rng = np.random.default_rng(seed)
     lengths = np.clip(45 + rng.exponential(12, N_EXAMPLES), 45, MAX_LENGTH).astype(np.int64)
     labels = np.arange(N_EXAMPLES) % N_CLASSES
-    X = np.zeros((N_EXAMPLES, MAX_LENGTH, N_CHANNELS), np.float32)
-    for i, length in enumerate(lengths):
-        walk = np.cumsum(rng.normal(0, 0.1, (length, N_CHANNELS)), axis=0) + labels[i] / N_CLASSES
-        X[i, MAX_LENGTH - length:] = walk
+    inputs = np.concatenate([np.cumsum(rng.normal(0, 0.1, (length, N_CHANNELS)), axis=0) + labels[i] / N_CLASSES
+                             for i, length in enumerate(lengths)]).astype(np.float32)
     units = N_UNITS
-    layer = extract.LSTMWeights(kernel=rng.normal(0, 0.4, (N_CHANNELS, 4 * units)).astype(np.float32),
-                                recurrent=rng.normal(0, 0.15, (units, 4 * units)).astype(np.float32),
-                                bias=rng.normal(0, 1.0, 4 * units).astype(np.float32))
-    head = rng.normal(0, 0.3, (units, N_CLASSES)).astype(np.float32)
-    weights = extract.ClassifierWeights(layers=[layer], head_kernel=head,
-                                        head_bias=np.zeros(N_CLASSES, np.float32))
+    layer = LSTMWeights(kernel=rng.normal(0, 0.4, (N_CHANNELS, 4 * units)).astype(np.float32),
+                        recurrent=rng.normal(0, 0.15, (units, 4 * units)).astype(np.float32),
+                        bias=rng.normal(0, 1.0, 4 * units).astype(np.float32))
+    weights = NetworkWeights(layers=[layer], head_kernel=rng.normal(0, 0.3, (units, N_CLASSES)).astype(np.float32),
+                             head_bias=np.zeros(N_CLASSES, np.float32))
     classes = [f"sign{k:02d}" for k in range(N_CLASSES)]
+    channels = [f"{hand}_{k}" for hand in ("left", "right") for k in range(N_CHANNELS // 2)]
     writer = runformat.RunWriter(runs_dir, run_id)
-    outputs, per_example = extract.extract_run(writer, weights, X, lengths, labels, classes, 5)
-    layout = extract.StepLayout(lengths, MAX_LENGTH)
+    predictions = Predictions(runformat.CLASSIFICATION, lengths, classes, 5, labels=labels)
+    outputs = write_steps(writer, network_source(weights, lambda r0, r1: inputs[r0:r1], lengths), predictions)
+    ids, t = row_ids(lengths)
+    outputs.append(writer.write_table(runformat.INPUTS_FILE, runformat.step_table(ids, t, inputs, channels)))
     split = np.array(["train", "validation", "test"])[rng.choice(3, N_EXAMPLES, p=[0.7, 0.15, 0.15])]
-    examples = pd.DataFrame({"example_id": np.arange(N_EXAMPLES, dtype=np.int32),
-                             "label": labels.astype(np.int32), "split": split,
-                             "length": lengths.astype(np.int32),
-                             "row_start": layout.row_start}).join(per_example)
-    outputs.append(writer.write_table("examples.parquet", examples))
+    examples = with_predictions(examples_table(lengths, split, labels=labels, classes=classes),
+                                predictions.per_example())
+    outputs.append(writer.write_table(runformat.EXAMPLES_FILE, examples))
     epochs = np.arange(1, 101)
     history = {"epoch": epochs, "loss": 4 / epochs, "accuracy": 1 - 1 / np.sqrt(epochs),
                "val_loss": 4 / epochs + epochs / 400, "val_accuracy": 0.9 - 1 / np.sqrt(epochs),
                "grad_norm": 1 / np.sqrt(epochs)}
-    for gate in ("input_gate", "forget_gate", "output_gate"):
+    for gate in runformat.SIGMOID_GATES:
         history[f"layer0_{gate}_mean"] = 0.5 + 0.1 * np.tanh(epochs / 30)
         history[f"layer0_{gate}_saturated"] = 0.3 * np.tanh(epochs / 30)
-    outputs.append(writer.write_table("history.parquet", pd.DataFrame(history)))
-    h = pd.read_parquet(writer.path / runformat.steps_file(0, "h"))
-    codes = PCA(2).fit_transform(h[runformat.unit_columns(units)].to_numpy()).astype(np.float32)
-    projections = pd.DataFrame({"projection": "pca2", "example_id": h["example_id"], "t": h["t"],
-                                "x": codes[:, 0], "y": codes[:, 1], "z": np.float32(np.nan)})
-    outputs.append(writer.write_table("projections.parquet", projections))
-    writer.finish_stage("bench", "bench", 0.0, outputs, kind="classification",
+    outputs.append(writer.write_table(runformat.HISTORY_FILE, pd.DataFrame(history)))
+    writer.finish_stage("bench", "bench", 0.0, outputs, kind=runformat.CLASSIFICATION, origin="recorded",
                         dataset={"name": "bench-auslan-size"}, config={}, classes=classes,
-                        n_examples=N_EXAMPLES, layers=[{"index": 0, "units": units}],
-                        metrics={"test": {"accuracy": 0.5, "loss": 2.0}},
-                        projections=[{"id": "pca2", "method": "pca", "dims": 2, "scope": "paths"}])
+                        n_examples=N_EXAMPLES, layers=[{"index": 0, "units": units}], channels=channels,
+                        hands={"left": list(range(N_CHANNELS // 2)), "right": list(range(N_CHANNELS // 2, N_CHANNELS))},
+                        metrics=predictions.metrics(split), status="complete")
+    updates = run_projection_stage(writer.path, {"project": {"methods": ["pca"]}})
+    writer.finish_stage("project", "bench", 0.0, updates.pop("projection_outputs"), **updates)
 
 
 def timed(function, *args):
