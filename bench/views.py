@@ -1,20 +1,23 @@
-"""Benchmark of the gate saturation, cells, training and prediction film views at Auslan size.
+"""Benchmark of the dashboard's view functions at Auslan size: paths, last activations, inspector,
+gate saturation, cells, training and the prediction film.
 
     python bench/views.py                          # builds an Auslan-sized run in a temp dir (~1 min)
     python bench/views.py --runs DIR --run ID      # times an existing run instead (e.g. real Auslan)
 
 The built run has Auslan's shape: 2,528 examples of 45..136 steps (mean ~57), 22 channels, 94
 classes, one LSTM layer of 100 units. Its tensors come from the pipeline's NumPy LSTM
-(``pipeline.core.steps``) with random weights (no TensorFlow, no training), so gate values are spread like an untrained
-network's; sizes and timings are what matter here. Each view's figure function is timed cold
-(first call: parquet reads plus compute) and warm (the same call again: cached reductions, figure
-building remains); rows after a new option show the reductions on cached tables. Each figure's
-JSON size is the response Dash sends (plotly's encoder, numpy arrays as base64). Wall time on a
-shared machine includes other processes' work; process CPU time is printed beside it.
+(``pipeline.core.steps``) with random weights (no TensorFlow, no training), so gate values are
+spread like an untrained network's; sizes and timings are what matter here. Each view's function
+is timed cold (first call: parquet reads plus compute, empty caches), warm (the same call again in
+this process) and as another gunicorn worker would see it (this process's memos cleared, the
+shared disk cache as the first calls left it). Each figure's JSON size is the response Dash sends.
+Wall time on a shared machine includes other processes' work: the process CPU time is printed
+beside it, and the load average at the end.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -88,6 +91,12 @@ def timed(function, *args):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def title_of(figure) -> str:
+    layout = figure.get("layout", {}) if isinstance(figure, dict) else figure.to_plotly_json().get("layout", {})
+    title = layout.get("title")
+    return (title.get("text") if isinstance(title, dict) else title) or ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path)
@@ -95,22 +104,40 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
+        # A cache folder of its own: "cold" is cold, and "other worker" finds only what this run put there.
+        os.environ["LSTM_LENS_CACHE"] = str(Path(scratch) / "cache")
         runs = args.runs
         if runs is None:
-            runs = Path(scratch)
+            runs = Path(scratch) / "runs"
             _, wall, cpu = timed(build_auslan_sized_run, runs, args.run)
             print(f"built an Auslan-sized run in {wall:.1f} s (cpu {cpu:.1f} s)")
         from dashboard import data
-        from dashboard.views import cells, film, gates, training
+        from dashboard.views import cells, film, gates, inspector, last_step, paths, training
 
         data.configure(runs)
         run = data.get_run(args.run)
         frame = data.examples(run)
+        wrong = frame[~frame["correct"].astype(bool)] if "correct" in frame else frame
+        selected = int((wrong if len(wrong) else frame)["example_id"].iat[0])
         print(f"run {args.run}: {len(frame)} examples, {int(frame['length'].sum())} steps "
               f"(mean length {frame['length'].mean():.1f}, max {frame['length'].max()}), "
-              f"layers {run.layers}, {len(run.classes)} classes")
-        every = ([], ["train", "validation", "test"], None, "all")     # no filter
+              f"layers {[(layer.index, layer.units) for layer in run.layers]}, {len(run.classes)} classes, "
+              f"projections {', '.join(run.manifest.projection_ids)}")
+        every = ([], list(runformat.SPLITS), None, "all")     # no filter
+        two = (run.classes[:2], list(runformat.SPLITS), None, "all")
+        path_projection = "pca" if "ae2" not in run.manifest.projection_ids else "ae"
+        last_projection = "pca2" if "ae2" not in run.manifest.projection_ids else "ae2"
         cases = [
+            ("paths (all classes)", paths.paths_view_figure,
+             (args.run, *every, selected, path_projection, "2", [])),
+            ("paths (two classes)", paths.paths_view_figure,
+             (args.run, *two, selected, path_projection, "2", [])),
+            ("last activations", last_step.last_step_view_figure,
+             (args.run, *every, selected, last_projection, "class", [])),
+            ("inspector: path among its classes", inspector.inspect_path,
+             (args.run, selected, last_projection, False)),
+            ("inspector: nearest + metadata", inspector.inspect_summary, (args.run, selected)),
+            ("inspector: inputs", inspector.inspect_inputs, (args.run, selected)),
             ("gates: saturation over time + histogram", gates.summary_figures,
              (args.run, *every, "last", "end", [0.1, 0.9])),
             ("gates: per-cell heatmap (saturated)", gates.cells_figure,
@@ -129,16 +156,27 @@ def main() -> None:
             ("film (aligned at the end)", film.film_figure, (args.run, *every, None, "end")),
             ("film (aligned at the start)", film.film_figure, (args.run, *every, None, "start")),
         ]
-        print(f"{'view':42s} {'cold s':>8s} {'(cpu)':>7s} {'warm s':>8s} {'(cpu)':>7s} {'JSON':>10s}")
+        results = []
         for name, function, arguments in cases:
             _, cold, cold_cpu = timed(function, *arguments)
             figures, warm, warm_cpu = timed(function, *arguments)
+            results.append((name, function, arguments, cold, cold_cpu, warm, warm_cpu, figures))
+        # Another gunicorn worker (or this one after a restart): empty in-process memos, the shared
+        # disk cache as the calls above left it.
+        data.clear_memos()
+        print(f"{'view':42s} {'cold s':>7s} {'(cpu)':>6s} {'warm s':>7s} {'(cpu)':>6s} "
+              f"{'other worker s':>14s} {'(cpu)':>6s} {'JSON':>9s}")
+        for name, function, arguments, cold, cold_cpu, warm, warm_cpu, figures in results:
+            _, other, other_cpu = timed(function, *arguments)
             figures = figures if isinstance(figures, tuple) else (figures,)
+            figures = [f for f in figures if isinstance(f, dict) or hasattr(f, "to_plotly_json")]
             size = sum(len(to_json_plotly(figure)) for figure in figures)
-            print(f"{name:42s} {cold:8.2f} {cold_cpu:7.2f} {warm:8.2f} {warm_cpu:7.2f} {size / 1e6:8.2f} MB")
-            titles = [figure.layout.title.text for figure in figures if figure.layout.title.text]
-            if titles and name.startswith(("film", "cells: heatmap")):
+            print(f"{name:42s} {cold:7.3f} {cold_cpu:6.2f} {warm:7.3f} {warm_cpu:6.2f} {other:14.3f} "
+                  f"{other_cpu:6.2f} {size / 1e6:7.2f} MB")
+            titles = [title_of(figure) for figure in figures]
+            if titles and titles[0] and name.startswith(("film", "cells: heatmap")):
                 print(f"    {titles[0]}")
+        print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,15 @@ def get_run(run_id: str) -> runformat.Run:
     return open_run(runs_dir(), run_id)
 
 
+_memos: list = []
+
+
+def clear_memos() -> None:
+    """Empty every in-process memo (what a fresh gunicorn worker starts with)."""
+    for clear in _memos:
+        clear()
+
+
 def run_cached(maxsize: int = 32):
     """Memoise ``fn(run, ...)`` under ``(run.path, run.token, arguments)``; lists count as tuples.
 
@@ -115,6 +124,7 @@ def run_cached(maxsize: int = 32):
             return value
 
         wrapper.cache_clear = cache.clear
+        _memos.append(cache.clear)
         return wrapper
     return decorate
 

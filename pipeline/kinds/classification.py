@@ -32,20 +32,11 @@ from pipeline.core.stages import RunSummary, Stage, StageContext, library_versio
 from pipeline.datasets import SequenceDataset, registry
 from pipeline.datasets.hands import hand_columns
 from pipeline.datasets.splits import stratified_split
-from pipeline.runformat import (
-    CLASSIFICATION,
-    EXAMPLES_FILE,
-    HISTORY_FILE,
-    INPUTS_FILE,
-    SPLITS,
-    Run,
-    stable_hash,
-    step_table,
-)
+from pipeline.runformat import (CLASSIFICATION, EXAMPLES_FILE, HISTORY_FILE, INPUTS_FILE, SPLITS,
+                                WEIGHTS_FILE, Run, stable_hash, step_table)
 
 DEFAULT_RUNS_DIR = Path("data") / "runs"
 MODEL_FILE = "models/classifier.keras"
-WEIGHTS_FILE = "models/weights.npz"
 
 # The Tempczyk & Bartołd protocol for Auslan is the default; the synthetic signs share it.
 BASE = {
@@ -164,13 +155,10 @@ def _train_stage(ctx: StageContext) -> str:
     training = classifier.train_classifier(prepared.X, prepared.lengths, prepared.labels, prepared.split,
                                            len(prepared.classes), ctx.config["model"], ctx.config["train"],
                                            ctx.progress)
-    keras_weights.save_model(training.model, writer.path / MODEL_FILE)
-    weights, _ = keras_weights.network_weights(training.model)
-    weights.save(writer.path / WEIGHTS_FILE)
-    ctx.memo["weights"] = weights
+    ctx.memo["weights"], outputs = keras_weights.save_trained(training.model, writer.path, MODEL_FILE)
     standardisation = (None if training.mean is None else
                        {"mean": training.mean.tolist(), "std": training.std.tolist()})
-    ctx.finish([MODEL_FILE, WEIGHTS_FILE, writer.write_table(HISTORY_FILE, training.history)],
+    ctx.finish([*outputs, writer.write_table(HISTORY_FILE, training.history)],
                layers=[{"index": i, "units": int(u)} for i, u in enumerate(ctx.config["model"]["units"])],
                standardisation=standardisation, versions=library_versions())
     return f"{len(training.history)} epochs"

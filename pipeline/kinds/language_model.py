@@ -31,11 +31,11 @@ from pipeline.core.predictions import Predictions, next_token_targets
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import RunSummary, Stage, StageContext, library_versions, run_stages, source_listing
 from pipeline.datasets import text as corpora
-from pipeline.runformat import EXAMPLES_FILE, HISTORY_FILE, LANGUAGE_MODEL, SPLITS, TEXT_FILE, Run, stable_hash
+from pipeline.runformat import (EXAMPLES_FILE, HISTORY_FILE, LANGUAGE_MODEL, SPLITS, TEXT_FILE, WEIGHTS_FILE,
+                                Run, stable_hash)
 
 DEFAULT_RUNS_DIR = Path("data") / "runs"
 MODEL_FILE = "models/char_lm.keras"
-WEIGHTS_FILE = "models/weights.npz"
 
 BASE = {
     "kind": LANGUAGE_MODEL,
@@ -180,11 +180,9 @@ def _train_stage(ctx: StageContext) -> str:
     training = char_lm.train_char_lm(prepared.ids, prepared.starts, prepared.lengths, prepared.split,
                                      len(prepared.vocabulary), ctx.config["model"], ctx.config["train"],
                                      ctx.progress)
-    keras_weights.save_model(training.model, writer.path / MODEL_FILE)
-    weights, _ = keras_weights.network_weights(training.model, padding="none")
-    weights.save(writer.path / WEIGHTS_FILE)
-    ctx.memo["weights"] = weights
-    ctx.finish([MODEL_FILE, WEIGHTS_FILE, writer.write_table(HISTORY_FILE, training.history)],
+    ctx.memo["weights"], outputs = keras_weights.save_trained(training.model, writer.path, MODEL_FILE,
+                                                              padding="none")
+    ctx.finish([*outputs, writer.write_table(HISTORY_FILE, training.history)],
                layers=[{"index": i, "units": int(u)} for i, u in enumerate(ctx.config["model"]["units"])],
                best_epoch=training.best_epoch, versions=library_versions())
     best = training.history.iloc[training.best_epoch - 1]

@@ -28,6 +28,7 @@ from pipeline.core.layout import row_starts
 from pipeline.core.lstm import LSTMWeights, NetworkWeights
 from pipeline.core.steps import recompute_block
 from pipeline.models.layers import LastStep, Standardise
+from pipeline.runformat import WEIGHTS_FILE
 
 PASS_THROUGH = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "ActivityRegularization")
 
@@ -56,6 +57,16 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def save_trained(model: keras.Model, run_path: Path, model_file: str,
+                 padding: str | None = None) -> tuple[NetworkWeights, list[str]]:
+    """A model trained here, saved twice: Keras' native file, and its NumPy weights (the .npz the
+    extract stage and the dashboard recompute from). Returns the weights and the files written."""
+    save_model(model, run_path / model_file)
+    weights, _ = network_weights(model, padding)
+    weights.save(run_path / WEIGHTS_FILE)
+    return weights, [model_file, WEIGHTS_FILE]
 
 
 def network_weights(model: keras.Model, padding: str | None = None) -> tuple[NetworkWeights, list]:

@@ -17,52 +17,21 @@ numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one dat
 """
 
 from pipeline.runformat.reader import Run, list_runs, resolve_run_path, validate_run_id
-from pipeline.runformat.schema import (
-                                       CLASS_STABILITY_FILE,
-                                       CLASSIFICATION,
-                                       EXAMPLES_FILE,
-                                       GATE_KINDS,
-                                       HISTORY_FILE,
-                                       INPUTS_FILE,
-                                       LANGUAGE_MODEL,
-                                       MANIFEST_FILE,
-                                       MANIFEST_KEYS,
-                                       MODELS_DIR,
-                                       PAIR_STABILITY_FILE,
-                                       PREDICTIONS_FILE,
-                                       PROJECTIONS_FILE,
-                                       RUN_ID_PATTERN,
-                                       RUN_KINDS,
-                                       SCHEMA_VERSION,
-                                       SIGMOID_GATES,
-                                       SPLITS,
-                                       TENSOR_KINDS,
-                                       TEXT_FILE,
-                                       Layer,
-                                       Manifest,
-                                       RunChanged,
-                                       RunError,
-                                       SchemaVersionError,
-                                       parse_manifest,
-                                       steps_file,
-                                       unit_columns,
-)
-from pipeline.runformat.writer import (
-                                       RunWriter,
-                                       TableSink,
-                                       atomic_path,
-                                       remove,
-                                       stable_hash,
-                                       step_table,
-                                       write_json,
-                                       write_parquet,
-)
+from pipeline.runformat.schema import (CLASS_STABILITY_FILE, CLASSIFICATION, EXAMPLES_FILE, GATE_KINDS,
+                                       HISTORY_FILE, INPUTS_FILE, LANGUAGE_MODEL, MANIFEST_FILE,
+                                       MANIFEST_KEYS, MODELS_DIR, PAIR_STABILITY_FILE, PREDICTIONS_FILE,
+                                       PROJECTIONS_FILE, RUN_ID_PATTERN, RUN_KINDS, SCHEMA_VERSION,
+                                       SIGMOID_GATES, SPLITS, TENSOR_KINDS, TEXT_FILE, WEIGHTS_FILE, Layer,
+                                       Manifest, RunChanged, RunError, SchemaVersionError, parse_manifest,
+                                       steps_file, unit_columns)
+from pipeline.runformat.writer import (RunWriter, TableSink, atomic_path, remove, stable_hash, step_table,
+                                       write_json, write_parquet)
 
 __all__ = [
     "CLASSIFICATION", "CLASS_STABILITY_FILE", "EXAMPLES_FILE", "GATE_KINDS", "HISTORY_FILE", "INPUTS_FILE",
     "LANGUAGE_MODEL", "MANIFEST_FILE", "MANIFEST_KEYS", "MODELS_DIR", "PAIR_STABILITY_FILE",
     "PREDICTIONS_FILE", "PROJECTIONS_FILE", "RUN_ID_PATTERN", "RUN_KINDS", "SCHEMA_VERSION",
-    "SIGMOID_GATES", "SPLITS", "TENSOR_KINDS", "TEXT_FILE", "Layer", "Manifest", "Run", "RunChanged",
+    "SIGMOID_GATES", "SPLITS", "TENSOR_KINDS", "TEXT_FILE", "WEIGHTS_FILE", "Layer", "Manifest", "Run", "RunChanged",
     "RunError", "RunWriter", "SchemaVersionError", "TableSink", "atomic_path", "list_runs",
     "parse_manifest", "remove", "resolve_run_path", "stable_hash", "step_table", "steps_file",
     "unit_columns", "validate_run_id", "write_json", "write_parquet",

@@ -38,6 +38,7 @@ PROJECTIONS_FILE = "projections.parquet"
 CLASS_STABILITY_FILE = "projection_class_stability.parquet"
 PAIR_STABILITY_FILE = "projection_pair_stability.parquet"
 MODELS_DIR = "models"
+WEIGHTS_FILE = "models/weights.npz"       # the NumPy weights of a network trained here (no pickle)
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 UNIT_PREFIX = "u"
