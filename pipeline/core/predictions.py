@@ -116,6 +116,16 @@ class Predictions:
         return split_metrics(self.kind, self.per_example(), split)
 
 
+def final_predictions(probabilities: np.ndarray, labels: np.ndarray | None, names: list[str]) -> Predictions:
+    """A classifier's per-example predictions from the model's own output (one row per example),
+    for models whose head cannot be applied at every step (no per-step table then)."""
+    probabilities = np.asarray(probabilities, np.float32)
+    n = len(probabilities)
+    found = Predictions(CLASSIFICATION, np.ones(n, np.int64), names, 1, labels=labels)
+    found.block(probabilities, np.arange(n), np.zeros(n, np.int32), np.arange(n))
+    return found
+
+
 def split_metrics(kind: str, per_example: pd.DataFrame, split: np.ndarray) -> dict:
     """``{split: {...}}``: accuracy and loss (cross-entropy, nats) of a classifier's final
     predictions; accuracy, loss, bits_per_char and characters of a language model's next tokens."""

@@ -123,9 +123,10 @@ def torch_weights(lstm, kernel=None, bias=None) -> NetworkWeights:
     """PyTorch's (4h, in) weights, gate rows i, f, g, o -> Keras' (in, 4h) columns i, f, c, o."""
     layers = []
     for k in range(lstm.num_layers):
-        w_ih = getattr(lstm, f"weight_ih_l{k}").detach().numpy()
-        w_hh = getattr(lstm, f"weight_hh_l{k}").detach().numpy()
-        b = (getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")).detach().numpy()
+        w_ih = getattr(lstm, f"weight_ih_l{k}").detach().cpu().numpy()
+        w_hh = getattr(lstm, f"weight_hh_l{k}").detach().cpu().numpy()
+        b = ((getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")).detach().cpu().numpy()
+             if lstm.bias else np.zeros(w_ih.shape[0], np.float32))
         layers.append(LSTMWeights(np.ascontiguousarray(w_ih.T, np.float32),
                                   np.ascontiguousarray(w_hh.T, np.float32), b.astype(np.float32)))
     return NetworkWeights(layers, kernel, bias, padding="none")

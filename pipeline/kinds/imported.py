@@ -21,13 +21,14 @@ from pipeline.core.config import merge
 from pipeline.core.errors import DataError
 from pipeline.core.examples import examples_table, with_predictions
 from pipeline.core.layout import row_ids
-from pipeline.core.predictions import Predictions, next_token_targets
+from pipeline.core.predictions import Predictions, final_predictions, next_token_targets
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import Stage, StageContext, library_versions, run_stages
 from pipeline.importers.base import DEFAULT_SPLIT, PLACEHOLDER_TOKEN, ImportedRun
 from pipeline.runformat import (
     CLASSIFICATION,
     EXAMPLES_FILE,
+    HISTORY_FILE,
     INPUTS_FILE,
     LANGUAGE_MODEL,
     SPLITS,
@@ -48,14 +49,18 @@ PROJECT = {CLASSIFICATION: merge(project.DEFAULTS, {"seeds": 1}),
 
 def write_run(imported: ImportedRun, runs_dir, run_id: str | None = None, *,
               partition_rows: int | None = None, top_k: int = TOP_K, force: bool = False,
-              project_settings: dict | None = None, progress: Progress = QUIET) -> tuple[Path, bool]:
+              project_settings: dict | None = None, progress: Progress = QUIET,
+              origin: str = "imported", history: pd.DataFrame | None = None,
+              final_probabilities: np.ndarray | None = None) -> tuple[Path, bool]:
     """Write ``imported`` as the run ``runs_dir/run_id``; returns (its path, whether it was written).
 
     An unchanged import of an existing run is skipped (same input hash), unless ``force``.
     ``partition_rows``: write each per-step table as a folder of part files of that many rows
     (``steps/layer0-h.parquet/part-00000.parquet`` ...), which Dask, Spark or Ray read as one
     dataset and ``runformat.Run`` reads like a file. ``project_settings`` override the kind's
-    projection settings (``{"methods": []}``: none).
+    projection settings (``{"methods": []}``: none). A recording (``pipeline.record``) passes
+    ``origin="recorded"``, its training ``history`` and, when the model's head is not a softmax on
+    the LSTM's h, the model's own ``final_probabilities`` (one row per sequence).
     """
     run_id = validate_run_id(run_id or imported.name)
     if partition_rows is not None and partition_rows < 1:
@@ -65,13 +70,14 @@ def write_run(imported: ImportedRun, runs_dir, run_id: str | None = None, *,
     digest = stable_hash("import", FORMAT_VERSION, imported.format, imported.options, imported.fingerprint,
                          partition_rows, top_k)
     hashes = {"import": digest, "project": stable_hash("project", digest, config["project"])}
-    stages = [Stage("import", lambda ctx: _import_stage(ctx, imported, partition_rows, top_k)),
+    extras = {"origin": origin, "history": history, "final_probabilities": final_probabilities}
+    stages = [Stage("import", lambda ctx: _import_stage(ctx, imported, partition_rows, top_k, extras)),
               Stage("project", project.project_stage)]
     summary = run_stages(stages, config, hashes, runs_dir, run_id, force, progress)
     return summary.path, any(s.name == "import" and s.seconds is not None for s in summary.stages)
 
 
-def _import_stage(ctx: StageContext, imported: ImportedRun, partition_rows, top_k: int) -> str:
+def _import_stage(ctx: StageContext, imported: ImportedRun, partition_rows, top_k: int, extras: dict) -> str:
     writer = ctx.open_writer()
     previous = writer.outputs()
     # A fresh manifest: nothing a previous (e.g. trained) run of this id recorded still holds.
@@ -86,9 +92,15 @@ def _import_stage(ctx: StageContext, imported: ImportedRun, partition_rows, top_
     outputs = steps.write_steps(writer, imported.step_source(), predictions, partition_rows, ctx.progress)
     examples = examples_table(imported.lengths, split, labels=imported.labels, classes=imported.classes,
                               names=imported.names, meta=imported.meta)
+    final = extras["final_probabilities"]
     if predictions is not None:
         examples = with_predictions(examples, predictions.per_example())
-    updates = {}
+    elif final is not None and imported.kind == CLASSIFICATION:
+        predictions = final_predictions(final, imported.labels, imported.classes)
+        examples = with_predictions(examples, predictions.per_example())
+    updates: dict = {}
+    if extras["history"] is not None:
+        outputs.append(writer.write_table(HISTORY_FILE, extras["history"]))
     if imported.inputs is not None:
         outputs.append(writer.write_table(INPUTS_FILE, inputs_table(imported)))
         updates["channels"] = list(imported.channels)
@@ -103,7 +115,7 @@ def _import_stage(ctx: StageContext, imported: ImportedRun, partition_rows, top_
         remove(writer.path / stale)
     counts = pd.Series(split).value_counts()
     metrics = predictions.metrics(split) if predictions is not None else {}
-    ctx.finish(outputs, kind=imported.kind, origin="imported",
+    ctx.finish(outputs, kind=imported.kind, origin=extras["origin"],
                dataset={"name": imported.name, "source": imported.source, "format": imported.format},
                classes=list(imported.classes if imported.kind == CLASSIFICATION else imported.vocabulary),
                n_examples=len(imported.lengths), n_steps_total=imported.n_rows,

@@ -69,14 +69,28 @@ def save_trained(model: keras.Model, run_path: Path, model_file: str,
     return weights, [model_file, WEIGHTS_FILE]
 
 
-def network_weights(model: keras.Model, padding: str | None = None) -> tuple[NetworkWeights, list]:
-    """The model's numbers, and its LSTM layers (for ``check_against_keras``)."""
+def network_weights(model: keras.Model, padding: str | None = None,
+                    any_head: bool = False) -> tuple[NetworkWeights, list]:
+    """The model's numbers, and its LSTM layers (for ``check_against_keras``).
+
+    ``any_head``: accept whatever follows the LSTMs (a recording of a user's model); a softmax
+    Dense directly on the last LSTM is still read as the per-step head, anything else is left out.
+    """
     layers, lstms, head, mean, std, embedding = [], [], None, None, None, None
     for layer in model.layers:
         name = f"layer {layer.name!r} ({type(layer).__name__})"
         if isinstance(layer, keras.layers.InputLayer) or type(layer).__name__ in PASS_THROUGH:
             continue
+        if isinstance(layer, keras.layers.Masking) and not lstms:
+            continue               # masked steps are skipped: sequences then run from a zero state
+        if isinstance(layer, keras.layers.Bidirectional):
+            raise DataError(f"{name}: bidirectional LSTMs are not recomputed here (the backward "
+                            f"direction reads the future); record a forward LSTM, or export the two "
+                            f"directions' states as arrays and import them")
         if head is not None:
+            if any_head:
+                head = None        # the softmax was not the last layer: no per-step head
+                break
             raise DataError(f"{name} comes after the Dense head; only Dense last is supported")
         if isinstance(layer, Standardise) and not lstms and embedding is None:
             mean, std = np.array(layer.mean, np.float32), np.array(layer.std, np.float32)
@@ -98,14 +112,16 @@ def network_weights(model: keras.Model, padding: str | None = None) -> tuple[Net
             lstms.append(layer)
         elif isinstance(layer, LastStep) and lstms:
             continue
-        elif isinstance(layer, keras.layers.Dense) and lstms:
-            if layer.get_config()["activation"] != "softmax":
-                raise DataError(f"{name}: a Dense head must end in softmax (its per-step probabilities "
-                                f"are written); remove other Dense layers or import arrays instead")
+        elif isinstance(layer, keras.layers.Dense) and lstms and layer.get_config()["activation"] == "softmax":
             head = layer
+        elif lstms and any_head:
+            break
+        elif isinstance(layer, keras.layers.Dense) and lstms:
+            raise DataError(f"{name}: a Dense head must end in softmax (its per-step probabilities "
+                            f"are written); remove other Dense layers or import arrays instead")
         else:
-            raise DataError(f"{name} is not supported here (supported: [Standardise | Embedding] -> "
-                            f"LSTM x N with Dropout -> [LastStep] -> [Dense softmax])")
+            raise DataError(f"{name} is not supported here (supported: [Masking | Standardise | Embedding] "
+                            f"-> LSTM x N with Dropout -> [LastStep] -> [Dense softmax])")
     if not lstms:
         raise DataError(f"model {model.name!r} has no LSTM layer")
     time_steps = model.inputs[0].shape[1] if len(model.inputs) == 1 else None
