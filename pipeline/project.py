@@ -44,6 +44,8 @@ from threadpoolctl import threadpool_limits
 from pipeline import runformat
 from pipeline.analysis import trust
 from pipeline.core.config import merge
+from pipeline.core.layout import row_ids
+from pipeline.core.lstm import NetworkWeights, layer_steps
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import StageContext, StageSkipped
 from pipeline.datasets.hands import hand_usage_counts
@@ -467,3 +469,36 @@ def _misclassified(examples: pd.DataFrame, labels: np.ndarray, n_classes: int, f
              "rank_full": int(ranks["full"][j])}
             for j, i in enumerate(wrong) if splits[j] == "test"]
     return {"picture": pid, "n_classes": n_classes, "by_split": by_split, "test": test}
+
+
+# ---------------------------------------------------------------------------------------------
+# Recordings: the picture as it was at each kept epoch, in one common space
+
+def epoch_projections(snapshots: dict[int, NetworkWeights], x_rows: np.ndarray, lengths: np.ndarray,
+                      layer: int = -1, max_vectors: int = 20000, seed: int = 0) -> tuple[pa.Table, dict]:
+    """2-D paths of the recorded examples under each epoch's weights, in one PCA space fitted on the
+    states of every kept epoch together (so that pictures of different epochs are comparable: a
+    point that moves between epochs moved in state space). Returns the table and its description."""
+    states = {}
+    for epoch, weights in sorted(snapshots.items()):
+        tensors = list(layer_steps(weights, x_rows, lengths))
+        states[epoch] = tensors[layer]["h"]
+    stacked = np.concatenate(list(states.values()))
+    rng = np.random.default_rng(seed)
+    sample = stacked[rng.permutation(len(stacked))[:max_vectors]]
+    pca = PCA(n_components=min(2, stacked.shape[1]), svd_solver="full").fit(sample)
+    ids, t = row_ids(lengths)
+    last = t == np.repeat(np.asarray(lengths) - 1, lengths)
+    tables = []
+    for epoch, h in states.items():
+        codes = pca.transform(h).astype(np.float32)
+        if codes.shape[1] < 2:
+            codes = np.column_stack([codes, np.zeros(len(codes), np.float32)])
+        tables.append(pa.table({"epoch": pa.array(np.full(len(h), epoch, np.int32)),
+                                "example_id": pa.array(ids), "t": pa.array(t),
+                                "x": pa.array(codes[:, 0]), "y": pa.array(codes[:, 1]),
+                                "last": pa.array(last)}))
+    described = {"method": "pca", "dims": 2, "layer": layer, "state": "h", "epochs": sorted(states),
+                 "fitted_on": f"the states of all {len(states)} kept epochs together ({len(sample)} vectors)",
+                 "explained_variance_ratio": pca.explained_variance_ratio_.tolist()}
+    return pa.concat_tables(tables), described

@@ -78,6 +78,13 @@ def test_rec002_a_softmax_on_the_lstm_gives_per_step_predictions_and_left_paddin
                                atol=1e-5)
     assert sorted(p.name for p in (run.path / "models" / "epochs").iterdir()) == ["epoch-00001.npz", "epoch-00002.npz"]
     assert run.manifest["channels"] == ["input0", "input1", "input2"]
+    # The representation forming: each kept epoch's paths in one common space.
+    run = runformat.Run.open(tmp_path / "runs", "left")
+    pictures = run.read_table(runformat.EPOCH_PROJECTIONS_FILE)
+    assert run.manifest["epoch_projections"]["epochs"] == [1, 2] and run.manifest.complete
+    assert (pictures.groupby("epoch").size() == int(lengths.sum())).all()
+    first, second = (pictures[pictures["epoch"] == e][["x", "y"]].to_numpy() for e in (1, 2))
+    assert not np.allclose(first, second)            # training moved the states
 
 
 def test_rec003_bad_setups_fail_before_the_first_epoch(tmp_path):

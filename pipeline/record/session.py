@@ -21,8 +21,9 @@ from pipeline.core.layout import row_ids
 from pipeline.core.lstm import SATURATION, NetworkWeights, gate_statistics, layer_steps
 from pipeline.importers.base import DEFAULT_SPLIT, ImportedRun, StepArray, check_labels, check_split, model_blocks
 from pipeline.kinds.imported import write_run
-from pipeline.runformat import (CLASSIFICATION, EXAMPLES_FILE, HISTORY_FILE, INPUTS_FILE, LANGUAGE_MODEL,
-                                SPLITS, RunWriter, step_table, validate_run_id)
+from pipeline.project import epoch_projections
+from pipeline.runformat import (CLASSIFICATION, EPOCH_PROJECTIONS_FILE, EXAMPLES_FILE, HISTORY_FILE, INPUTS_FILE,
+                                LANGUAGE_MODEL, SPLITS, RunWriter, stable_hash, step_table, validate_run_id)
 
 SAMPLE = 128          # recorded examples the per-epoch gate statistics are computed on
 PADDINGS = ("right", "left")
@@ -142,7 +143,23 @@ class Recording:
         path, _ = write_run(imported, self.runs_dir, self.run_id, force=True, project_settings=self.project,
                             origin="recorded", history=pd.DataFrame(self.history) if self.history else None,
                             final_probabilities=final_probabilities)
+        if self.every:
+            self._epoch_pictures(weights)
         return path
+
+    def _epoch_pictures(self, final: NetworkWeights) -> None:
+        """The representation forming: the recorded examples' paths at each kept epoch (and the
+        last), in one space (``project.epoch_projections``)."""
+        folder = self.runs_dir / self.run_id / "models" / "epochs"
+        snapshots = {int(p.stem.split("-")[1]): NetworkWeights.load(p) for p in sorted(folder.glob("epoch-*.npz"))}
+        snapshots[len(self.history)] = final
+        started = time.perf_counter()
+        x, lengths = self.rows()
+        table, described = epoch_projections(snapshots, x, lengths)
+        writer = RunWriter(self.runs_dir, self.run_id)
+        name = writer.write_table(EPOCH_PROJECTIONS_FILE, table)
+        writer.finish_stage("epochs", stable_hash("epochs", sorted(snapshots)), time.perf_counter() - started,
+                            [name], epoch_projections=described)
 
     def _description(self) -> dict:
         return {"framework": self.framework, "every": self.every, "started": self.started,
