@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dash
 
-from dashboard import data, deployment, layout, views
+from dashboard import data, deployment, errors, layout, views
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -18,11 +18,13 @@ def create_app(runs_dir: str | Path = "data/runs", title: str = "LSTM Lens") -> 
     ``app.server.config["LSTM_LENS_RUNS"]``.
     """
     data.configure(runs_dir)
-    app = dash.Dash(__name__, title=title, assets_folder=str(ASSETS), update_title=None)
+    # on_error: a failing callback shows a short message, its traceback goes to the log (errors.py)
+    app = dash.Dash(__name__, title=title, assets_folder=str(ASSETS), update_title=None,
+                    on_error=errors.on_callback_error)
     app.server.config["LSTM_LENS_RUNS"] = str(runs_dir)
     app.layout = layout.shell
     layout.register_shell_callbacks(app)
     for view in views.VIEWS:
         view.register_callbacks(app)
-    deployment.install(app)        # /healthz, the optional login, the callback error guard
+    deployment.install(app)        # /healthz, the optional login, the callback request guard
     return app

@@ -1,19 +1,32 @@
 """Cached reads of run directories for the dashboard: pipeline.runformat only, never TensorFlow.
 
-Every reader takes a ``runformat.Run`` and memoises its result per process under the run's folder and
-token (``Run.token`` changes whenever a run is rewritten; a copied run folder keeps it, hence the
-folder) plus the arguments, so a callback pays for a
-parquet read once. Results are shared between callers: treat them as read-only (arrays are
-marked read-only; copy a DataFrame before changing it).
+Every reader takes a ``runformat.Run`` and memoises its result under the run's folder and token
+(``Run.token`` changes whenever a run is rewritten; a copied run folder keeps it, hence the folder)
+plus the arguments, so a callback pays for a parquet read once. Results are shared between
+callers: treat them as read-only (arrays are marked read-only; copy a DataFrame before changing it).
+
+Two levels (``run_cached``): a small in-process memo (parsed DataFrames, arrays, figures as sent),
+and for the expensive derived values (``shared=True``: last-step matrices, per-example summaries,
+the heavy figures) a ``diskcache`` folder every gunicorn worker and a restarted server share. The
+in-process level stays because it is free (a dictionary look-up where the disk costs a read and a
+decode) and because parsed DataFrames are cheap to rebuild from parquet but not to serialise.
+Shared values are stored without pickle (see ``encode``), so nothing in the cache folder can run
+code in the server; keys also hold a stamp of the dashboard's own source (``CODE_STAMP``), so a
+changed dashboard never reads values an older one computed.
 
 The runs folder is a module setting: ``configure(runs_dir)`` (called by ``create_app``), read back
-with ``runs_dir()``; ``get_run(run_id)`` opens a run from it.
+with ``runs_dir()``; ``get_run(run_id)`` opens a run from it. What a run has (predictions, inputs,
+projections of each scope) is read from its manifest by the functions under "what a run has", and
+the messages for what it lacks are worded for that run (an import is never told to rebuild).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import io
+import logging
 import os
 import tempfile
 import threading
@@ -23,11 +36,14 @@ from typing import Sequence
 
 import diskcache
 import numpy as np
+import orjson
 import pandas as pd
 
 from pipeline import runformat
 
-_settings = {"runs_dir": Path("data/runs")}
+_settings: dict = {"runs_dir": Path("data/runs")}
+log = logging.getLogger("lstm_lens.data")
+DEFAULT_RUNS = Path("data/runs")
 
 
 def configure(runs_dir: str | Path) -> None:
@@ -38,7 +54,7 @@ def runs_dir() -> Path:
     return _settings["runs_dir"]
 
 
-def list_runs(folder: str | Path | None = None) -> list[dict]:
+def list_runs(folder: str | Path | None = None) -> list[runformat.Manifest]:
     """Manifests of the readable runs, newest first."""
     return runformat.list_runs(folder or runs_dir())
 
@@ -56,10 +72,10 @@ def open_run(folder: str | Path, run_id: str) -> runformat.Run:
     """
     if not run_id:
         raise runformat.RunError(f"no run chosen; build one with `python -m pipeline run synthetic "
-                             f"--runs {folder}`")
+                                 f"--runs {folder}`")
     path = runformat.resolve_run_path(folder, run_id)
     try:
-        stat = (path / "manifest.json").stat()
+        stat = (path / runformat.MANIFEST_FILE).stat()
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
     except OSError:
         raise runformat.RunError(f"there is no finished run {run_id!r} in {folder}") from None
@@ -72,7 +88,7 @@ def open_run(folder: str | Path, run_id: str) -> runformat.Run:
     run = runformat.Run(path)
     if not run.manifest.complete:
         raise runformat.RunError(f"run {run_id!r} is incomplete: it is being built right now, or its build "
-                             f"stopped (the same `python -m pipeline run ...` command resumes it)")
+                                 f"stopped ({resume_hint(run.manifest)})")
     with _runs_lock:
         _runs[key] = (stamp, run)
         while len(_runs) > 16:
@@ -85,48 +101,268 @@ def get_run(run_id: str) -> runformat.Run:
     return open_run(runs_dir(), run_id)
 
 
+# -- what a run has, and what to say when it lacks something --------------------------------------
+
+def run_files(manifest: runformat.Manifest) -> set[str]:
+    """Every file the run's recorded stages wrote (manifest ``stages.*.outputs``)."""
+    return {name for stage in manifest.stages.values() if isinstance(stage, dict)
+            for name in stage.get("outputs") or []}
+
+
+def has_predictions(manifest: runformat.Manifest) -> bool:
+    """Whether the run recorded the model's predictions (steps/predictions.parquet, and for a
+    classifier the prediction and correct columns of examples.parquet)."""
+    return runformat.PREDICTIONS_FILE in run_files(manifest)
+
+
+def has_inputs(manifest: runformat.Manifest) -> bool:
+    """Whether the run kept the model's inputs (steps/inputs.parquet; manifest ``channels``)."""
+    return runformat.INPUTS_FILE in run_files(manifest)
+
+
+def projection_entries(manifest: runformat.Manifest, scope: str | None = None,
+                       dims: int | None = None) -> list[dict]:
+    """The manifest's projection descriptions, optionally of one scope ("paths": a point per step;
+    "last": a point per example) and number of dimensions."""
+    return [entry for entry in manifest.projections
+            if (scope is None or entry.get("scope", "paths") == scope)
+            and (dims is None or int(entry.get("dims", 2)) == dims)]
+
+
+def path_projection_ids(manifest: runformat.Manifest, dims: int | None = None) -> list[str]:
+    """Projections with a point per step (what paths and the film draw)."""
+    return [str(entry["id"]) for entry in projection_entries(manifest, "paths", dims)]
+
+
+def last_step_projection_ids(manifest: runformat.Manifest) -> list[str]:
+    """2-D projections that place every example's last step: every 2-D path projection, and the
+    last-step-only ones (t-SNE, the other seeds' autoencoders)."""
+    return [str(entry["id"]) for entry in projection_entries(manifest, dims=2)]
+
+
+def _runs_option() -> str:
+    folder = runs_dir()
+    return "" if Path(folder) == DEFAULT_RUNS else f" --runs {folder}"
+
+
+def resume_hint(manifest: runformat.Manifest) -> str:
+    """How this run is built again: the command that made it, worded for its origin."""
+    name = manifest.dataset.get("name", "<dataset>") if isinstance(manifest.dataset, dict) else "<dataset>"
+    if manifest.origin == "imported":
+        return f"the same `python -m pipeline import ...` command{_runs_option()} finishes it"
+    if manifest.origin == "recorded":
+        return "the program that records it writes the manifest last"
+    return f"the same `python -m pipeline run {name}{_runs_option()}` command resumes it"
+
+
+def no_projections_message(manifest: runformat.Manifest, needed: str = "") -> str:
+    """Why a view that draws projected states has nothing to draw for this run, and the command
+    that gives it what it needs (any origin: ``pipeline project`` works on every run)."""
+    command = f"`python -m pipeline project {manifest.run_id}{_runs_option()}`"
+    if not manifest.projections:
+        return f"run {manifest.run_id!r} has no projections yet: {command} computes them"
+    return (f"run {manifest.run_id!r} has no {needed or 'such projection'} (it has "
+            f"{', '.join(manifest.projection_ids)}): {command} computes them")
+
+
+def no_predictions_message(manifest: runformat.Manifest) -> str:
+    """What a run without recorded predictions is told, by where it came from."""
+    if manifest.origin == "imported":
+        fmt = manifest.dataset.get("format", "") if isinstance(manifest.dataset, dict) else ""
+        if fmt in ("torch", "keras"):
+            return ("this import has no predictions (its model has no softmax head the importer found; "
+                    "name one with --head, docs/import-format.md)")
+        return "this import has no predictions (give a predictions field, docs/import-format.md)"
+    return f"run {manifest.run_id!r} recorded no predictions"
+
+
+# -- memos --------------------------------------------------------------------------------------
+
+def _code_stamp() -> str:
+    """A hash of the dashboard's source files: part of every shared key."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CODE_STAMP = _code_stamp()
 _memos: list = []
 
 
 def clear_memos() -> None:
-    """Empty every in-process memo (what a fresh gunicorn worker starts with)."""
+    """Empty every in-process memo (what a fresh gunicorn worker starts with); the shared disk
+    cache keeps its values."""
     for clear in _memos:
         clear()
 
 
-def run_cached(maxsize: int = 32):
+def disk_cache() -> diskcache.Cache:
+    """The shared memo: ``$LSTM_LENS_CACHE`` or ``lstm-lens-cache-<uid>`` in the system's temp dir
+    (created private to this user). One ``Cache`` per process: SQLite connections must not cross
+    the fork of gunicorn's preloading master."""
+    pid = os.getpid()
+    cached = _settings.get("disk")
+    if cached is None or cached[0] != pid:
+        folder = Path(os.environ.get("LSTM_LENS_CACHE")
+                      or Path(tempfile.gettempdir()) / f"lstm-lens-cache-{os.getuid()}")
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        cached = (pid, diskcache.Cache(str(folder), size_limit=2**30))
+        _settings["disk"] = cached
+    return cached[1]
+
+
+class NotShareable(TypeError):
+    """A value ``encode`` does not store (it stays in the process's memo only)."""
+
+
+def encode(value) -> bytes:
+    """Bytes for the shared cache, without pickle: a numpy array as .npy, anything JSON-like
+    (the figures as Dash sends them; dicts and lists holding arrays) as JSON with its arrays in an
+    .npz beside it."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise NotShareable("object arrays are not shared")
+        buffer = io.BytesIO()
+        np.save(buffer, value, allow_pickle=False)
+        return b"A" + buffer.getvalue()
+    arrays: list[np.ndarray] = []
+
+    def plain(item):
+        if isinstance(item, np.ndarray):
+            if item.dtype.hasobject:
+                raise NotShareable("object arrays are not shared")
+            arrays.append(item)
+            return {"__array__": len(arrays) - 1}
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                raise NotShareable("dict keys must be text")
+            return {key: plain(v) for key, v in item.items()}
+        if isinstance(item, list):
+            return [plain(v) for v in item]
+        if isinstance(item, tuple):
+            return {"__tuple__": [plain(v) for v in item]}
+        if isinstance(item, np.generic):
+            return item.item()
+        if item is None or isinstance(item, (str, int, float, bool)):
+            return item
+        raise NotShareable(f"{type(item).__name__} is not shared")
+
+    document = orjson.dumps(plain(value))
+    if not arrays:
+        return b"J" + document
+    buffer = io.BytesIO()
+    np.savez(buffer, document=np.frombuffer(document, np.uint8),
+             **{f"a{i}": array for i, array in enumerate(arrays)})
+    return b"Z" + buffer.getvalue()
+
+
+def decode(blob: bytes):
+    """The value ``encode`` stored (arrays read-only)."""
+    kind, body = blob[:1], blob[1:]
+    if kind == b"A":
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+        array.flags.writeable = False
+        return array
+    if kind == b"J":
+        return _restore(orjson.loads(body), [])
+    if kind == b"Z":
+        with np.load(io.BytesIO(body), allow_pickle=False) as archive:
+            arrays = [archive[f"a{i}"] for i in range(len(archive.files) - 1)]
+            document = archive["document"].tobytes()
+        for array in arrays:
+            array.flags.writeable = False
+        return _restore(orjson.loads(document), arrays)
+    raise ValueError("not a value of the shared cache")
+
+
+def _restore(item, arrays):
+    if isinstance(item, dict):
+        if set(item) == {"__array__"}:
+            return arrays[item["__array__"]]
+        if set(item) == {"__tuple__"}:
+            return tuple(_restore(v, arrays) for v in item["__tuple__"])
+        return {key: _restore(v, arrays) for key, v in item.items()}
+    if isinstance(item, list):
+        return [_restore(v, arrays) for v in item]
+    return item
+
+
+def run_cached(maxsize: int = 32, shared: bool = False):
     """Memoise ``fn(run, ...)`` under ``(run.path, run.token, arguments)``; lists count as tuples.
 
-    A value is kept only if the run's manifest did not change while it was read
-    (``Run.check_unchanged``; otherwise ``runformat.RunChanged`` propagates and the caller reopens)."""
+    ``shared``: also keep the value in the disk cache (``disk_cache``) for other processes and
+    restarts, for values that cost more than a read (derived matrices, figures). Values ``encode``
+    cannot store stay in this process's memo only. A value is kept only if the run's manifest did
+    not change while it was read (``Run.check_unchanged``; otherwise ``runformat.RunChanged``
+    propagates and the caller reopens)."""
     def decorate(fn):
         cache: OrderedDict = OrderedDict()
         lock = threading.Lock()
         signature = inspect.signature(fn)
+        name = f"{fn.__module__}.{fn.__qualname__}"
 
-        @functools.wraps(fn)
-        def wrapper(run: runformat.Run, *args, **kwargs):
+        def keys(run: runformat.Run, args, kwargs):
             bound = signature.bind(run, *args, **kwargs)
             bound.apply_defaults()
             key = (str(run.path), run.token, _freeze(list(bound.arguments.values())[1:]))
+            return bound, key, f"{name}:{CODE_STAMP}:" + hashlib.sha256(repr(key).encode()).hexdigest()
+
+        @functools.wraps(fn)
+        def wrapper(run: runformat.Run, *args, **kwargs):
+            bound, key, disk_key = keys(run, args, kwargs)
             with lock:
                 if key in cache:
                     cache.move_to_end(key)
                     return cache[key]
-            value = fn(*bound.args, **bound.kwargs)
-            run.check_unchanged()      # read while the run was rewritten: never cache a mix
-            if isinstance(value, np.ndarray):
-                value.flags.writeable = False
+            value = _MISSING
+            if shared:
+                value = _shared_get(disk_key)
+            if value is _MISSING:
+                value = fn(*bound.args, **bound.kwargs)
+                run.check_unchanged()      # read while the run was rewritten: never cache a mix
+                if isinstance(value, np.ndarray):
+                    value.flags.writeable = False
+                if shared:
+                    _shared_set(disk_key, value)
             with lock:
                 cache[key] = value
                 while len(cache) > maxsize:
                     cache.popitem(last=False)
             return value
 
+        def shared_value(run: runformat.Run, *args, **kwargs):
+            """What the shared cache holds for these arguments (None if nothing)."""
+            value = _shared_get(keys(run, args, kwargs)[2])
+            return None if value is _MISSING else value
+
         wrapper.cache_clear = cache.clear
+        wrapper.shared_value = shared_value
         _memos.append(cache.clear)
         return wrapper
     return decorate
+
+
+_MISSING = object()
+
+
+def _shared_get(key: str):
+    try:
+        blob = disk_cache().get(key)
+        return _MISSING if blob is None else decode(blob)
+    except Exception:          # noqa: BLE001 - a damaged cache entry is a miss, never an error
+        log.warning("shared cache: cannot read %s", key, exc_info=True)
+        return _MISSING
+
+
+def _shared_set(key: str, value) -> None:
+    try:
+        disk_cache().set(key, encode(value))
+    except NotShareable:
+        pass
+    except Exception:          # noqa: BLE001 - a full or read-only cache folder costs speed only
+        log.warning("shared cache: cannot store %s", key, exc_info=True)
 
 
 def _freeze(value):
@@ -142,34 +378,45 @@ def _freeze(value):
 
 @run_cached(maxsize=8)
 def examples(run: runformat.Run) -> pd.DataFrame:
-    """examples.parquet with class names as text: ``example_id, label, prediction, correct, split,
-    length, row_start, confidence``, the class positions ``label_index, prediction_index`` and
-    whatever metadata the data set has (``signer``, ``hand_usage``, ...).
-    Indexed by position (0..n-1 in example_id order)."""
+    """examples.parquet, indexed by position (0..n-1 in example_id order): ``example_id, split,
+    length, row_start`` and whatever the run has. Classification runs: ``label`` as the class name
+    and ``label_index``; with predictions also ``prediction`` (name), ``prediction_index``,
+    ``correct`` and ``confidence``. Language-model runs: ``name`` (each document's), plus their
+    per-document scores. Plus any metadata (``signer``, ``hand_usage``, ...)."""
     frame = run.examples().copy()
-    classes = run.classes
-    for column in ("label", "prediction"):
-        if column in frame and pd.api.types.is_integer_dtype(frame[column]) and classes:
-            frame[f"{column}_index"] = frame[column].astype(np.int32)
-            frame[column] = np.asarray(classes, dtype=object)[frame[column].to_numpy()]
-    lookup = {name: i for i, name in enumerate(classes)}
-    for column in ("label", "prediction"):
-        if column in frame and f"{column}_index" not in frame:
-            frame[f"{column}_index"] = frame[column].map(lookup).astype("Int32")
-    if "correct" not in frame and {"label", "prediction"} <= set(frame.columns):
-        frame["correct"] = frame["label"] == frame["prediction"]
+    if run.manifest.is_classification:
+        classes = run.classes
+        for column in ("label", "prediction"):
+            if column in frame and pd.api.types.is_integer_dtype(frame[column]) and classes:
+                frame[f"{column}_index"] = frame[column].astype(np.int32)
+                frame[column] = np.asarray(classes, dtype=object)[frame[column].to_numpy()]
+        lookup = {name: i for i, name in enumerate(classes)}
+        for column in ("label", "prediction"):
+            if column in frame and f"{column}_index" not in frame:
+                frame[f"{column}_index"] = frame[column].map(lookup).astype("Int32")
+        if "correct" not in frame and {"label", "prediction"} <= set(frame.columns):
+            frame["correct"] = frame["label"] == frame["prediction"]
+    elif "name" not in frame:
+        frame["name"] = [f"document {i}" for i in frame["example_id"]]
     return frame.sort_values("example_id").reset_index(drop=True)
 
 
 @run_cached(maxsize=8)
 def labels(run: runformat.Run) -> pd.Series:
-    """Class name by example_id."""
-    return examples(run).set_index("example_id")["label"]
+    """What colours an example, by example_id: its class name (classification) or its document's
+    name (language models)."""
+    frame = examples(run)
+    return frame.set_index("example_id")["label" if "label" in frame else "name"]
 
 
 def has_hand_usage(run: runformat.Run) -> bool:
     frame = examples(run)
     return "hand_usage" in frame and frame["hand_usage"].notna().any()
+
+
+def has_verdicts(run: runformat.Run) -> bool:
+    """Whether the run's examples say which were classified correctly."""
+    return "correct" in examples(run)
 
 
 @run_cached(maxsize=64)
@@ -180,19 +427,20 @@ def filtered_examples(run: runformat.Run, classes: Sequence[str] | None = None,
 
     ``classes``: None or [] = every class. ``splits``/``hands``: None = all, [] = none (an
     unticked checklist shows nothing); ``hands`` is ignored for runs without hand usage.
-    ``correctness``: "all", "correct" or "misclassified".
+    ``correctness``: "all", "correct" or "misclassified"; ignored for runs without predictions,
+    as ``classes`` is for runs without labels (language models).
     """
     frame = examples(run)
     keep = np.ones(len(frame), dtype=bool)
-    if classes:
+    if classes and "label" in frame:
         keep &= frame["label"].isin(list(classes)).to_numpy()
     if splits is not None:
         keep &= frame["split"].isin(list(splits)).to_numpy()
     if hands is not None and has_hand_usage(run):
         keep &= frame["hand_usage"].isin(list(hands)).to_numpy()
-    if correctness == "correct":
+    if "correct" in frame and correctness == "correct":
         keep &= frame["correct"].to_numpy(dtype=bool)
-    elif correctness == "misclassified":
+    elif "correct" in frame and correctness == "misclassified":
         keep &= ~frame["correct"].to_numpy(dtype=bool)
     return frame[keep]
 
@@ -228,42 +476,28 @@ def last_layer(run: runformat.Run) -> int:
     return layers[-1].index if layers else 0
 
 
-@run_cached(maxsize=8)
+@run_cached(maxsize=8, shared=True)
 def last_step_matrix(run: runformat.Run, layer: int, kind: str = "h") -> np.ndarray:
     """(examples, units) float32: each example's tensor at its last step, in example_id order.
 
-    Small, but it costs a read of the whole per-step table (seconds at Auslan size), so it is
-    also kept on disk (``disk_cache``), shared by gunicorn workers and server restarts.
-    """
-    key = ("last_step_matrix", str(run.path), run.token, layer, kind)
-    cache = disk_cache()
-    value = cache.get(key)
-    if value is None:
-        value = np.ascontiguousarray(run.step_matrix(layer, kind)[last_step_rows(run)])
-        run.check_unchanged()
-        cache.set(key, value)
-    return value
-
-
-def disk_cache() -> diskcache.Cache:
-    """The on-disk memo of expensive derived arrays: ``$LSTM_LENS_CACHE`` or a folder in the
-    system's temp dir; entries are keyed by run folder and token, so a rebuilt run misses."""
-    if "disk" not in _settings:
-        folder = os.environ.get("LSTM_LENS_CACHE") or Path(tempfile.gettempdir()) / "lstm-lens-cache"
-        _settings["disk"] = diskcache.Cache(str(folder), size_limit=2**30)
-    return _settings["disk"]
+    Small, but it costs a read of the whole per-step table (seconds at Auslan size): shared."""
+    return np.ascontiguousarray(run.step_matrix(layer, kind)[last_step_rows(run)])
 
 
 @run_cached(maxsize=4)
 def inputs(run: runformat.Run) -> pd.DataFrame:
     """steps/inputs.parquet: ``example_id, t`` and one column per input channel."""
-    return run.steps("inputs")
+    if not run.has(runformat.INPUTS_FILE):
+        raise runformat.RunError(f"run {run.run_id!r} kept no input channels (no {runformat.INPUTS_FILE})")
+    return run.read_table(runformat.INPUTS_FILE)
 
 
 @run_cached(maxsize=4)
 def predictions(run: runformat.Run) -> pd.DataFrame:
     """steps/predictions.parquet: per step the true-class probability and the top-k classes."""
-    return run.steps("predictions")
+    if not run.has(runformat.PREDICTIONS_FILE):
+        raise runformat.RunError(no_predictions_message(run.manifest))
+    return run.read_table(runformat.PREDICTIONS_FILE)
 
 
 def example_steps(frame: pd.DataFrame, run: runformat.Run, example_id: int) -> pd.DataFrame:
@@ -282,17 +516,19 @@ def run_rows(run: runformat.Run, example_id: int) -> slice:
 # -- projections ------------------------------------------------------------------------------
 
 def projection_ids(run: runformat.Run) -> list[str]:
-    """The projections the run has (manifest "projections": ids or {"id": ...} records)."""
+    """The projections the run has (manifest "projections")."""
     return run.manifest.projection_ids
 
 
 @run_cached(maxsize=16)
 def projection(run: runformat.Run, projection_id: str) -> pd.DataFrame:
     """One projection, ``example_id, t, x, y[, z]`` (float32) in (example_id, t) order."""
+    if projection_id not in projection_ids(run):
+        raise runformat.RunError(no_projections_message(run.manifest, f"projection {projection_id!r}"))
     frame = run.projections(projection_id)
     if frame.empty:
-        raise runformat.RunError(f"run {run.run_id!r} has no projection {projection_id!r} "
-                             f"(it has {', '.join(projection_ids(run)) or 'none'})")
+        raise runformat.RunError(f"run {run.run_id!r}: {runformat.PROJECTIONS_FILE} has no rows of "
+                                 f"projection {projection_id!r}")
     columns = [c for c in ("x", "y", "z") if c in frame and frame[c].notna().any()]
     frame = frame[["example_id", "t", *columns]].sort_values(["example_id", "t"], kind="stable")
     for column in columns:

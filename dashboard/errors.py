@@ -1,17 +1,18 @@
 """What the server answers when a callback request is bad or a callback fails: never a traceback.
 
-``guard_callbacks(app)`` wraps Dash's callback endpoint (``/_dash-update-component``):
+Two parts:
 
-- a request that is not what the page sends (not JSON, an output no callback has, inputs that do
-  not match the callback's, more than ``MAX_ITEMS`` values, over ``MAX_BYTES``) gets 400 / 413
-  with a JSON ``{"error": ...}`` before any callback runs;
-- a run rewritten while a callback read it (``runformat.RunChanged``) makes the callback run once
-  more, against the new version;
-- a run file that cannot be read (corrupt or missing parquet: ``runformat.RunError`` or an Arrow/OS
-  error a view did not catch) becomes a message in the callback's figures and text outputs, so
-  the page says what is wrong and the other runs keep working;
-- a callback that fails on its inputs (TypeError, ValueError, LookupError, ...) gets 400, any
-  other failure 500, both as JSON with the traceback only in the server's log.
+- ``on_callback_error`` is Dash's ``on_error`` handler (``Dash(on_error=...)``, dash >= 2.18): a
+  callback that raises gets a short message in its figure and text outputs instead (a run file
+  that cannot be read: "Cannot read this run: ..."; anything else: "This view failed ..."), the
+  traceback goes to the server's log, and the other outputs keep their values.
+- ``guard_callbacks(app)`` wraps Dash's callback endpoint (``/_dash-update-component``) for what
+  on_error cannot do: a request that is not what the page sends (not JSON, an output no callback
+  has, inputs that do not match the callback's, a value of a type the page never sends for that
+  property, more than ``MAX_ITEMS`` values, over ``MAX_BYTES``) gets 400 / 413 with a JSON
+  ``{"error": ...}`` before any callback runs; and a run rewritten while a callback read it
+  (``runformat.RunChanged``, which on_error passes on) makes the callback run once more, against
+  the new version.
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ import logging
 
 import dash
 import flask
+import plotly.utils
 import pyarrow as pa
 from dash.exceptions import PreventUpdate
 from werkzeug.exceptions import HTTPException
 
+from dashboard.figures import message_figure
 from pipeline import runformat
 
 MAX_BYTES = 1 << 20          # a real callback request is a few kB
 MAX_ITEMS = 20_000           # values in one request (lists, dicts and scalars, counted deep)
 MAX_DEPTH = 32
-BAD_INPUT = (TypeError, ValueError, LookupError, AttributeError)
 WILDCARDS = ('["ALL"]', '["MATCH"]', '["ALLSMALLER"]')
+REWRITTEN = "This run is being rewritten; reload the page in a moment."
+FAILED = "This view failed on these settings; the server log has the details."
+UNREADABLE = (runformat.RunError, pa.ArrowException, OSError)
 
 log = logging.getLogger("lstm_lens.errors")
 
@@ -41,15 +46,61 @@ class BadCallbackRequest(ValueError):
     """A callback request the page would never send; the message says which part is wrong."""
 
 
+# -- callback failures (Dash's on_error) -----------------------------------------------------------
+
+def on_callback_error(error: Exception):
+    """Dash's ``on_error``: the failed callback's outputs become a message (see the module
+    docstring). ``RunChanged`` is raised on, for the guard to run the callback again."""
+    if isinstance(error, runformat.RunChanged):
+        raise error
+    where = _callback_name()
+    if isinstance(error, UNREADABLE):
+        log.warning("callback %s: cannot read the run: %s", where, error)
+        text = f"Cannot read this run: {error}"
+    else:
+        log.error("callback %s failed", where, exc_info=error)
+        text = FAILED
+    return outputs_saying(text)
+
+
+def _callback_name() -> str:
+    try:
+        return ", ".join(f"{o['id']}.{o['property']}" for o in _flatten(dash.callback_context.outputs_list))
+    except Exception:        # noqa: BLE001 - only for the log line
+        return "?"
+
+
+def outputs_saying(text: str):
+    """The current callback's return value with ``text`` in every figure and text output and no
+    update elsewhere, shaped like its outputs (one value, or a list)."""
+    spec = dash.callback_context.outputs_list
+
+    def value(output):
+        if isinstance(output, list):                     # a pattern-matching output: one per match
+            return [value(item) for item in output]
+        if output.get("property") == "figure":
+            return message_figure(text)
+        if output.get("property") == "children":
+            return text
+        return dash.no_update
+
+    return [value(output) for output in spec] if isinstance(spec, list) else value(spec)
+
+
+# -- the request guard ---------------------------------------------------------------------------
+
 def guard_callbacks(app: dash.Dash) -> None:
     """Wrap the Dash callback view of ``app`` (see the module docstring)."""
     endpoint = app.config.routes_pathname_prefix + "_dash-update-component"
     dispatch = app.server.view_functions[endpoint]
+    kinds: dict = {}
 
     @functools.wraps(dispatch)
     def guarded(*args, **kwargs):
+        if not kinds:
+            kinds.update(value_kinds(app))
         try:
-            body = read_body(app)
+            body = read_body(app, kinds)
         except BadCallbackRequest as error:
             log.warning("rejected a callback request: %s", error)
             return error_response(str(error), 400)
@@ -60,16 +111,8 @@ def guard_callbacks(app: dash.Dash) -> None:
                 raise
             except runformat.RunChanged:
                 if attempt == 2:
-                    return message_response(body, "This run is being rewritten; reload the page "
-                                                  "in a moment.")
-            except (runformat.RunError, pa.ArrowException, OSError) as error:
-                log.warning("callback %s: cannot read the run: %s", body["output"], error)
-                return message_response(body, f"Cannot read this run: {error}")
-            except BAD_INPUT as error:
-                log.warning("callback %s rejected its inputs", body["output"], exc_info=True)
-                return error_response(f"the callback cannot use these inputs "
-                                      f"({type(error).__name__})", 400)
-            except Exception:   # noqa: BLE001 - the last line of defence: log it, answer JSON
+                    return message_response(body, REWRITTEN)
+            except Exception:   # noqa: BLE001 - on_error failed itself, or Dash refused an answer
                 log.exception("callback %s failed", body["output"])
                 return error_response("the callback failed; the server log has the details", 500)
         raise AssertionError("unreachable")
@@ -77,8 +120,46 @@ def guard_callbacks(app: dash.Dash) -> None:
     app.server.view_functions[endpoint] = guarded
 
 
-def read_body(app: dash.Dash) -> dict:
-    """The request's JSON body, checked against the app's callback map."""
+def value_kinds(app: dash.Dash) -> dict:
+    """``{(component id, property): JSON types}`` the page sends, from the layout's initial values:
+    a list stays a list, text stays text, a number stays a number (or text, as a number box may
+    send), a dict stays a dict; None (or a property the layout does not set) says nothing. Any
+    property may also be null."""
+    layout = app.layout() if callable(app.layout) else app.layout
+    kinds = {}
+    for props in _component_props(json.loads(json.dumps(layout, cls=plotly.utils.PlotlyJSONEncoder))):
+        for prop, value in props.items():
+            if prop in ("id", "children") or value is None:
+                continue
+            if isinstance(value, bool):
+                kinds[(props["id"], prop)] = (bool,)
+            elif isinstance(value, (int, float)):
+                kinds[(props["id"], prop)] = (int, float, str)
+            elif isinstance(value, str):
+                kinds[(props["id"], prop)] = (str,)
+            elif isinstance(value, list):
+                kinds[(props["id"], prop)] = (list,)
+            elif isinstance(value, dict):
+                kinds[(props["id"], prop)] = (dict,)
+    return kinds
+
+
+def _component_props(node):
+    """The props of every component with a text id in a layout's JSON."""
+    if isinstance(node, list):
+        for child in node:
+            yield from _component_props(child)
+    elif isinstance(node, dict) and "props" in node:
+        props = node["props"]
+        if isinstance(props.get("id"), str):
+            yield props
+        for value in props.values():
+            yield from _component_props(value)
+
+
+def read_body(app: dash.Dash, kinds: dict | None = None) -> dict:
+    """The request's JSON body, checked against the app's callback map (and, with ``kinds``
+    from ``value_kinds``, its values against the types the page sends)."""
     length = flask.request.content_length
     if length is not None and length > MAX_BYTES:
         flask.abort(413)
@@ -98,6 +179,7 @@ def read_body(app: dash.Dash) -> dict:
         raise BadCallbackRequest(f"no callback has the output {str(output)[:200]!r}")
     for key in ("inputs", "state"):
         check_dependencies(key, body.get(key, []), callback.get(key, []))
+        check_values(key, body.get(key, []), kinds or {})
     outputs = body.get("outputs")
     if not isinstance(outputs, (dict, list)) or not all(
             _is_dependency(item) for item in _flatten(outputs)):
@@ -136,6 +218,19 @@ def check_dependencies(key: str, given, declared: list[dict]) -> None:
                                      f"{_describe(item)}")
 
 
+def check_values(key: str, given: list, kinds: dict) -> None:
+    """Each plain-id value must be null or of the JSON type the page sends for its property."""
+    for item in given:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        expected = kinds.get((item["id"], item["property"]))
+        value = item.get("value")
+        if expected and value is not None and not isinstance(value, expected):
+            raise BadCallbackRequest(f"'{key}': {item['id'][:100]}.{item['property'][:50]} is "
+                                     f"{type(value).__name__}, the page sends "
+                                     f"{' or '.join(t.__name__ for t in expected)}")
+
+
 def _is_dependency(item) -> bool:
     return (isinstance(item, dict) and isinstance(item.get("id"), (str, dict))
             and isinstance(item.get("property"), str))
@@ -160,7 +255,6 @@ def error_response(message: str, status: int) -> flask.Response:
 def message_response(body: dict, message: str) -> flask.Response:
     """A Dash callback answer that puts ``message`` in every figure and text output of the
     request (other outputs keep their values)."""
-    from dashboard.figures import message_figure
     response: dict = {}
     for output in _flatten(body.get("outputs", [])):
         prop = output["property"]

@@ -70,7 +70,8 @@ def decoded(value):
     if isinstance(value, dict):
         if set(value) >= {"dtype", "bdata"}:
             array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-            return array.reshape(value["shape"]) if "shape" in value else array
+            shape = value.get("shape")
+            return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
         return {key: decoded(item) for key, item in value.items()}
     if isinstance(value, list):
         return [decoded(item) for item in value]
@@ -119,8 +120,7 @@ def test_cbcr002_reads_are_cached_by_run_token(run):
 
 def test_cbcr003_nearest_examples_match_brute_force(run, wrong_id):
     hidden = data.last_step_matrix(run, data.last_layer(run))
-    on_disk = data.disk_cache().get(("last_step_matrix", str(run.path), run.token,
-                                     data.last_layer(run), "h"))
+    on_disk = data.last_step_matrix.shared_value(run, data.last_layer(run), "h")
     assert np.array_equal(on_disk, hidden)          # shared with other workers and restarts
     rows = data.last_step_rows(run)
     assert np.array_equal(hidden, run.step_matrix(data.last_layer(run), "h")[rows])
@@ -295,14 +295,18 @@ def broken_run(synthetic_runs_dir):
 def test_cbcr204_unreadable_run_gives_a_message_not_a_traceback(app, synthetic_runs_dir, broken_run):
     assert layout.run_choices(data.list_runs(synthetic_runs_dir), broken_run)[-1] == {
         "label": "broken (cannot be read)", "value": "broken"}
-    facts = callback(app, "run-message.children")
-    hand_style, summary, text, *tabs = facts(broken_run)
-    assert "schema_version 999" in text and summary is None
+    show_run = callback(app, "run-message.children")
+
+    def facts(run_id):
+        return dict(zip(layout.RUN_FACTS, show_run(run_id)))
+
+    broken = facts(broken_run)
+    assert "schema_version 999" in broken["message"] and broken["summary"] is None
     draw = callback(app, "paths-graph.figure")
     assert "schema_version 999" in message(draw(*filters(run_id=broken_run), "paths", None, "ae", "2", []))
     assert "no finished run" in message(draw(*filters(run_id="missing"), "paths", None, "ae", "2", []))
     ok = facts("synthetic")
-    assert ok[2] is None and "accuracy" in ok[1]
+    assert ok["message"] is None and "accuracy" in ok["summary"]
 
 
 def test_cbcr205_csv_download_and_count_follow_the_filters(app, run):
