@@ -20,6 +20,9 @@ RUN_MESSAGE = "run-message"
 RUN_SUMMARY = "run-summary"
 FILTER_COUNT = "filter-count"
 HAND_BOX = "filter-hand-box"
+CLASS_BOX = "filter-class-box"
+CORRECT_BOX = "filter-correct-box"
+FILTER_NOTE = "filter-note"        # what the filters cannot do for this run (e.g. no predictions)
 URL_READ = "url-read"              # Store: has the page's first URL been applied to the controls?
 SELECTION_BAR = "selection-bar"
 INSPECT_BUTTON = "selection-inspect"
@@ -48,7 +51,7 @@ def shell() -> html.Div:
         html.Div(className="filter-bar", children=[
             _field("Classes", dcc.Dropdown(id=state.CLASS, options=[], value=[], multi=True,
                                            searchable=True, placeholder="All classes",
-                                           className="class-filter")),
+                                           className="class-filter"), id=CLASS_BOX),
             _field("Split", dcc.Checklist(id=state.SPLIT, value=list(state.SPLITS), inline=True,
                                           options=[{"label": s, "value": s} for s in state.SPLITS])),
             _field("Hands", dcc.Checklist(id=state.HAND, value=list(state.HANDS), inline=True,
@@ -56,8 +59,9 @@ def shell() -> html.Div:
                    id=HAND_BOX),
             _field("Examples", dcc.RadioItems(id=state.CORRECT, value="all", inline=True,
                                               options=[{"label": c, "value": c}
-                                                       for c in state.CORRECTNESS])),
+                                                       for c in state.CORRECTNESS]), id=CORRECT_BOX),
             html.Span(id=FILTER_COUNT, className="filter-count"),
+            html.Span(id=FILTER_NOTE, className="hint"),
             html.Button("Download CSV", id=DOWNLOAD_BUTTON, className="button"),
             dcc.Download(id=DOWNLOAD),
         ]),
@@ -79,12 +83,15 @@ def _field(label: str, control, id: str | None = None) -> html.Div:
     return html.Div(className="field", children=[html.Label(label), control], **extra)
 
 
-def _run_label(manifest: dict) -> str:
-    accuracy = manifest.get("metrics", {}).get("test", {}).get("accuracy")
-    dataset = manifest.get("dataset", {})
-    name = dataset.get("name") if isinstance(dataset, dict) else dataset
-    text = f"{manifest['run_id']} ({name}"
-    return text + (f", test accuracy {accuracy:.1%})" if accuracy is not None else ")")
+def _run_label(manifest: runformat.Manifest) -> str:
+    test = manifest.metrics.get("test")
+    accuracy = test.get("accuracy") if isinstance(test, dict) else None
+    details = [str(manifest.dataset.get("name", "?"))]
+    if manifest.origin != "trained":
+        details.append(manifest.origin)
+    if accuracy is not None:
+        details.append(f"test accuracy {accuracy:.1%}")
+    return f"{manifest.run_id} ({', '.join(details)})"
 
 
 def _no_runs_message() -> str:
@@ -101,6 +108,7 @@ def register_shell_callbacks(app: dash.Dash) -> None:
     params = all_params()
     controls = [(p.component_id, p.prop) for p in params]
     run_index = [p.component_id for p in params].index(state.RUN)
+    tab_index = [p.component_id for p in params].index(state.TABS)
 
     @app.callback(Output(state.URL, "search"), *[Output(c, p) for c, p in controls],
                   Output(URL_READ, "data"), Output(state.CLASS, "options"), Output(state.RUN, "options"),
@@ -119,11 +127,17 @@ def register_shell_callbacks(app: dash.Dash) -> None:
         trigger = state.URL if from_url else ctx.triggered_id
         outputs = sync_state(search, values, trigger, params)
         run_id = outputs[1 + run_index] if outputs[1 + run_index] is not dash.no_update else values[run_index]
+        if trigger in (state.URL, state.RUN):
+            tab = outputs[1 + tab_index] if outputs[1 + tab_index] is not dash.no_update else values[tab_index]
+            better = view_for(run_id, tab)
+            if better is not None:
+                outputs[1 + tab_index] = better
         options = class_options(run_id) if trigger in (state.URL, state.RUN) else dash.no_update
         runs = run_choices(data.list_runs(), run_id) if trigger == state.URL else dash.no_update
         return [*outputs, True if not url_read else dash.no_update, options, runs]
 
-    @app.callback(Output(HAND_BOX, "style"),
+    @app.callback(Output(HAND_BOX, "style"), Output(CLASS_BOX, "style"), Output(CORRECT_BOX, "style"),
+                  Output(INSPECT_BUTTON, "style"), Output(FILTER_NOTE, "children"),
                   Output(RUN_SUMMARY, "children"), Output(RUN_MESSAGE, "children"),
                   *[Output(f"tab-{view.VIEW_ID}", "disabled") for view in views.VIEWS],
                   Input(state.RUN, "value"))
@@ -133,10 +147,12 @@ def register_shell_callbacks(app: dash.Dash) -> None:
     @app.callback(Output(FILTER_COUNT, "children"), *state.FILTER_INPUTS)
     def count_filtered(run_id, classes, splits, hands, correctness):
         try:
-            frame = data.filtered_examples(data.get_run(run_id), classes, splits, hands, correctness)
+            run = data.get_run(run_id)
+            frame = data.filtered_examples(run, classes, splits, hands, correctness)
         except runformat.RunError:
             return ""
-        return f"{len(frame):,} examples"
+        noun = "example" if run.manifest.is_classification else "document"
+        return f"{len(frame):,} {noun}{'' if len(frame) == 1 else 's'}"
 
     @app.callback(Output(SELECTION_BAR, "children"), state.SELECTED_INPUT, Input(state.RUN, "value"))
     def describe_selection(selected, run_id):
@@ -190,42 +206,80 @@ def sync_state(search: str | None, values, trigger, params) -> list:
     return [new_search if new_search != (search or "") else dash.no_update] + outputs
 
 
-def run_choices(manifests: list[dict], wanted: str | None = None) -> list[dict]:
+def run_choices(manifests: list[runformat.Manifest], wanted: str | None = None) -> list[dict]:
     """Run picker options, newest first; ``wanted`` is kept (marked) when it cannot be read."""
-    options = [{"label": _run_label(m), "value": m["run_id"]} for m in manifests]
+    options = [{"label": _run_label(m), "value": m.run_id} for m in manifests]
     if wanted and wanted not in {o["value"] for o in options}:
         options.append({"label": f"{wanted} (cannot be read)", "value": wanted})
     return options
 
 
-def class_options(run_id: str | None) -> list[dict]:
+def view_for(run_id: str | None, tab: str | None) -> str | None:
+    """The view to show instead of ``tab`` when it does not apply to the run (the first that
+    does), or None to keep it."""
     try:
-        return [{"label": name, "value": name} for name in data.get_run(run_id).classes]
+        manifest = data.get_run(run_id).manifest
+    except runformat.RunError:
+        return None
+    current = next((view for view in views.VIEWS if view.VIEW_ID == tab), None)
+    if current is not None and views.applies(current, manifest):
+        return None
+    return next((view.VIEW_ID for view in views.VIEWS if views.applies(view, manifest)), None)
+
+
+def class_options(run_id: str | None) -> list[dict]:
+    """The class filter's options: a classifier's classes (a language model's "classes" are its
+    vocabulary, not something its documents are labelled with: none)."""
+    try:
+        run = data.get_run(run_id)
     except runformat.RunError:
         return []
+    return [{"label": name, "value": name} for name in run.classes] if run.manifest.is_classification else []
+
+
+#: What ``run_facts`` returns, in order, before the tabs' disabled flags.
+RUN_FACTS = ("hand_style", "class_style", "correct_style", "inspect_style", "note", "summary", "message")
 
 
 def run_facts(run_id: str | None) -> list:
-    """Hand-filter visibility, summary, error message and tab states for a run."""
+    """For a run: the hand, class and correctness filters' and the Inspect button's visibility,
+    a note on what the filters cannot do, the summary, the error message and the tab states.
+
+    A language model's documents have no class and no verdict: those filters (and Inspect, whose
+    view is for classifiers) are hidden. A classifier without predictions keeps the class filter;
+    the correctness filter is hidden and the note says why."""
     hidden = {"display": "none"}
     disabled_all = [False] * len(views.VIEWS)
     if not run_id:
         message = "Choose a run." if data.list_runs() else _no_runs_message()
-        return [hidden, None, message, *disabled_all]
+        return [hidden, None, None, None, None, None, message, *disabled_all]
     try:
         run = data.get_run(run_id)
         data.examples(run)
     except runformat.RunError as error:
-        return [hidden, None, str(error), *disabled_all]
-    hand_style = None if data.has_hand_usage(run) else hidden
-    return [hand_style, _summary(run), None,
-            *[not views.applies(view, run.manifest) for view in views.VIEWS]]
+        return [hidden, None, None, None, None, None, str(error), *disabled_all]
+    manifest = run.manifest
+    classifier = manifest.is_classification
+    verdicts = classifier and data.has_verdicts(run)
+    note = None
+    if classifier and not verdicts:
+        note = f"{data.no_predictions_message(manifest)}: the correct/misclassified filter does not apply"
+    return [None if data.has_hand_usage(run) else hidden, None if classifier else hidden,
+            None if verdicts else hidden, None if classifier else hidden, note, _summary(run), None,
+            *[not views.applies(view, manifest) for view in views.VIEWS]]
 
 
 def _summary(run: runformat.Run) -> str:
-    metrics = run.manifest.get("metrics", {})
-    parts = [f"{run.manifest.get('n_examples', len(data.examples(run))):,} examples",
-             f"{len(run.classes)} classes"]
+    manifest = run.manifest
+    n = manifest.n_examples or len(data.examples(run))
+    if manifest.is_classification:
+        parts = [f"{n:,} examples", f"{len(run.classes)} classes"]
+    else:
+        steps = int(data.examples(run)["length"].sum())
+        parts = [f"{n:,} document{'s' if n != 1 else ''}", f"{steps:,} steps"]
+    if manifest.origin != "trained":
+        parts.append(manifest.origin)
+    metrics = manifest.metrics
     parts += [f"{split} accuracy {metrics[split]['accuracy']:.1%}" for split in state.SPLITS
               if isinstance(metrics.get(split), dict) and metrics[split].get("accuracy") is not None]
     return " · ".join(parts)
@@ -240,5 +294,9 @@ def selection_text(run_id: str | None, selected: int | None) -> str:
         row = None
     if row is None:
         return f"Example {selected} is not in this run."
+    if "label" not in row:
+        return f"Selected: document {int(row['example_id'])}, {row['name']} ({row['split']})"
+    if "correct" not in row:
+        return f"Selected: example {int(row['example_id'])}, {row['label']} ({row['split']})"
     verdict = "correct" if bool(row["correct"]) else f"misclassified as {row['prediction']}"
     return f"Selected: example {int(row['example_id'])}, {row['label']} ({row['split']}, {verdict})"

@@ -61,9 +61,13 @@ def test_callbacks_listen_to_components_that_exist(app):
 
 
 def test_text_views_apply_to_language_models_only(run, synthetic_run):
+    """The text views are a language model's; the projection views (paths, last activations, the
+    film) apply to every run with projections, text runs included (they get PCA paths)."""
+    projected = {"paths", "last_step", "film"}
     for view in views.VIEWS:
         text_view = view in MY_VIEWS
-        assert views.applies(view, run.manifest) == (text_view or view.VIEW_ID == "training"), view.VIEW_ID
+        expected = text_view or view.VIEW_ID == "training" or view.VIEW_ID in projected
+        assert views.applies(view, run.manifest) == expected, view.VIEW_ID
         if text_view:
             assert not views.applies(view, synthetic_run.manifest)
 

@@ -3,6 +3,8 @@ on the small real run of the synthetic signs (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import base64
+
 import dash
 import numpy as np
 import plotly.graph_objects as go
@@ -23,6 +25,24 @@ ALL_SPLITS = list(state.SPLITS)
 def run(synthetic_runs_dir):
     data.configure(synthetic_runs_dir)
     return data.get_run("synthetic")
+
+
+def figure_of(sent) -> go.Figure:
+    """A memoised view's answer (the figure as Dash sends it, typed arrays base64) as a go.Figure."""
+    return go.Figure(decoded(sent)) if isinstance(sent, dict) else sent
+
+
+def decoded(value):
+    """``value`` with plotly's base64 typed arrays ({"dtype", "bdata"}) turned back into arrays."""
+    if isinstance(value, dict):
+        if set(value) >= {"dtype", "bdata"}:
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+            shape = value.get("shape")
+            return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
+        return {key: decoded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decoded(item) for item in value]
+    return value
 
 
 def _message(figure) -> str:
@@ -56,8 +76,8 @@ def test_hidden_views_do_no_work(synthetic_runs_dir):
 
 
 def test_gate_saturation_over_time_matches_the_step_tables(run):
-    over_time, histogram = gates.summary_figures("synthetic", [], ALL_SPLITS, None, "all", "last", "end",
-                                                 [0.1, 0.9])
+    over_time, histogram = map(figure_of, gates.summary_figures("synthetic", [], ALL_SPLITS, None, "all",
+                                                                "last", "end", [0.1, 0.9]))
     values = run.step_matrix(0, "input_gate")
     expected = np.mean((values < 0.1) | (values > 0.9))
     line = next(trace for trace in over_time.data if trace.name == "input")
@@ -125,7 +145,7 @@ def test_layer_and_cell_choices_fall_back_to_what_the_run_has(run):
 
 
 def test_training_figure_shows_the_run_history_and_test_metrics(run):
-    figure = training.figure("synthetic")
+    figure = figure_of(training.figure("synthetic"))
     history = run.history()
     train_loss = next(trace for trace in figure.data if trace.name == "train")
     assert list(train_loss.x) == history["epoch"].tolist()

@@ -114,7 +114,7 @@ def _heads(x_grid, y_grid, probability, column):
 def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray, classes: list[str],
                 example_ids: np.ndarray, hover_text: list[str], align: str, positions: np.ndarray,
                 probability: np.ndarray | None = None, projection: str = "ae2",
-                note: str = "", colours: list[str] | None = None) -> go.Figure:
+                note: str = "", colours: list[str] | None = None, legend_title: str = "class") -> go.Figure:
     """An animated figure: one frame per column in ``positions``; starts on the last frame.
 
     Grids are (examples, steps) float32, NaN where an example has no step. ``class_index`` points
@@ -176,7 +176,7 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
               + (f" — {note}" if note else ""),
         xaxis={"title": f"{projection} x", "range": extent(finite_x), "autorange": False},
         yaxis={"title": f"{projection} y", "range": extent(finite_y), "autorange": False},
-        height=680, margin={"l": 60, "r": 20, "t": 60, "b": 40}, legend_title_text="class",
+        height=680, margin={"l": 60, "r": 20, "t": 60, "b": 40}, legend_title_text=legend_title,
         # one colour scale for both traces: class index i (cmin -0.5, cmax n - 0.5) gets colours[i]
         coloraxis={"colorscale": _discrete_colorscale(colours), "cmin": -0.5,
                    "cmax": len(classes) - 0.5, "showscale": False},

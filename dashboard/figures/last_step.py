@@ -23,8 +23,9 @@ def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list
                      color_by: str = "class", selected: int | None = None, symlog: bool = False,
                      title: str | None = None) -> go.Figure:
     """``points``: ``example_id, x, y`` (one row per example); ``examples``: the filtered
-    examples (``example_id, label, prediction, correct`` and ``hand_usage`` for color_by="hand").
-    Only examples in both are drawn."""
+    examples (``example_id, label``, with predictions ``prediction, correct``, and ``hand_usage``
+    for color_by="hand"). Only examples in both are drawn. Without predictions (an import that
+    has none) no example is marked misclassified and hover names the class only."""
     frame = examples.merge(points[["example_id", "x", "y"]], on="example_id", how="inner")
     if frame.empty:
         return message_figure("No examples match the filters.")
@@ -35,11 +36,12 @@ def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list
     frame = frame.assign(colour=codes)
     colour_axis = {"colorscale": colorscale, "cmin": 0, "cmax": max(len(colorscale) - 1, 1),
                    "showscale": False}
-    correct = frame[frame["correct"].astype(bool)]
-    wrong = frame[~frame["correct"].astype(bool)]
+    verdicts = frame["correct"].astype(bool) if "correct" in frame else pd.Series(True, index=frame.index)
+    correct = frame[verdicts]
+    wrong = frame[~verdicts]
     figure = go.Figure()
-    hover = ("%{customdata[1]}<br>example %{customdata[0]}<br>predicted %{customdata[2]}"
-             "<extra></extra>")
+    hover = ("%{customdata[1]}<br>example %{customdata[0]}"
+             + ("<br>predicted %{customdata[2]}" if "prediction" in frame else "") + "<extra></extra>")
     groups = ([(hand, part) for hand, part in correct.groupby(correct["hand_usage"].fillna("unknown"),
                                                                sort=True)]
               if color_by == "hand" else [("correct", correct)])
@@ -105,8 +107,9 @@ def _colour_codes(frame: pd.DataFrame, classes: list[str], color_by: str) -> tup
 def _custom(part: pd.DataFrame) -> np.ndarray:
     """``[example_id, true label, prediction]`` per point (as text, one numpy array): the click's
     example and the hover text."""
+    predicted = part["prediction"] if "prediction" in part else part["label"]
     return np.column_stack([part["example_id"].astype(str), part["label"].astype(str),
-                            part["prediction"].astype(str)]).astype(str)
+                            predicted.astype(str)]).astype(str)
 
 
 def _add_class_names(figure: go.Figure, correct: pd.DataFrame) -> None:

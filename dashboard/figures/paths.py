@@ -152,3 +152,57 @@ def _add_selected(figure: go.Figure, points: pd.DataFrame, selected: int, axes, 
                            name=f"example {selected}", line={"color": "black", "width": 4},
                            marker={"color": "black", "size": 4 if trace is go.Scatter3d else 6},
                            customdata=path["example_id"].to_numpy(), hoverinfo="skip"))
+
+
+MAX_DOCUMENT_POINTS = 60_000   # hover text per point: ~20 bytes each
+DOCUMENT_LEGEND = len(HIGHLIGHT)
+
+
+def document_paths_figure(points: pd.DataFrame, names: pd.Series, selected: int | None = None,
+                          symlog: bool = False, title: str | None = None, lines: bool = True,
+                          max_points: int = MAX_DOCUMENT_POINTS) -> go.Figure:
+    """A language model's documents as paths through state space (``points``: ``example_id, t,
+    x, y[, z]`` in (example_id, t) order; ``names``: document name by example_id), each document
+    in its own colour (documents cycle through ten colours; up to ten get a legend entry each).
+    Hover names the document and the step; customdata is the example id, so a click selects it.
+    ``lines=False`` draws the points only (each document's last step, say)."""
+    if points.empty:
+        return message_figure("No documents match the filters.")
+    three_d = "z" in points.columns
+    axes = ["x", "y", "z"] if three_d else ["x", "y"]
+    points = decimate(points, max_points)
+    if symlog:
+        points = points.assign(**{a: symlog_transform(points[a]).astype(np.float32) for a in axes})
+    ids = points["example_id"].to_numpy()
+    documents = pd.unique(ids)
+    colour_of = {doc: i % len(HIGHLIGHT) for i, doc in enumerate(documents)}
+    codes = np.fromiter((colour_of[i] for i in ids), np.int16, len(ids))
+    trace = _trace_type(three_d)
+    figure = go.Figure()
+    per_document = len(documents) <= DOCUMENT_LEGEND
+    groups = ([(doc, ids == doc) for doc in documents] if per_document
+              else [(None, codes == k) for k in range(len(HIGHLIGHT))])
+    for position, (doc, mask) in enumerate(groups):
+        part = points[mask]
+        if part.empty:
+            continue
+        colour = HIGHLIGHT[colour_of[doc] if doc is not None else position]
+        arrays = gapped(part, [*axes, "example_id", "t"]) if lines else {
+            **{a: part[a].to_numpy(np.float32) for a in axes},
+            "example_id": part["example_id"].to_numpy(), "t": part["t"].to_numpy()}
+        doc_names = names.reindex(np.maximum(arrays["example_id"], 0)).astype(str).to_numpy()
+        hover = np.char.add(np.char.add(doc_names.astype(str), " · step "), arrays["t"].astype(str))
+        hover[arrays["example_id"] < 0] = ""
+        figure.add_trace(trace(
+            **{a: arrays[a] for a in axes}, mode="lines+markers" if lines else "markers",
+            name=str(names.get(doc, doc)) if doc is not None else "documents",
+            showlegend=doc is not None, line={"color": colour, "width": 1.5},
+            marker={"color": colour, "size": (3 if three_d else 4) if lines else 9, "opacity": 0.85},
+            customdata=arrays["example_id"].tolist(), text=hover.tolist(),
+            hovertemplate="%{text}<extra></extra>"))
+    if selected is not None:
+        _add_selected(figure, points, selected, axes, trace)
+    scene = {"xaxis_title": "", "yaxis_title": "", "zaxis_title": ""}
+    return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
+                       **({"scene": scene} if three_d else {"xaxis": {"zeroline": False},
+                                                            "yaxis": {"zeroline": False}}))

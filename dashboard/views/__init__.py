@@ -6,14 +6,18 @@ A view module exposes:
     layout() -> Component             static layout; its callbacks fill it
     register_callbacks(app) -> None   the view's callbacks
     applies_to(manifest) -> bool      optional; False disables the tab for that run (without
-                                      it, the view is for classification runs only)
+                                      it, the view is for classification runs only). It decides
+                                      from what the run HAS (its kind, tensors, projections,
+                                      files: ``runformat.Manifest``), never from its origin
     URL_PARAMS: list[state.UrlParam]  optional; view options kept in the URL
 
 Conventions for a view's callbacks (see dashboard.state): listen to ``*state.FILTER_INPUTS``
 (run_id, classes, splits, hands, correctness) and ``state.TAB_INPUT``; return ``dash.no_update``
 while ``is_hidden(VIEW_ID, tab)``; read data through ``dashboard.data`` (``data.get_run(run_id)``,
-``data.filtered_examples(run, classes, splits, hands, correctness)``); catch ``store.RunError``
-and show ``dashboard.figures.message_figure(str(error))``. A click on an example writes
+``data.filtered_examples(run, classes, splits, hands, correctness)``); catch ``runformat.RunError``
+and show ``dashboard.figures.message_figure(str(error))``; the messages for what a run lacks are
+``data.no_projections_message`` / ``data.no_predictions_message`` (worded for the run's origin).
+A failure a view does not catch becomes a short message too (``dashboard.errors``). A click on an example writes
 ``Output(state.SELECTED, "data", allow_duplicate=True)`` (with ``prevent_initial_call=True``);
 figures put the example id in each point's ``customdata`` so ``state.example_from_click`` reads it.
 Component ids inside a view start with its VIEW_ID (``paths-graph``) so views never collide.
@@ -23,14 +27,16 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from pipeline import runformat
 
-def applies(view: ModuleType, manifest: dict | None) -> bool:
+
+def applies(view: ModuleType, manifest: runformat.Manifest | None) -> bool:
     """Whether ``view`` can show the run; a view without ``applies_to`` is for classifiers only."""
     check = getattr(view, "applies_to", None)
     if manifest is None:
         return True
     if check is None:
-        return manifest.get("kind", "classification") == "classification"
+        return manifest.is_classification
     return bool(check(manifest))
 
 

@@ -30,8 +30,9 @@ URL_PARAMS = [
 ]
 
 
-def applies_to(manifest: dict) -> bool:
-    return manifest.get("kind", "classification") == "classification"
+def applies_to(manifest: runformat.Manifest) -> bool:
+    """Classification runs: the ranking compares the classes' examples."""
+    return manifest.is_classification
 
 
 def layout():
@@ -54,7 +55,7 @@ def layout():
     ])
 
 
-@data.run_cached(maxsize=8)
+@data.run_cached(maxsize=8, shared=True)
 def example_summaries(run: runformat.Run, layer: int, kind: str, summary: str) -> np.ndarray:
     """(examples, units): every example's last-step value or mean over time, in data.examples order."""
     if summary == "last":
@@ -63,6 +64,14 @@ def example_summaries(run: runformat.Run, layer: int, kind: str, summary: str) -
     rows, _, _ = example_rows(frame["row_start"], frame["length"])
     return figures.per_example_summary(data.step_matrix(run, layer, kind)[rows], frame["length"], summary
                                        ).astype(np.float32)
+
+
+def classifier_run(run_id) -> runformat.Run:
+    run = data.get_run(run_id)
+    if not applies_to(run.manifest):
+        raise runformat.RunError(f"the cells view compares classes; run {run.run_id!r} is a language model's "
+                                 f"(see Text heatmap for its cells)")
+    return run
 
 
 def _unit(run: runformat.Run, layer: int, value) -> int:
@@ -77,7 +86,7 @@ def _unit(run: runformat.Run, layer: int, value) -> int:
 def ranking_figure(run_id, classes, splits, hands, correctness, layer, kind, summary, unit):
     """Bars of the cells with the highest F statistic across the filtered examples' classes."""
     try:
-        run = data.get_run(run_id)
+        run = classifier_run(run_id)
         layer = chosen_layer(run, layer)
         frame = data.filtered_examples(run, classes, splits, hands, correctness)
         summaries = example_summaries(run, layer, kind, summary)[frame.index.to_numpy()]
@@ -91,7 +100,7 @@ def ranking_figure(run_id, classes, splits, hands, correctness, layer, kind, sum
 def heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, unit, align):
     """One cell for the filtered examples (rows grouped by class, decimated past MAX_ROWS)."""
     try:
-        run = data.get_run(run_id)
+        run = classifier_run(run_id)
         layer = chosen_layer(run, layer)
         unit = _unit(run, layer, unit)
         frame = data.filtered_examples(run, classes, splits, hands, correctness)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dash
 import numpy as np
+import pandas as pd
 from dash import Input, Output, dcc, html
 
 from dashboard import data, state, views
@@ -26,18 +27,15 @@ URL_PARAMS = [
 ]
 
 
-def film_projections(manifest: dict) -> list[str]:
+def film_projections(manifest: runformat.Manifest) -> list[str]:
     """Ids of the 2-D projections with a point per step (the film needs whole paths)."""
-    found = []
-    for entry in manifest.get("projections") or []:
-        entry = entry if isinstance(entry, dict) else {"id": str(entry)}
-        if entry.get("scope", "paths") == "paths" and entry.get("dims", 2) == 2:
-            found.append(entry["id"])
-    return found
+    return data.path_projection_ids(manifest, dims=2)
 
 
-def applies_to(manifest: dict) -> bool:
-    return bool(film_projections(manifest)) and manifest.get("kind", "classification") == "classification"
+def applies_to(manifest: runformat.Manifest) -> bool:
+    """Any run with a 2-D path projection: classifiers' examples coloured by class, language
+    models' documents one colour each."""
+    return bool(film_projections(manifest))
 
 
 def layout():
@@ -71,8 +69,7 @@ def _projection_id(run: runformat.Run, value) -> str:
     if DEFAULT_PROJECTION in ids:
         return DEFAULT_PROJECTION
     if not ids:
-        raise runformat.RunError(f"run {run.run_id!r} has no 2-D projection with a point per step; build the "
-                             "project stage with `python -m pipeline`")
+        raise runformat.RunError(data.no_projections_message(run.manifest, "2-D projection with a point per step"))
     return ids[0]
 
 
@@ -98,7 +95,7 @@ def film_figure(run_id, classes, splits, hands, correctness, projection, align):
         return message_figure(str(error))
 
 
-@data.run_cached(maxsize=8)
+@data.run_cached(maxsize=8, shared=True)
 def _film_scene(run, classes, splits, hands, correctness, projection, align) -> dict:
     """Memoised as Dash sends it (typed arrays already base64): at Auslan size the film costs
     100-350 ms to build and ~75 ms to encode again per response, and the same filters come back."""
@@ -111,8 +108,11 @@ def _build_film(run, classes, splits, hands, correctness, projection, align):
     if frame.empty:
         return message_figure("no examples pass the filters")
     points = data.projection(run, projection)
+    # p(true class) per step: a classifier's, when it recorded predictions (a language model's
+    # true_prob is the next token's, not the document's)
     probabilities = (data.predictions(run)["true_prob"].to_numpy()
-                     if run.has("steps/predictions.parquet") else None)
+                     if run.manifest.is_classification and data.has_predictions(run.manifest) else None)
+    groups = data.labels(run).loc[frame["example_id"]].to_numpy()
 
     point_ids = points["example_id"].to_numpy()
     ids = frame["example_id"].to_numpy()
@@ -125,9 +125,13 @@ def _build_film(run, classes, splits, hands, correctness, projection, align):
     rows, t, owner = example_rows(starts, lengths)
     position = step_positions(t, lengths[owner], n_steps, align)
     present[owner, position] = True
-    drawn, colours = film_classes(run.classes, classes, frame["label"].unique())
+    if run.manifest.is_classification:
+        drawn, colours = film_classes(run.classes, classes, pd.unique(groups))
+    else:                                   # documents: one colour each, cycling
+        drawn = list(pd.unique(groups))
+        colours = [HIGHLIGHT[i % len(HIGHLIGHT)] for i in range(len(drawn))]
     rank = {name: i for i, name in enumerate(drawn)}
-    class_index = np.array([rank[name] for name in frame["label"]], dtype=np.int16)
+    class_index = np.array([rank[name] for name in groups], dtype=np.int16)
     plan = figures.film_plan(present, class_index)
 
     keep = np.isin(owner, plan.examples)
@@ -140,15 +144,19 @@ def _build_film(run, classes, splits, hands, correctness, projection, align):
         step_rows = frame["row_start"].to_numpy()[owner[keep]] + t[keep]
         probability = padded(probabilities[step_rows], new_owner, position[keep], E, n_steps)
     chosen = frame.iloc[plan.examples]
-    hover = [f"#{eid} {label} → predicted {pred}" + (f" ({conf:.0%})" if conf == conf else "")
-             for eid, label, pred, conf in zip(chosen["example_id"], chosen["label"],
-                                               chosen.get("prediction", chosen["label"]),
-                                               chosen.get("confidence", np.full(E, np.nan)))]
+    names = groups[plan.examples]
+    if "prediction" in chosen:
+        hover = [f"#{eid} {label} → predicted {pred}" + (f" ({conf:.0%})" if conf == conf else "")
+                 for eid, label, pred, conf in zip(chosen["example_id"], names, chosen["prediction"],
+                                                   chosen.get("confidence", np.full(E, np.nan)))]
+    else:
+        hover = [f"#{eid} {name}" for eid, name in zip(chosen["example_id"], names)]
     stride = int(np.diff(plan.positions).max()) if len(plan.positions) > 1 else 1
     note = (f"{E} of {len(frame)} filtered examples, {len(plan.positions)} frames"
             + (f" (one every {stride} steps)" if stride > 1 else ""))
     return figures.film_figure(x, y, class_index[plan.examples], drawn, chosen["example_id"].to_numpy(),
-                               hover, align, plan.positions, probability, projection, note, colours)
+                               hover, align, plan.positions, probability, projection, note, colours,
+                               "class" if run.manifest.is_classification else "document")
 
 
 def register_callbacks(app: dash.Dash) -> None:

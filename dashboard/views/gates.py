@@ -8,7 +8,7 @@ from dash import Input, Output, dcc, html
 
 from dashboard import data, state, views
 from dashboard.figures import gates as figures
-from dashboard.figures import message_figure
+from dashboard.figures import as_sent, message_figure
 from dashboard.figures.alignment import aligned_positions
 from dashboard.views.controls import (GRAPH_CONFIG, LAST_LAYER, alignment_switch, chosen_layer, field,
                                       layer_options, layer_picker)
@@ -26,6 +26,27 @@ URL_PARAMS = [
     state.UrlParam("gates_align", ALIGN, "value", "end"),
     state.UrlParam("gates_gate", GATE, "value", "forget_gate"),
 ]
+
+
+def applies_to(manifest: runformat.Manifest) -> bool:
+    """Classification runs that recorded the sigmoid gates of a layer (an import of h and c only
+    has none)."""
+    return manifest.is_classification and bool(gate_layers(manifest))
+
+
+def gate_layers(manifest: runformat.Manifest) -> list[int]:
+    return [layer.index for layer in manifest.layers
+            if set(runformat.SIGMOID_GATES) <= set(layer.tensors)]
+
+
+def _gate_layer(run: runformat.Run, value) -> int:
+    """The picked layer if it has gates, else the last layer that has them."""
+    layer = chosen_layer(run, value)
+    layers = gate_layers(run.manifest)
+    if not layers:
+        raise runformat.RunError(f"run {run.run_id!r} recorded no gate activations "
+                                 f"(its tensors: {', '.join(run.layers[-1].tensors) if run.layers else 'none'})")
+    return layer if layer in layers else layers[-1]
 
 
 def layout():
@@ -73,7 +94,7 @@ def gate_summary(run: runformat.Run, layer: int, filters: tuple, align: str, low
     return {"by_step": by_step, "edges": edges, "fractions": fractions, "n_examples": len(frame)}
 
 
-@data.run_cached(maxsize=16)
+@data.run_cached(maxsize=16, shared=True)
 def cell_grid(run: runformat.Run, layer: int, filters: tuple, align: str, gate: str, statistic: str,
               low: float, high: float) -> np.ndarray:
     frame = data.filtered_examples(run, *filters)
@@ -98,19 +119,26 @@ def summary_figures(run_id, classes, splits, hands, correctness, layer, align, t
     """(saturation over time, histogram) for the filters and options."""
     try:
         run, filters, low, high = _checked(run_id, classes, splits, hands, correctness, thresholds)
-        layer = chosen_layer(run, layer)
-        summary = gate_summary(run, layer, filters, align, low, high)
+        return _summary_scenes(run, _gate_layer(run, layer), filters, align, low, high)
     except runformat.RunError as error:
         return message_figure(str(error)), message_figure(str(error))
-    return (figures.saturation_figure(summary["by_step"], align, low, high, summary["n_examples"], layer),
-            figures.gate_histogram_figure(summary["edges"], summary["fractions"], low, high))
+
+
+@data.run_cached(maxsize=16, shared=True)
+def _summary_scenes(run: runformat.Run, layer: int, filters: tuple, align: str, low: float,
+                    high: float) -> tuple:
+    """Both figures as sent: plotly's validation alone costs ~140 ms per call."""
+    summary = gate_summary(run, layer, filters, align, low, high)
+    return (as_sent(figures.saturation_figure(summary["by_step"], align, low, high, summary["n_examples"],
+                                              layer)),
+            as_sent(figures.gate_histogram_figure(summary["edges"], summary["fractions"], low, high)))
 
 
 def cells_figure(run_id, classes, splits, hands, correctness, layer, align, thresholds, gate, statistic,
                  order):
     try:
         run, filters, low, high = _checked(run_id, classes, splits, hands, correctness, thresholds)
-        grid = cell_grid(run, chosen_layer(run, layer), filters, align, gate, statistic, low, high)
+        grid = cell_grid(run, _gate_layer(run, layer), filters, align, gate, statistic, low, high)
     except runformat.RunError as error:
         return message_figure(str(error))
     return figures.cell_heatmap_figure(grid, align, gate, statistic, order, low, high)

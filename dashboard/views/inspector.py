@@ -2,7 +2,9 @@
 
 Its input channels per hand, its path over the paths of its true and predicted classes, its
 confidence in both over time, its nearest neighbours in last-step hidden state and its metadata;
-plus a list of the filtered misclassified examples to pick from.
+plus a list of the filtered misclassified examples to pick from. For any classification run:
+a part the run has no data for (inputs, predictions, a 2-D path projection) says so, in words for
+where the run came from.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ URL_PARAMS = [
 ]
 
 NOTHING_SELECTED = "Click an example in any view, or pick a misclassified one from the list."
+
+
+def applies_to(manifest: runformat.Manifest) -> bool:
+    """Any classification run, trained or imported; its parts say what the run lacks (inputs,
+    predictions, a 2-D path projection)."""
+    return manifest.is_classification
 
 
 def layout():
@@ -122,8 +130,16 @@ def register_callbacks(app: dash.Dash) -> None:
         return dash.no_update if example is None else example
 
 
-def selected_row(run_id, selected) -> tuple[runformat.Run, pd.Series]:
+def classifier_run(run_id) -> runformat.Run:
     run = data.get_run(run_id)
+    if not applies_to(run.manifest):
+        raise runformat.RunError(f"the inspector is for classification runs; run {run.run_id!r} is a language "
+                                 f"model's (its documents have no class): see Example paths and Text heatmap")
+    return run
+
+
+def selected_row(run_id, selected) -> tuple[runformat.Run, pd.Series]:
+    run = classifier_run(run_id)
     row = data.example_row(run, int(selected))
     if row is None:
         raise runformat.RunError(f"run {run.run_id!r} has no example {selected}")
@@ -139,7 +155,8 @@ def inspect_summary(run_id, selected) -> list:
         neighbours = data.nearest_examples(run, int(selected), N_NEAREST)
     except runformat.RunError as error:
         return [html.Div(str(error), className="error"), None]
-    return [metadata_table(row), example_links(neighbours, "nearest", extra="distance")]
+    return [metadata_table(row, data.no_predictions_message(run.manifest)),
+            example_links(neighbours, "nearest", extra="distance")]
 
 
 def inspect_inputs(run_id, selected):
@@ -147,11 +164,19 @@ def inspect_inputs(run_id, selected):
         return message_figure(NOTHING_SELECTED)
     try:
         run, _ = selected_row(run_id, selected)
+        if not data.has_inputs(run.manifest):
+            raise runformat.RunError(no_inputs_message(run.manifest))
         steps = data.example_steps(data.inputs(run), run, int(selected))
     except runformat.RunError as error:
         return message_figure(str(error))
     channels = [c for c in steps.columns if c not in ("example_id", "t")]
     return inputs_figure(steps, hand_groups(channels, run.manifest.get("hands")))
+
+
+def no_inputs_message(manifest: runformat.Manifest) -> str:
+    if manifest.origin == "imported":
+        return "this import kept no inputs (give an inputs field, docs/import-format.md)"
+    return f"run {manifest.run_id!r} kept no input channels ({runformat.INPUTS_FILE})"
 
 
 def inspect_path(run_id, selected, projection_id, symlog):
@@ -160,14 +185,22 @@ def inspect_path(run_id, selected, projection_id, symlog):
         return message_figure(NOTHING_SELECTED)
     try:
         run, row = selected_row(run_id, selected)
-        points = data.projection(run, projection_id or "ae2")
+        points = data.projection(run, path_projection(run.manifest, projection_id))
     except runformat.RunError as error:
         return message_figure(str(error))
     labels = data.labels(run)
-    wanted = labels.index[labels.isin([row["label"], row["prediction"]]).to_numpy()]
+    predicted = row.get("prediction", row["label"])
+    wanted = labels.index[labels.isin([row["label"], predicted]).to_numpy()]
     points = points[points["example_id"].isin(wanted)]
-    return example_path_figure(points, labels, int(selected), row["label"], row["prediction"],
-                               symlog=symlog)
+    return example_path_figure(points, labels, int(selected), row["label"], predicted, symlog=symlog)
+
+
+def path_projection(manifest: runformat.Manifest, value: str | None) -> str:
+    """The 2-D path projection picked, else one the run has."""
+    ids = data.path_projection_ids(manifest, dims=2)
+    if not ids:
+        raise runformat.RunError(data.no_projections_message(manifest, "2-D projection with a point per step"))
+    return value if value in ids else next((pid for pid in ("ae2", "pca2") if pid in ids), ids[0])
 
 
 def inspect_confidence(run_id, selected):
@@ -176,6 +209,8 @@ def inspect_confidence(run_id, selected):
         return message_figure(NOTHING_SELECTED)
     try:
         run, row = selected_row(run_id, selected)
+        if not data.has_verdicts(run):
+            raise runformat.RunError(data.no_predictions_message(run.manifest))
         true_prob, k = data.class_probability(run, int(selected), int(row["label_index"]))
         predicted_prob, _ = data.class_probability(run, int(selected), int(row["prediction_index"]))
     except runformat.RunError as error:
@@ -187,12 +222,19 @@ def inspect_confidence(run_id, selected):
 HIDDEN_META = {"row_start", "label_index", "prediction_index", "label_name", "prediction_name"}
 
 
-def metadata_table(row: pd.Series) -> html.Div:
-    verdict = "correct" if bool(row["correct"]) else "misclassified"
-    header = html.Div(className=f"meta-header {verdict}", children=[
-        html.Strong(f"Example {int(row['example_id'])}: {row['label']}"),
-        html.Span(f" predicted {row['prediction']} ({_percent(row.get('confidence'))}) · {verdict}"),
-    ])
+def metadata_table(row: pd.Series, note: str = "") -> html.Div:
+    """The example's header (class, prediction and verdict, or ``note`` for a run without
+    predictions) over its metadata."""
+    if "correct" in row:
+        verdict = "correct" if bool(row["correct"]) else "misclassified"
+        header = html.Div(className=f"meta-header {verdict}", children=[
+            html.Strong(f"Example {int(row['example_id'])}: {row['label']}"),
+            html.Span(f" predicted {row['prediction']} ({_percent(row.get('confidence'))}) · {verdict}"),
+        ])
+    else:
+        header = html.Div(className="meta-header", children=[
+            html.Strong(f"Example {int(row['example_id'])}: {row['label']}"),
+            html.Span(f" · {note}" if note else "")])
     cells = [html.Div([html.Span(name), html.Strong(_text(value))], className="meta-cell")
              for name, value in row.items() if name not in HIDDEN_META]
     return html.Div([header, html.Div(cells, className="meta-grid")])
@@ -210,9 +252,12 @@ def _text(value) -> str:
 
 def mistakes_list(run_id, classes, splits, hands, correctness, selected=None):
     try:
-        frame = data.filtered_examples(data.get_run(run_id), classes, splits, hands, correctness)
+        run = classifier_run(run_id)
+        frame = data.filtered_examples(run, classes, splits, hands, correctness)
     except runformat.RunError as error:
         return html.Div(str(error), className="error")
+    if "correct" not in frame:
+        return html.Div(f"None to list: {data.no_predictions_message(run.manifest)}.", className="hint")
     wrong = frame[~frame["correct"].astype(bool)]
     if wrong.empty:
         return html.Div("None among the filtered examples.", className="hint")
@@ -229,7 +274,7 @@ def example_links(frame: pd.DataFrame, list_name: str, extra: str | None = None,
     items = []
     for _, row in frame.iterrows():
         text = f"#{int(row['example_id'])} {row['label']}"
-        if row["label"] != row["prediction"]:
+        if "prediction" in row and row["label"] != row["prediction"]:
             text += f" → {row['prediction']}"
         if extra:
             text += f" ({float(row[extra]):.2f})"

@@ -1,4 +1,7 @@
-"""Last activations view (Figure 4; Figures 11-13 for mistakes): where each example ends."""
+"""Last activations view (Figure 4; Figures 11-13 for mistakes): where each example ends.
+
+Mistakes are marked when the run recorded predictions (an import without them says so in the
+title); a language model's run shows where each document ends, one colour per document."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from dash import Input, Output, dcc, html
 from dashboard import data, state
 from dashboard.figures import as_sent, message_figure
 from dashboard.figures.last_step import last_step_figure
+from dashboard.figures.paths import document_paths_figure
 from dashboard.views import is_hidden
 from dashboard.views.paths import GRAPH_CONFIG
 from pipeline import runformat
@@ -47,6 +51,10 @@ def layout():
 
 
 def register_callbacks(app: dash.Dash) -> None:
+    @app.callback(Output(PROJECTION, "options"), Input(state.RUN, "value"))
+    def show_projections(run_id):
+        return projection_options(run_id)
+
     @app.callback(Output(GRAPH, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT,
                   state.SELECTED_INPUT, Input(PROJECTION, "value"), Input(COLOR_BY, "value"),
                   Input(SYMLOG, "value"))
@@ -64,25 +72,68 @@ def register_callbacks(app: dash.Dash) -> None:
         return dash.no_update if example is None else example
 
 
+def applies_to(manifest: runformat.Manifest) -> bool:
+    """Any run with a 2-D projection that places each example's (or document's) last step."""
+    return bool(data.last_step_projection_ids(manifest))
+
+
+def projection_options(run_id) -> list[dict]:
+    """The projection choices, the ones the run lacks disabled."""
+    try:
+        ids = data.last_step_projection_ids(data.get_run(run_id).manifest)
+    except runformat.RunError:
+        ids = []
+    return [{"label": label, "value": value, "disabled": bool(ids) and value not in ids}
+            for value, label in PROJECTIONS]
+
+
+def chosen_projection(manifest: runformat.Manifest, value: str | None) -> str:
+    ids = data.last_step_projection_ids(manifest)
+    if not ids:
+        raise runformat.RunError(data.no_projections_message(manifest, "2-D projection"))
+    if value in ids:
+        return value
+    return next((pid for pid, _ in PROJECTIONS if pid in ids), ids[0])
+
+
 def last_step_view_figure(run_id, classes, splits, hands, correctness, selected, projection_id,
                           color_by, symlog):
     try:
-        return _last_step_scene(data.get_run(run_id), classes, splits, hands, correctness, selected,
-                                projection_id or "ae2", color_by or "class", bool(symlog))
+        run = data.get_run(run_id)
+        projection_id = chosen_projection(run.manifest, projection_id)
+        if run.manifest.is_language_model:
+            return _document_scene(run, splits, selected, projection_id, bool(symlog))
+        return _last_step_scene(run, classes, splits, hands, correctness, selected, projection_id,
+                                color_by or "class", bool(symlog))
     except runformat.RunError as error:
         return message_figure(str(error))
 
 
-@data.run_cached(maxsize=16)
+@data.run_cached(maxsize=16, shared=True)
 def _last_step_scene(run, classes, splits, hands, correctness, selected, projection_id, color_by,
                      symlog):
     """Memoised as sent, like the paths: the same scene is asked for again on every tab switch."""
     frame = data.filtered_examples(run, classes, splits, hands, correctness)
     points = data.last_step_projection(run, projection_id)
     if color_by == "hand" and not data.has_hand_usage(run):
-        return message_figure("This run has no hand usage to colour by.")
-    wrong = int((~frame["correct"].astype(bool)).sum())
+        return as_sent(message_figure("This run has no hand usage to colour by."))
+    if data.has_verdicts(run):
+        wrong = int((~frame["correct"].astype(bool)).sum())
+        verdicts = f"{wrong:,} misclassified"
+    else:
+        verdicts = data.no_predictions_message(run.manifest)
     return as_sent(last_step_figure(points, frame, run.classes, color_by=color_by, selected=selected,
                                     symlog=symlog,
                                     title=f"{projection_id} · last step of {len(frame):,} examples, "
-                                          f"{wrong:,} misclassified"))
+                                          f"{verdicts}"))
+
+
+@data.run_cached(maxsize=16, shared=True)
+def _document_scene(run, splits, selected, projection_id, symlog):
+    """A language model's documents where they end (their last step), one colour per document."""
+    frame = data.filtered_examples(run, None, splits)
+    points = data.last_step_projection(run, projection_id)
+    points = points[points["example_id"].isin(frame["example_id"])]
+    return as_sent(document_paths_figure(points, data.labels(run), selected=selected, symlog=symlog,
+                                         lines=False,
+                                         title=f"{projection_id} · last step of {len(frame):,} documents"))

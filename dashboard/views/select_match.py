@@ -56,8 +56,9 @@ URL_PARAMS = [
 ]
 
 
-def applies_to(manifest: dict) -> bool:
-    return manifest.get("kind") == text.KIND
+def applies_to(manifest: runformat.Manifest) -> bool:
+    """Language-model runs (text, or an LSTMVis project's stream)."""
+    return manifest.is_language_model
 
 
 def layout():

@@ -22,8 +22,8 @@ from pipeline import runformat
 
 VIEW_ID = "text"
 TITLE = "Text heatmap"
-KIND = "language_model"
 WINDOW = 3000
+COLUMN_BLOCK = 32   # units read at a time into the column-major state matrix
 STATE_KINDS = ("h", "c")
 NONE = ""          # the "no annotation" choice: radio items, because a Dropdown drops a value from the
                    # URL that is not among its options yet (plotly/dash#3004)
@@ -43,8 +43,9 @@ URL_PARAMS = [
 ]
 
 
-def applies_to(manifest: dict) -> bool:
-    return manifest.get("kind") == KIND
+def applies_to(manifest: runformat.Manifest) -> bool:
+    """Language-model runs: their steps are characters (or tokens) of a text."""
+    return manifest.is_language_model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,16 +53,17 @@ def applies_to(manifest: dict) -> bool:
 
 def text_run(run_id: str | None) -> runformat.Run:
     run = data.get_run(run_id)
-    if run.kind != KIND:
-        raise runformat.RunError(f"run {run.run_id!r} is not a language model; the text views need one "
-                             f"(build it with `python -m pipeline run text`)")
+    if not run.manifest.is_language_model:
+        raise runformat.RunError(f"run {run.run_id!r} is a classifier's; the text views need a language "
+                                 f"model's run (`python -m pipeline run text`, or an LSTMVis project: "
+                                 f"`python -m pipeline import lstmvis FOLDER`)")
     return run
 
 
 @data.run_cached(maxsize=4)
 def chars(run: runformat.Run) -> np.ndarray:
     """Every character of the stream, in row order (object array of 1-character strings)."""
-    return run.steps("text", columns=["char"])["char"].to_numpy(dtype=object)
+    return run.read_table(runformat.TEXT_FILE, columns=["char"])["char"].to_numpy(dtype=object)
 
 
 @data.run_cached(maxsize=4)
@@ -70,7 +72,7 @@ def corpus_text(run: runformat.Run) -> str:
 
 
 def annotation_names(run: runformat.Run) -> dict:
-    return run.manifest.get("annotations") or {}
+    return run.manifest.annotations
 
 
 @data.run_cached(maxsize=16)
@@ -79,7 +81,7 @@ def annotation(run: runformat.Run, name: str) -> np.ndarray:
     info = annotation_names(run).get(name)
     if info is None:
         raise runformat.RunError(f"run {run.run_id!r} has no annotation {name!r}")
-    column = run.steps("text", columns=[name])[name]
+    column = run.read_table(runformat.TEXT_FILE, columns=[name])[name]
     if info.get("kind") == "categorical":
         categories = {c: i for i, c in enumerate(info["categories"])}
         return column.astype(str).map(categories).to_numpy(dtype=np.int16)
@@ -109,16 +111,16 @@ def target_values(run: runformat.Run, target: str) -> np.ndarray:
 @data.run_cached(maxsize=4)
 def states(run: runformat.Run, layer: int, kind: str) -> np.ndarray:
     """The whole (rows, units) matrix of one tensor, column-major: a cell's values are contiguous
-    (what the per-cell heatmap, the ranking and the match engine read)."""
-    import pyarrow.parquet as pq
-    path = run.path / runformat.steps_file(layer, kind)
-    if not path.exists():                    # a file, or a folder of part files (partitioned)
-        raise runformat.RunError(f"run {run.run_id!r} has no {runformat.steps_file(layer, kind)}")
-    table = pq.read_table(path, columns=None)
-    columns = [c for c in table.column_names if c.startswith("u")]
-    matrix = np.empty((table.num_rows, len(columns)), dtype=np.float32, order="F")
-    for j, name in enumerate(columns):
-        matrix[:, j] = table.column(name).to_numpy()
+    (what the per-cell heatmap, the ranking and the match engine read). Read through
+    ``Run.step_matrix`` a block of ``COLUMN_BLOCK`` units at a time, so the row-major copy a
+    read makes never holds more than a block."""
+    units = run.manifest.layer(layer).units
+    first = run.step_matrix(layer, kind, list(range(min(COLUMN_BLOCK, units))))
+    matrix = np.empty((len(first), units), dtype=np.float32, order="F")
+    matrix[:, :first.shape[1]] = first
+    for start in range(COLUMN_BLOCK, units, COLUMN_BLOCK):
+        block = list(range(start, min(start + COLUMN_BLOCK, units)))
+        matrix[:, block[0]:block[-1] + 1] = run.step_matrix(layer, kind, block)
     return matrix
 
 

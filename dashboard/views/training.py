@@ -9,7 +9,7 @@ import dash
 from dash import Input, Output, dcc, html
 
 from dashboard import data, state, views
-from dashboard.figures import message_figure
+from dashboard.figures import as_sent, message_figure
 from dashboard.figures.training import training_figure
 from dashboard.views.controls import GRAPH_CONFIG
 from pipeline import runformat
@@ -19,10 +19,10 @@ TITLE = "Training"
 GRAPH = "training-graph"
 
 
-def applies_to(manifest: dict) -> bool:
+def applies_to(manifest: runformat.Manifest) -> bool:
     """False for a run whose recorded stages wrote no history (a model trained elsewhere)."""
-    outputs = [name for stage in manifest.get("stages", {}).values() for name in stage.get("outputs", [])]
-    return not outputs or "history.parquet" in outputs
+    files = data.run_files(manifest)
+    return not files or runformat.HISTORY_FILE in files
 
 
 def layout():
@@ -35,18 +35,26 @@ def layout():
 
 @data.run_cached(maxsize=8)
 def history(run: runformat.Run):
+    if not run.has(runformat.HISTORY_FILE):
+        raise runformat.RunError(f"run {run.run_id!r} has no training history: it was "
+                                 f"{'trained elsewhere' if run.manifest.origin != 'trained' else 'not trained here'}")
     return run.history()
 
 
 def figure(run_id):
     try:
-        run = data.get_run(run_id)
-        frame = history(run)
+        return _figure(data.get_run(run_id))
     except runformat.RunError as error:
         return message_figure(str(error))
+
+
+@data.run_cached(maxsize=8, shared=True)
+def _figure(run: runformat.Run) -> dict:
+    """Memoised as sent: building the figure costs ~80 ms of plotly validation per call."""
+    frame = history(run)
     if frame.empty:
-        return message_figure(f"run {run.run_id!r} has an empty history.parquet")
-    return training_figure(frame, run.manifest.get("metrics"))
+        return as_sent(message_figure(f"run {run.run_id!r} has an empty {runformat.HISTORY_FILE}"))
+    return as_sent(training_figure(frame, run.manifest.metrics))
 
 
 def register_callbacks(app: dash.Dash) -> None:
