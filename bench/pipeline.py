@@ -22,9 +22,10 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.cli.common import format_summary, units_list  # noqa: E402
-from pipeline.core import lstm, predictions  # noqa: E402
+from pipeline.analysis import lstm  # noqa: E402
+from pipeline.core import predictions  # noqa: E402
 from pipeline.core.config import merge  # noqa: E402
-from pipeline.core.layout import StepLayout  # noqa: E402
+from pipeline.analysis.layout import StepLayout  # noqa: E402
 from pipeline.core.progress import Progress  # noqa: E402
 from pipeline.kinds.classification import WEIGHTS_FILE, default_config, read_prepared, run_classification  # noqa: E402
 

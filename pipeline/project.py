@@ -44,8 +44,8 @@ from threadpoolctl import threadpool_limits
 from pipeline import runformat
 from pipeline.analysis import trust
 from pipeline.core.config import merge
-from pipeline.core.layout import row_ids
-from pipeline.core.lstm import NetworkWeights, layer_steps
+from pipeline.analysis.layout import row_ids
+from pipeline.analysis.lstm import NetworkWeights, layer_steps
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import StageContext, StageSkipped
 from pipeline.datasets.hands import hand_usage_counts

@@ -61,16 +61,17 @@ def run_digest(run_path: Path) -> dict:
 
 
 def differences(expected: dict, actual: dict, rtol: float = 2e-3) -> list[str]:
-    """What differs, one line each (empty: the same numbers). Tables added since are not differences."""
+    """What differs, one line each (empty: the same numbers). Tables and columns added since are not
+    differences; every table and column of ``expected`` must hold the same numbers."""
     found = []
     for name in sorted(expected):
         if name not in actual:
             found.append(f"{name}: missing")
             continue
         want, got = expected[name], actual[name]
-        if want["rows"] != got["rows"] or want["columns"] != got["columns"]:
-            found.append(f"{name}: rows/columns {want['rows']}/{want['columns'][:6]} -> "
-                         f"{got['rows']}/{got['columns'][:6]}")
+        missing = [c for c in want["columns"] if c not in got["columns"]]
+        if want["rows"] != got["rows"] or missing:
+            found.append(f"{name}: rows {want['rows']} -> {got['rows']}, columns missing: {missing[:6]}")
             continue
         for column, w in want["values"].items():
             g = got["values"][column]

@@ -12,7 +12,7 @@ from pipeline import distributed, runformat
 from pipeline.analysis import match
 from pipeline.cli import main
 from pipeline.core import steps
-from pipeline.core.lstm import LSTMWeights, NetworkWeights
+from pipeline.analysis.lstm import LSTMWeights, NetworkWeights
 from pipeline.core.steps import network_source
 from pipeline.importers.arrays import read_arrays
 from pipeline.kinds.imported import write_run

@@ -13,7 +13,7 @@ import pytest
 from factories import fast_config, random_dataset
 from pipeline import runformat
 from pipeline.core import stages, steps
-from pipeline.core.layout import StepLayout
+from pipeline.analysis.layout import StepLayout
 from pipeline.datasets import DataError
 from pipeline.kinds import classification
 
@@ -103,7 +103,7 @@ def test_saved_model_reloads_in_safe_mode(synthetic_run):
 
 def _config(**overrides):
     return fast_config("random", **{"train": {"epochs": 2}, "model": {"units": [6]},
-                                    "project": {"methods": []}, **overrides})
+                                    "project": {"methods": []}, "attribute": {"methods": []}, **overrides})
 
 
 def _loader(config):
@@ -130,7 +130,7 @@ def test_interrupted_run_resumes_without_retraining(tmp_path, monkeypatch):
 
     monkeypatch.setattr(steps, "write_steps", real_write)
     summary = classification.run_classification(_config(), tmp_path, loader=_loader)
-    assert _ran(summary) == {"data": False, "train": False, "extract": True, "project": False}
+    assert _ran(summary) == {"data": False, "train": False, "extract": True, "attribute": False, "project": False}
     assert summary.status == "complete"
     assert model_file.stat().st_mtime_ns == trained_at
     run = runformat.Run.open(tmp_path, "random")
@@ -143,10 +143,10 @@ def test_interrupted_run_resumes_without_retraining(tmp_path, monkeypatch):
 def test_changed_setting_recomputes_its_stage_and_later_ones(tmp_path, monkeypatch):
     classification.run_classification(_config(), tmp_path, loader=_loader)
     summary = classification.run_classification(_config(extract={"top_k": 2}), tmp_path, loader=_loader)
-    assert _ran(summary) == {"data": False, "train": False, "extract": True, "project": False}
+    assert _ran(summary) == {"data": False, "train": False, "extract": True, "attribute": False, "project": False}
     assert "top3_class" not in runformat.Run.open(tmp_path, "random").steps("predictions")
     summary = classification.run_classification(_config(extract={"top_k": 2}, train={"epochs": 1}), tmp_path, loader=_loader)
-    assert _ran(summary) == {"data": False, "train": True, "extract": True, "project": False}
+    assert _ran(summary) == {"data": False, "train": True, "extract": True, "attribute": False, "project": False}
     assert len(runformat.Run.open(tmp_path, "random").history()) == 1
     summary = classification.run_classification(_config(extract={"top_k": 2}, train={"epochs": 1}), tmp_path,
                                   loader=_loader, force=True)
@@ -205,7 +205,7 @@ def test_cli_missing_source_folder_exits_2_naming_it(tmp_path):
     missing = tmp_path / "no-such-auslan"
     result = _cli("run", "auslan", "--source", str(missing), "--runs", str(tmp_path / "runs"), cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: ") and str(missing) in result.stderr
+    assert result.stderr.startswith("error: ") and "no-such-auslan" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs" / "auslan").exists()
 
@@ -227,3 +227,21 @@ def test_cli_options_become_the_config():
     assert (config["train"]["epochs"], config["train"]["batch_size"], config["train"]["seed"]) == (7, 16, 3)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "synthetic", "--units", "100,x"])
+
+
+def test_cls101_decisive_step_is_where_the_prediction_stops_changing(synthetic_run):
+    examples = synthetic_run.examples()
+    steps = synthetic_run.steps("predictions")
+    for _, row in examples.sample(40, random_state=0).iterrows():
+        rows = steps.iloc[int(row["row_start"]):int(row["row_start"] + row["length"])]
+        top1 = rows["top1_class"].to_numpy()
+        decisive = int(row["decisive_step"])
+        assert (top1[decisive:] == row["prediction"]).all()
+        assert decisive == 0 or top1[decisive - 1] != row["prediction"]
+        assert row["decisive_fraction"] == pytest.approx(decisive / row["length"])
+        if row["correct"]:
+            assert row["overtaken_step"] == -1
+        else:
+            ahead = rows["predicted_prob"].to_numpy() > rows["true_prob"].to_numpy()
+            overtaken = int(row["overtaken_step"])
+            assert ahead[overtaken:].all() and (overtaken == 0 or not ahead[overtaken - 1])

@@ -13,7 +13,7 @@ import pytest
 from pipeline import runformat
 from pipeline.analysis import match
 from pipeline.cli import main
-from pipeline.core import lstm
+from pipeline.analysis import lstm
 from pipeline.core.config import merge
 from pipeline.datasets import text as corpora
 from pipeline.kinds import language_model

@@ -7,7 +7,7 @@ import pytest
 
 from factories import random_dataset
 from pipeline.core import steps
-from pipeline.core.layout import StepLayout
+from pipeline.analysis.layout import StepLayout
 from pipeline.core.predictions import Predictions
 from pipeline.models import classifier
 from pipeline.models.keras_weights import network_weights, save_model
@@ -93,3 +93,70 @@ def test_standardisation_uses_training_real_frames_only():
 def test_build_rejects_empty_units():
     with pytest.raises(ValueError, match="units"):
         classifier.build_classifier(10, 3, 2, [])
+
+
+# -- learning-rate schedule and augmentation (train.lr_schedule, train.augment) -----------------
+
+AUGMENT = {"time_warp": 0.2, "scale": 0.1, "offset": 0.1, "noise": 0.05}
+
+
+def test_augmentation_keeps_padding_zero_and_lengths_in_range():
+    data = random_dataset(n=30, n_steps=12, seed=8)
+    std = classifier.channel_stats(data.X, data.lengths)[1]
+    out, lengths = classifier.augment_sequences(data.X, data.lengths, AUGMENT, std, np.random.default_rng(0))
+    assert out.shape == data.X.shape and out.dtype == np.float32
+    assert (lengths >= np.minimum(data.lengths, 2)).all() and (lengths <= data.X.shape[1]).all()
+    assert (np.abs(np.log(lengths[data.lengths > 4] / data.lengths[data.lengths > 4])) <= 0.2 + 0.25).all()
+    padding = np.arange(12)[None, :] < (12 - lengths)[:, None]
+    assert (out[padding] == 0).all()
+    assert np.any(out[~padding] != 0, axis=-1).all()          # no real frame reads as padding
+    assert not np.allclose(out, data.X)
+    again, _ = classifier.augment_sequences(data.X, data.lengths, AUGMENT, std, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, again)
+
+
+def test_time_warp_alone_resamples_the_frames_in_order():
+    """A ramp stays a monotone ramp from its first to its last value, whatever its new length."""
+    X = np.zeros((5, 40, 1), np.float32)
+    X[:, 10:, 0] = np.linspace(1, 2, 30)
+    out, lengths = classifier.augment_sequences(X, np.full(5, 30), {"time_warp": 0.3}, np.ones(1),
+                                                np.random.default_rng(1))
+    for row, length in zip(out[:, :, 0], lengths):
+        frames = row[40 - length:]
+        assert frames[0] == pytest.approx(1) and frames[-1] == pytest.approx(2)
+        assert (np.diff(frames) > 0).all()
+    assert len(set(lengths.tolist())) > 1
+
+
+def test_zero_augmentation_is_none():
+    assert classifier.augmentation_of({"augment": {"time_warp": 0, "noise": 0.0}}) == {}
+    assert classifier.augmentation_of({}) == {}
+    with pytest.raises(ValueError, match="unknown"):
+        classifier.augmentation_of({"augment": {"mirror": 1}})
+    with pytest.raises(ValueError, match="lr_schedule"):
+        classifier._lr_schedule({"lr_schedule": "sometimes"})
+
+
+def test_augmented_training_with_a_schedule_is_deterministic():
+    data = random_dataset(n=50, n_steps=12, seed=5)
+    split = _split(len(data.labels))
+    train = {**TRAIN, "epochs": 3, "lr_schedule": "plateau", "lr_patience": 1, "augment": AUGMENT}
+    first = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes), MODEL, train)
+    again = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes), MODEL, train)
+    for a, b in zip(first.model.get_weights(), again.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert first.history["epoch"].tolist() == [1, 2, 3]
+    assert (first.history["learning_rate"] <= TRAIN["learning_rate"] + 1e-9).all()
+    np.testing.assert_array_equal(first.history["val_loss"], again.history["val_loss"])
+
+
+def test_best_weights_by_validation_loss_are_kept_even_without_early_stop():
+    """Keras restores the best epoch's weights at the end of training, stopped early or not."""
+    data = random_dataset(n=50, n_steps=12, seed=5)
+    split = _split(len(data.labels))
+    train = {**TRAIN, "epochs": 4, "learning_rate": 0.2, "patience": 10}     # a rough ride: val_loss jumps
+    training = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes),
+                                           MODEL, train)
+    validation = split == "validation"
+    loss = training.model.evaluate(data.X[validation], data.labels[validation], verbose=0)[0]
+    assert loss == pytest.approx(training.history["val_loss"].min(), rel=1e-4)

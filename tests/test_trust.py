@@ -123,3 +123,18 @@ def test_trs007_seed_stability_counts_agreeing_seeds():
     assert pair.loc[(0, 1), "distance"] < pair.loc[(0, 2), "distance"]
     single, _ = trust.seed_stability([seed0], labels, 4, full)
     assert single["nearest_stability"].isna().all()
+
+
+def test_cka001_linear_cka_is_one_with_itself_and_ignores_rotation_and_scale():
+    from pipeline.analysis.cka import linear_cka
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(200, 12))
+    rotation, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    assert linear_cka(states, states) == pytest.approx(1.0)
+    assert linear_cka(states, 3.5 * states @ rotation + 2.0) == pytest.approx(1.0)
+    unrelated = linear_cka(states, rng.normal(size=(200, 8)))
+    assert 0 <= unrelated < 0.2
+    half = linear_cka(states, np.column_stack([states[:, :6], rng.normal(size=(200, 6))]))
+    assert unrelated < half < 1
+    with pytest.raises(ValueError, match="same rows"):
+        linear_cka(states, states[:10])

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import DataError
-from pipeline.core.layout import row_starts
+from pipeline.analysis.layout import row_starts
 from pipeline.core.predictions import CLASSIFICATION_COLUMNS, LANGUAGE_MODEL_COLUMNS
 
 BASE_COLUMNS = ("example_id", "name", "label", "label_name", "split", "length", "row_start")

@@ -18,7 +18,8 @@ import pyarrow as pa
 from pipeline.runformat import CLASSIFICATION, SPLITS
 
 LN2 = math.log(2.0)
-CLASSIFICATION_COLUMNS = ("prediction", "prediction_name", "confidence", "true_prob", "correct")
+CLASSIFICATION_COLUMNS = ("prediction", "prediction_name", "confidence", "true_prob", "correct",
+                          "decisive_step", "decisive_fraction", "overtaken_step")
 LANGUAGE_MODEL_COLUMNS = ("predicted", "correct_chars", "accuracy", "loss", "bits_per_char")
 
 
@@ -59,6 +60,10 @@ class Predictions:
         self.confidence = np.full(n, np.nan, np.float32)
         self.true_prob = np.full(n, np.nan, np.float32)
         self.loss_sum, self.hits, self.counted = np.zeros(n), np.zeros(n), np.zeros(n)
+        # The decisive step: after it the top class never changes again; for a mistake, the step
+        # after which the wrong class stays ahead of the true one (-1: no per-step predictions).
+        self.decisive = np.full(n, -1, np.int32)
+        self.overtaken = np.full(n, -1, np.int32)
 
     def block(self, probabilities: np.ndarray, ids: np.ndarray, t: np.ndarray, rows: np.ndarray) -> pa.Table:
         """The table rows of one block of whole sequences (``rows``: their row numbers)."""
@@ -91,7 +96,25 @@ class Predictions:
             columns[f"top{j + 1}_prob"] = top_probs[:, j]
         if self.kind == CLASSIFICATION:
             columns["predicted_prob"] = probabilities[np.arange(n), self.prediction[ids]].astype(np.float32)
+            self._decisive_steps(top_classes[:, 0], columns, ids, t)
         return pa.table(columns)
+
+    def _decisive_steps(self, top1: np.ndarray, columns: dict, ids: np.ndarray, t: np.ndarray) -> None:
+        """Per example of the block (whole sequences): the step after its last change of top class,
+        and for a mistake the step after the wrong class last fell behind the true one."""
+        examples = np.unique(ids)
+        after = np.zeros(len(self.prediction), np.int64)           # last "still undecided" t + 1
+        changing = top1 != self.prediction[ids]
+        np.maximum.at(after, ids[changing], t[changing] + 1)
+        self.decisive[examples] = after[examples]
+        if "true_prob" in columns and self.labels is not None:
+            behind = np.zeros(len(self.prediction), np.int64)
+            wrong = self.prediction[ids] != self.labels[ids]
+            ahead = columns["predicted_prob"] > columns["true_prob"]
+            not_yet = wrong & ~ahead
+            np.maximum.at(behind, ids[not_yet], t[not_yet] + 1)
+            mistakes = examples[self.prediction[examples] != self.labels[examples]]
+            self.overtaken[mistakes] = behind[mistakes]
 
     def per_example(self) -> pd.DataFrame:
         """The examples table's prediction columns (CLASSIFICATION_COLUMNS or LANGUAGE_MODEL_COLUMNS)."""
@@ -101,6 +124,11 @@ class Predictions:
             frame = pd.DataFrame({"prediction": self.prediction, "prediction_name": names,
                                   "confidence": self.confidence, "true_prob": self.true_prob})
             frame["correct"] = (self.prediction == self.labels) if self.labels is not None else False
+            frame["decisive_step"] = self.decisive
+            with np.errstate(invalid="ignore", divide="ignore"):
+                frame["decisive_fraction"] = np.where(self.decisive >= 0, self.decisive / self.lengths,
+                                                      np.nan).astype(np.float32)
+            frame["overtaken_step"] = self.overtaken
             return frame
         with np.errstate(invalid="ignore", divide="ignore"):
             frame = pd.DataFrame({
@@ -123,6 +151,8 @@ def final_predictions(probabilities: np.ndarray, labels: np.ndarray | None, name
     n = len(probabilities)
     found = Predictions(CLASSIFICATION, np.ones(n, np.int64), names, 1, labels=labels)
     found.block(probabilities, np.arange(n), np.zeros(n, np.int32), np.arange(n))
+    found.decisive[:] = -1                  # no per-step predictions: no decisive step either
+    found.overtaken[:] = -1
     return found
 
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from pipeline import distributed
 from pipeline.core.errors import DataError
-from pipeline.core.layout import row_starts, sequence_blocks
-from pipeline.core.lstm import NetworkWeights, layer_steps, step_probabilities
+from pipeline.analysis.layout import row_starts, sequence_blocks
+from pipeline.analysis.lstm import NetworkWeights, layer_steps, step_probabilities
 from pipeline.core.predictions import Predictions
 from pipeline.core.progress import QUIET, Progress
 from pipeline.runformat import (

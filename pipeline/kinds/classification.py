@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import project
+from pipeline import attribute, project
 from pipeline.core import steps
 from pipeline.core.config import merge
 from pipeline.core.errors import DataError
 from pipeline.core.examples import examples_table, with_predictions
-from pipeline.core.layout import StepLayout
-from pipeline.core.lstm import NetworkWeights
+from pipeline.analysis.layout import StepLayout
+from pipeline.analysis.lstm import NetworkWeights
 from pipeline.core.predictions import Predictions
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import RunSummary, Stage, StageContext, library_versions, run_stages, source_listing
@@ -50,14 +50,20 @@ BASE = {
         "patience": 30,            # early stopping on validation loss; best weights are restored
         "seed": 0,
         "jit_compile": True,       # XLA: slower first epoch, faster ones after it
+        # Learning rate halved after lr_patience epochs without a lower validation loss.
+        "lr_schedule": "plateau", "lr_factor": 0.5, "lr_patience": 10, "min_lr": 1e-4,
+        # Fresh glove-data augmentation of the training split at every epoch (models.classifier):
+        # pace (time warp), movement size, hand position/glove fit offsets, sensor noise.
+        "augment": {"time_warp": 0.1, "scale": 0.1, "offset": 0.05, "noise": 0.02},
     },
     "extract": {"top_k": 5},
+    "attribute": attribute.DEFAULTS,
     "project": project.DEFAULTS,
 }
 
 DATASET_OVERRIDES = {
     # The generated signs are learnt in a minute: no dropout, fewer epochs, lighter projections.
-    "synthetic": {"model": {"dropout": 0.0}, "train": {"epochs": 60, "patience": 10},
+    "synthetic": {"model": {"dropout": 0.0}, "train": {"epochs": 60, "patience": 10, "lr_patience": 4},
                   "project": {"max_vectors": 6000, "max_epochs": 20}},
 }
 
@@ -79,6 +85,7 @@ def stage_hashes(config: dict) -> dict[str, str]:
     train = stable_hash("train", data, config["model"], config["train"])
     extract = stable_hash("extract", train, config["extract"])
     return {"data": data, "train": train, "extract": extract,
+            "attribute": stable_hash("attribute", extract, config.get("attribute")),
             "project": stable_hash("project", extract, config["project"])}
 
 
@@ -88,7 +95,8 @@ def run_classification(config: dict, runs_dir=DEFAULT_RUNS_DIR, run_id: str | No
     SequenceDataset (the registry by default)."""
     config = _resolved(config)
     stages = [Stage("data", lambda ctx: _data_stage(ctx, loader)), Stage("train", _train_stage),
-              Stage("extract", _extract_stage), Stage("project", project.project_stage)]
+              Stage("extract", _extract_stage), Stage("attribute", attribute.attribute_stage),
+              Stage("project", project.project_stage)]
     return run_stages(stages, config, stage_hashes(config), runs_dir, run_id or default_run_id(config),
                       force, progress)
 

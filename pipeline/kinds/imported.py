@@ -20,7 +20,7 @@ from pipeline.core import steps
 from pipeline.core.config import merge
 from pipeline.core.errors import DataError
 from pipeline.core.examples import examples_table, with_predictions
-from pipeline.core.layout import row_ids
+from pipeline.analysis.layout import row_ids
 from pipeline.core.predictions import Predictions, final_predictions, next_token_targets
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import Stage, StageContext, library_versions, run_stages

@@ -25,8 +25,8 @@ from pipeline.core import steps
 from pipeline.core.config import merge
 from pipeline.core.errors import DataError
 from pipeline.core.examples import examples_table, with_predictions
-from pipeline.core.layout import row_ids
-from pipeline.core.lstm import NetworkWeights
+from pipeline.analysis.layout import row_ids
+from pipeline.analysis.lstm import NetworkWeights
 from pipeline.core.predictions import Predictions, next_token_targets
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import RunSummary, Stage, StageContext, library_versions, run_stages, source_listing

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pipeline.core.layout import assign_lanes
+from pipeline.analysis.layout import assign_lanes
 from pipeline.core.progress import QUIET, Progress
 
 MODEL_FILE = "models/char_lm.keras"

@@ -3,6 +3,20 @@
 Input(T, channels) -> LSTM(units, return_sequences=True) x N -> last step -> Dense(classes, softmax).
 Every LSTM returns its full sequence so that each layer's h can be checked against the NumPy
 recompute (``core.lstm``).
+
+Training (``train_classifier``) keeps the weights of the epoch with the lowest validation loss
+(Keras' ``EarlyStopping(restore_best_weights=True)`` restores them whether or not training stopped
+early). Two options of the ``train`` config, both off when absent:
+
+- ``lr_schedule``: ``"plateau"`` halves the learning rate (``lr_factor``) after ``lr_patience``
+  epochs without a lower validation loss, down to ``min_lr``; ``"none"`` keeps it constant.
+- ``augment``: a dict of glove-data augmentations drawn afresh for every training example at every
+  epoch (``augment_sequences``), on the training split only: ``time_warp`` (the sign performed up to
+  that fraction faster or slower, with a smooth change of pace within it), ``scale`` (std of one
+  amplitude factor per example on every channel's deviation from the example's mean: bigger or
+  smaller movements), ``offset`` (std of a per-example, per-channel shift, in channel stds: where a signer holds
+  the hands, how the glove sits) and ``noise`` (std of per-frame noise, in channel stds). ``None``,
+  ``{}`` or all zeros: no augmentation, and training is exactly as without the option.
 """
 
 from __future__ import annotations
@@ -14,8 +28,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pipeline.core.layout import StepLayout
-from pipeline.core.lstm import gate_statistics
+from pipeline.analysis.layout import StepLayout
+from pipeline.analysis.lstm import gate_statistics
 from pipeline.core.progress import QUIET, Progress
 from pipeline.models.keras_weights import network_weights
 from pipeline.models.layers import LastStep, Standardise
@@ -71,7 +85,8 @@ def train_classifier(X: np.ndarray, lengths: np.ndarray, labels: np.ndarray, spl
     """Train on ``split == "train"`` with early stopping on the validation loss (best weights kept).
 
     ``X`` holds raw left-padded inputs; standardisation statistics come from the training split.
-    Deterministic for a given ``train_config["seed"]`` on a given machine.
+    ``train_config`` may add ``lr_schedule`` and ``augment`` (module docstring). Deterministic for a
+    given ``train_config["seed"]`` on a given machine.
     """
     keras.utils.set_random_seed(int(train_config["seed"]))
     split = np.asarray(split)
@@ -91,20 +106,126 @@ def train_classifier(X: np.ndarray, lengths: np.ndarray, labels: np.ndarray, spl
     sample = np.random.default_rng(int(train_config["seed"])).permutation(train_ids)[:DIAGNOSTIC_SAMPLE]
     diagnostics = TrainingDiagnostics(X[sample], lengths[sample], labels[sample])
     epochs = int(train_config["epochs"])
+    batch_size = int(train_config["batch_size"])
+    schedule = _lr_schedule(train_config)
+    augment = augmentation_of(train_config)
     with progress.bar(epochs, "train", "epoch") as bar:
         callbacks = [
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(train_config["patience"]),
                                           restore_best_weights=True),
+            *schedule,
             diagnostics,
             _ProgressBar(bar),
         ]
-        fit = model.fit(X[train], labels[train], batch_size=int(train_config["batch_size"]),
-                        epochs=epochs, validation_data=(X[validation], labels[validation]),
-                        shuffle=True, verbose=0, callbacks=callbacks)
+        if augment:
+            scale = std if std is not None else channel_stats(X[train], lengths[train])[1]
+            batches = augmented_batches(X[train], lengths[train], labels[train], batch_size, augment, scale,
+                                        seed=int(train_config["seed"]))
+            fit = model.fit(batches, steps_per_epoch=-(-int(train.sum()) // batch_size), epochs=epochs,
+                            validation_data=(X[validation], labels[validation]), shuffle=False, verbose=0,
+                            callbacks=callbacks)
+        else:
+            fit = model.fit(X[train], labels[train], batch_size=batch_size,
+                            epochs=epochs, validation_data=(X[validation], labels[validation]),
+                            shuffle=True, verbose=0, callbacks=callbacks)
+    logged = ("loss", "accuracy", "val_loss", "val_accuracy") + (("learning_rate",) if schedule else ())
     history = pd.DataFrame({"epoch": np.arange(1, len(fit.history["loss"]) + 1, dtype=np.int32),
-                            **{k: fit.history[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}})
+                            **{k: np.asarray(fit.history[k], dtype=np.float64) for k in logged}})
     history = pd.concat([history, pd.DataFrame(diagnostics.rows)], axis=1)
     return Training(model, history, mean, std)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning-rate schedule and augmentation (both optional, both off when the config leaves them out)
+
+LR_SCHEDULES = ("none", "plateau")
+AUGMENTATIONS = ("time_warp", "scale", "offset", "noise")
+
+
+def _lr_schedule(train_config: dict) -> list[keras.callbacks.Callback]:
+    name = train_config.get("lr_schedule") or "none"
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {name!r}")
+    if name == "none":
+        return []
+    return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=float(train_config.get("lr_factor", 0.5)),
+                                              patience=int(train_config.get("lr_patience", 10)),
+                                              min_lr=float(train_config.get("min_lr", 1e-5)), verbose=0)]
+
+
+def augmentation_of(train_config: dict) -> dict[str, float]:
+    """The non-zero augmentation strengths of ``train_config["augment"]`` ({} when none)."""
+    augment = train_config.get("augment") or {}
+    if not isinstance(augment, dict):
+        raise ValueError(f"train.augment must be a dict of {', '.join(AUGMENTATIONS)} (or null), not {augment!r}")
+    unknown = sorted(set(augment) - set(AUGMENTATIONS))
+    if unknown:
+        raise ValueError(f"train.augment: unknown {', '.join(unknown)}; use any of {', '.join(AUGMENTATIONS)}")
+    strengths = {name: float(augment.get(name) or 0.0) for name in AUGMENTATIONS}
+    if any(value < 0 for value in strengths.values()):
+        raise ValueError(f"train.augment: strengths must be >= 0, not {augment!r}")
+    return {name: value for name, value in strengths.items() if value > 0}
+
+
+def augment_sequences(X: np.ndarray, lengths: np.ndarray, augment: dict, channel_std: np.ndarray,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One augmented copy of left-padded ``X`` (raw inputs) and its new lengths.
+
+    Per example: time warping resamples its real frames to ``length * exp(u)`` frames, ``u`` uniform
+    in ``±time_warp`` (never longer than the padded width), along a smooth monotone warp of the time
+    axis; then its deviations from its own channel means are scaled by one factor ``1 + N(0, scale)``,
+    each channel is shifted by ``N(0, offset) x std`` and every frame gets ``N(0, noise) x std``.
+    Padding stays exactly zero (so the model's Standardise still tells it from data).
+    """
+    X = np.asarray(X, dtype=np.float32)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n, steps, channels = X.shape
+    std = np.asarray(channel_std, dtype=np.float32)
+    out = np.zeros_like(X)
+    new_lengths = lengths.copy()
+    warp = augment.get("time_warp", 0.0)
+    for i in range(n):
+        length = int(lengths[i])
+        frames = X[i, steps - length:]
+        if warp > 0 and length > 1:
+            target = int(np.clip(round(length * np.exp(rng.uniform(-warp, warp))), 2, steps))
+            u = np.linspace(0.0, 1.0, target)
+            bend = rng.uniform(-warp, warp) * 2.0          # |bend| < 1/pi keeps the warp monotone
+            source = np.clip(u + np.clip(bend, -0.3, 0.3) * np.sin(np.pi * u) / np.pi, 0.0, 1.0) * (length - 1)
+            low = np.floor(source).astype(np.int64)
+            high = np.minimum(low + 1, length - 1)
+            weight = (source - low)[:, None].astype(np.float32)
+            frames = frames[low] * (1 - weight) + frames[high] * weight
+            new_lengths[i] = target
+        out[i, steps - len(frames):] = frames
+    real = (np.arange(steps)[None, :] >= (steps - new_lengths)[:, None])[..., None]
+    if augment.get("scale", 0.0) > 0 or augment.get("offset", 0.0) > 0 or augment.get("noise", 0.0) > 0:
+        counts = np.maximum(real.sum(axis=1), 1)
+        mean = (out * real).sum(axis=1, keepdims=True) / counts[:, None]          # per example and channel
+        factor = 1.0 + rng.normal(0.0, augment.get("scale", 0.0), (n, 1, 1))
+        shift = rng.normal(0.0, augment.get("offset", 0.0), (n, 1, channels)) * std
+        noise = rng.normal(0.0, augment.get("noise", 0.0), out.shape) * std
+        out = np.where(real, mean + (out - mean) * factor + shift + noise, 0.0).astype(np.float32)
+        # A real frame must not become all zeros (Standardise would read it as padding).
+        empty = real[..., 0] & ~np.any(out != 0, axis=-1)
+        out[empty] = np.float32(1e-6)
+    return out, new_lengths
+
+
+def augmented_batches(X: np.ndarray, lengths: np.ndarray, labels: np.ndarray, batch_size: int,
+                      augment: dict, channel_std: np.ndarray, seed: int):
+    """An endless generator of ``(x, y)`` batches: each epoch a fresh augmented copy of the data in
+    a fresh order, ``ceil(n / batch_size)`` full batches (the last one topped up with random
+    examples: one input shape, one compiled step). The same sequence for the same seed."""
+    rng = np.random.default_rng([int(seed), 0xA5])
+    n = len(X)
+    per_epoch = -(-n // batch_size)
+    while True:
+        data, _ = augment_sequences(X, lengths, augment, channel_std, rng)
+        order = np.concatenate([rng.permutation(n), rng.integers(0, n, per_epoch * batch_size - n)])
+        for b in range(per_epoch):
+            rows = order[b * batch_size:(b + 1) * batch_size]
+            yield data[rows], labels[rows]
 
 
 class TrainingDiagnostics(keras.callbacks.Callback):

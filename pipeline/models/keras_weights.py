@@ -24,8 +24,8 @@ import keras
 import numpy as np
 
 from pipeline.core.errors import DataError
-from pipeline.core.layout import row_starts
-from pipeline.core.lstm import LSTMWeights, NetworkWeights
+from pipeline.analysis.layout import row_starts
+from pipeline.analysis.lstm import LSTMWeights, NetworkWeights
 from pipeline.core.steps import recompute_block
 from pipeline.models.layers import LastStep, Standardise
 from pipeline.runformat import WEIGHTS_FILE

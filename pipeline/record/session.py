@@ -17,8 +17,8 @@ import pandas as pd
 
 from pipeline.core.errors import DataError
 from pipeline.core.examples import examples_table
-from pipeline.core.layout import row_ids
-from pipeline.core.lstm import SATURATION, NetworkWeights, gate_statistics, layer_steps
+from pipeline.analysis.layout import row_ids
+from pipeline.analysis.lstm import SATURATION, NetworkWeights, gate_statistics, layer_steps
 from pipeline.importers.base import DEFAULT_SPLIT, ImportedRun, StepArray, check_labels, check_split, model_blocks
 from pipeline.kinds.imported import write_run
 from pipeline.project import epoch_projections

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from factories import random_dataset
-from pipeline.core import lstm, predictions
-from pipeline.core.layout import StepLayout
+from pipeline.analysis import lstm
+from pipeline.core import predictions
+from pipeline.analysis.layout import StepLayout
 from pipeline.models import classifier, layers
 from pipeline.models.keras_weights import network_weights
 
