@@ -32,7 +32,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import diskcache
 import numpy as np
@@ -203,14 +203,14 @@ def disk_cache() -> diskcache.Cache:
     (created private to this user). One ``Cache`` per process: SQLite connections must not cross
     the fork of gunicorn's preloading master."""
     pid = os.getpid()
+    folder = Path(os.environ.get("LSTM_LENS_CACHE")
+                  or Path(tempfile.gettempdir()) / f"lstm-lens-cache-{os.getuid()}")
     cached = _settings.get("disk")
-    if cached is None or cached[0] != pid:
-        folder = Path(os.environ.get("LSTM_LENS_CACHE")
-                      or Path(tempfile.gettempdir()) / f"lstm-lens-cache-{os.getuid()}")
+    if cached is None or cached[:2] != (pid, folder):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        cached = (pid, diskcache.Cache(str(folder), size_limit=2**30))
+        cached = (pid, folder, diskcache.Cache(str(folder), size_limit=2**30))
         _settings["disk"] = cached
-    return cached[1]
+    return cached[2]
 
 
 class NotShareable(TypeError):

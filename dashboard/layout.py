@@ -221,7 +221,7 @@ def view_for(run_id: str | None, tab: str | None) -> str | None:
         manifest = data.get_run(run_id).manifest
     except runformat.RunError:
         return None
-    current = next((view for view in views.VIEWS if view.VIEW_ID == tab), None)
+    current = next((view for view in views.VIEWS if tab == view.VIEW_ID), None)
     if current is not None and views.applies(current, manifest):
         return None
     return next((view.VIEW_ID for view in views.VIEWS if views.applies(view, manifest)), None)

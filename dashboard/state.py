@@ -12,7 +12,8 @@ module; the shell picks them up from the registry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 from urllib.parse import parse_qs, urlencode
 
 from dash import Input

@@ -148,7 +148,7 @@ def test_fig101_misclassified_are_x_markers_with_true_label_above_prediction_bel
     correct = figure.data[0]
     assert len(correct.x) == 10
     first = int(correct.marker.color[0])                       # a class number on a stepped scale
-    stops = dict((round(v * (len(CLASSES)), 6), c) for v, c in correct.marker.colorscale)
+    stops = {round(v * (len(CLASSES)), 6): c for v, c in correct.marker.colorscale}
     assert first == 0 and stops[0] == class_colors(CLASSES)["drink"]
     assert stops[2] == class_colors(CLASSES)["think"]
 

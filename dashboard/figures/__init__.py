@@ -7,7 +7,7 @@ common look, so every view speaks the same visual language.
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import plotly.express as px
 import plotly.graph_objects as go

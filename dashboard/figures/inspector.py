@@ -3,7 +3,7 @@ predicted classes' paths, and its confidence in both classes over time."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

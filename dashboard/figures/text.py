@@ -11,7 +11,7 @@ Every piece of text is escaped: the corpus may be any file.
 from __future__ import annotations
 
 import html as html_text
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.colors
@@ -181,7 +181,7 @@ def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, thre
     from plotly.subplots import make_subplots
     figure = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.02,
                            row_heights=rows)
-    selected = set(int(c) for c in selected_cells)
+    selected = {int(c) for c in selected_cells}
     grey = [c for c in range(n_cells) if c not in selected]
     if grey:
         # One trace, lines separated by NaN; float32 halves what the page receives.

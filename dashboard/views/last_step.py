@@ -13,7 +13,7 @@ from dashboard.figures import as_sent, message_figure
 from dashboard.figures.last_step import last_step_figure
 from dashboard.figures.paths import document_paths_figure
 from dashboard.views import is_hidden
-from dashboard.views.paths import GRAPH_CONFIG
+from dashboard.views.paths import GRAPH_CONFIG, plural
 from pipeline import runformat
 
 VIEW_ID = "last_step"
@@ -136,4 +136,4 @@ def _document_scene(run, splits, selected, projection_id, symlog):
     points = points[points["example_id"].isin(frame["example_id"])]
     return as_sent(document_paths_figure(points, data.labels(run), selected=selected, symlog=symlog,
                                          lines=False,
-                                         title=f"{projection_id} · last step of {len(frame):,} documents"))
+                                         title=f"{projection_id} · last step of {plural(len(frame), 'document')}"))

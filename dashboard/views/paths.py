@@ -133,7 +133,11 @@ def _document_scene(run, splits, selected, projection_id, symlog):
     steps = int(frame["length"].sum())
     return as_sent(document_paths_figure(
         points, data.labels(run), selected=selected, symlog=symlog,
-        title=f"{projection_id} · {len(frame):,} documents, {steps:,} steps (hover: document and step)"))
+        title=f"{projection_id} · {plural(len(frame), 'document')}, {steps:,} steps (hover: document and step)"))
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _title(projection_id: str, frame, classes) -> str:

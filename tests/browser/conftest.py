@@ -30,30 +30,33 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(runs_dir: Path):
-    """``python app.py --runs runs_dir`` in a child process on a free loopback port; yields its URL."""
+    """``python app.py --runs runs_dir`` in a child process on a free loopback port; yields its URL.
+
+    The app's output goes to ``app-<port>.log`` beside the runs folder; a fresh, private shared
+    cache folder per app keeps one test session's figures out of another's."""
     port = free_port()
-    log = open(Path(runs_dir).parent / f"app-{port}.log", "w")
-    server = subprocess.Popen([sys.executable, "app.py", "--runs", str(runs_dir), "--port", str(port)],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while True:
+    log_path = Path(runs_dir).parent / f"app-{port}.log"
+    cache = Path(runs_dir).parent / f"cache-{port}"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "app.py", "--runs", str(runs_dir), "--port", str(port)],
+                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "PYTHONUNBUFFERED": "1", "LSTM_LENS_CACHE": str(cache)})
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    raise RuntimeError(f"app.py did not serve: {log_path.read_text()[-2000:]}") from None
+                time.sleep(0.3)
         try:
-            urllib.request.urlopen(url, timeout=2).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                log.close()
-                raise RuntimeError(f"app.py did not serve: {Path(log.name).read_text()[-2000:]}")
-            time.sleep(0.3)
-    try:
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +71,15 @@ def text_url(text_runs_dir):
     """The app serving the small parenthesis-language run."""
     with serving(text_runs_dir) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def imports_served(tmp_path_factory):
+    """The app serving the small imports (browser/import_runs.py): ``(url, {kind: run id})``."""
+    from browser.import_runs import session_imports
+    runs, ids = session_imports(tmp_path_factory)
+    with serving(runs) as url:
+        yield url, ids
 
 
 @pytest.fixture(scope="session")

@@ -129,3 +129,16 @@ def write_imports(runs_dir: Path, sources: Path, project: dict | None = None) ->
                   project_settings=settings)
         written["torch"] = TORCH_RUN
     return written
+
+
+_built: dict = {}
+
+
+def session_imports(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The three imports in one runs folder, written once per test process (the callback tests
+    and the browser tests share them)."""
+    if "runs" not in _built:
+        root = tmp_path_factory.mktemp("imports")
+        _built["ids"] = write_imports(root / "runs", root / "sources")
+        _built["runs"] = root / "runs"
+    return _built["runs"], _built["ids"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -131,6 +132,6 @@ def test_brws006_filtered_examples_download_as_csv(page, dash_url, examples, con
     graph_data(page, "paths-graph")
     with page.expect_download() as download:
         page.click("#download-csv-button")
-    lines = open(download.value.path()).read().strip().splitlines()
+    lines = Path(download.value.path()).read_text().strip().splitlines()
     assert len(lines) == 1 + int((examples["label"] == confused_class).sum())
     assert lines[0].startswith("example_id,")
