@@ -1,9 +1,10 @@
 """``python -m pipeline``: build the runs the dashboard shows.
 
 One subcommand per job: ``run`` (train here), ``import`` (states or models made elsewhere),
-``project`` (projections of any run), ``match`` (select & match from the command line). Errors in
-the input print ``error: <message>`` and exit with status 2, without a traceback. This package only
-parses arguments; the work is in ``pipeline.kinds`` and below.
+``project`` (projections of any run), ``match`` (select & match from the command line), ``verify``
+(check a run's files against its manifest). Errors in the input print ``error: <message>`` and exit
+with status 2, without a traceback. This package only parses arguments; the work is in
+``pipeline.kinds`` and below.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pipeline.cli.imports import add_import_command
 from pipeline.cli.match import add_match_command
 from pipeline.cli.project import add_project_command
 from pipeline.cli.run import add_run_command
+from pipeline.cli.verify import add_verify_command
 from pipeline.core.errors import DataError
 from pipeline.runformat import RunError
 
@@ -31,6 +33,7 @@ examples:
   python -m pipeline run text --source book.txt          any UTF-8 text file
   python -m pipeline import arrays states.npz            states computed elsewhere
   python -m pipeline project my-import                   projections of any run
+  python -m pipeline verify auslan                       check a run's files for damage
 
 A run is a folder <runs>/<run-id>/ that the dashboard reads (python app.py --runs DIR).
 Running the same command again resumes an interrupted run and recomputes only the stages
@@ -49,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_command(commands)
     add_project_command(commands)
     add_match_command(commands)
+    add_verify_command(commands)
     return parser
 
 

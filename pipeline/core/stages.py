@@ -6,13 +6,18 @@ unchanged and whose outputs exist, so running the same command again resumes an 
 ``force`` recomputes everything. A stage function does its work, then ``ctx.finish(...)`` records
 it; before rewriting files it calls ``ctx.begin(...)``, which publishes a manifest that forgets the
 stage and the ones after it (readers tell a rewrite from that). Nothing is written before the first
-stage opens the writer (``ctx.open_writer()``), so bad input leaves no half-made run.
+stage opens the writer (``ctx.open_writer()``), so bad input leaves no half-made run; a run folder
+this call created is removed again when the call fails before any stage finished. The writer holds
+the run's lock until the call returns. An ``OSError`` while a stage writes the run (a full disk)
+becomes a ``RunError`` naming the file inside the run.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +27,7 @@ from typing import Any
 
 from pipeline.core.errors import DataError
 from pipeline.core.progress import QUIET, Progress
-from pipeline.runformat import RunWriter, validate_run_id
+from pipeline.runformat import RunError, RunWriter, validate_run_id, write_error
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,16 @@ class StageContext:
             self.writer = RunWriter(self.runs_dir, self.run_id)
         return self.writer
 
+    def close(self, remove_new_run: bool = False) -> None:
+        """Release the run's lock; ``remove_new_run``: and remove the run's folder if this call
+        made it and no stage has finished in it (a failed first stage leaves nothing behind)."""
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return
+        if remove_new_run and writer.created and not writer.manifest.get("stages"):
+            shutil.rmtree(writer.path, ignore_errors=True)
+        writer.close()
+
     def begin(self, fresh: dict | None = None) -> RunWriter:
         """Forget this stage and later ones before their files are rewritten (``fresh``: forget
         everything, e.g. an import replacing a trained run, and start from these fields)."""
@@ -99,9 +114,20 @@ def run_stages(stages: Sequence[Stage], config: dict, hashes: dict[str, str],
     validate_run_id(run_id)
     names = [stage.name for stage in stages]
     ctx = StageContext(config, hashes, runs_dir, run_id, names, progress)
+    finished = False
+    try:
+        summary = _run(ctx, stages, hashes, force)
+        finished = True
+        return summary
+    finally:
+        ctx.close(remove_new_run=not finished)
+
+
+def _run(ctx: StageContext, stages: Sequence[Stage], hashes: dict[str, str], force: bool) -> RunSummary:
+    names = [stage.name for stage in stages]
     if ctx.writer is not None and force:
         ctx.writer.invalidate_from(names, names[0])
-    summary = RunSummary(run_id, ctx.path)
+    summary = RunSummary(ctx.run_id, ctx.path)
     for stage in stages:
         if ctx.writer is not None and ctx.writer.is_done(stage.name, hashes[stage.name]):
             summary.stages.append(StageReport(stage.name, None, "unchanged"))
@@ -112,6 +138,11 @@ def run_stages(stages: Sequence[Stage], config: dict, hashes: dict[str, str],
         except StageSkipped as reason:
             summary.stages.append(StageReport(stage.name, None, str(reason)))
             continue
+        except OSError as error:
+            converted = _write_problem(error, ctx.path)
+            if converted is None:
+                raise
+            raise converted from error
         summary.stages.append(StageReport(stage.name, time.perf_counter() - ctx._started, note))
     writer = ctx.open_writer()
     if writer.manifest.get("status") != "complete":
@@ -120,6 +151,21 @@ def run_stages(stages: Sequence[Stage], config: dict, hashes: dict[str, str],
     summary.metrics = writer.manifest.get("metrics", {})
     summary.status = writer.manifest["status"]
     return summary
+
+
+def _write_problem(error: OSError, run_path: Path) -> RunError | None:
+    """A RunError for an OSError a stage met writing the run (a full disk, a file inside the run);
+    None for any other OSError (a bug to see in full)."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return write_error(error, run_path)
+    name = error.filename
+    if name is None:
+        return None
+    try:
+        inside = run_path.resolve() in Path(os.fsdecode(name)).resolve().parents
+    except (OSError, ValueError):
+        return None
+    return write_error(error, name) if inside else None
 
 
 def source_listing(source: str | os.PathLike | None) -> list | None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline.core import steps
 from pipeline.core.errors import DataError
-from pipeline.core.layout import row_starts, sequence_blocks
+from pipeline.analysis.layout import row_starts, sequence_blocks
 from pipeline.core.stages import source_listing
 from pipeline.core.steps import Key, StepSource, network_source
 from pipeline.runformat import CLASSIFICATION, LANGUAGE_MODEL, SPLITS

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import DataError
-from pipeline.core.lstm import NetworkWeights
+from pipeline.analysis.lstm import NetworkWeights
 from pipeline.importers.arrays import channel_names, detect_format, from_fields, open_fields, safe_name
 from pipeline.importers.base import ImportedRun, StepArray, file_fingerprint, model_blocks, name_predictions
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import DataError
-from pipeline.core.layout import row_starts
-from pipeline.core.lstm import LSTMWeights, NetworkWeights
+from pipeline.analysis.layout import row_starts
+from pipeline.analysis.lstm import LSTMWeights, NetworkWeights
 from pipeline.core.steps import recompute_block
 from pipeline.importers.arrays import channel_names, detect_format, from_fields, open_fields, safe_name
 from pipeline.importers.base import ImportedRun, StepArray, file_fingerprint, model_blocks, name_predictions

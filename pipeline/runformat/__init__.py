@@ -3,7 +3,9 @@
 numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one data set, kept in
 ``<runs>/<run_id>/``::
 
-    manifest.json            written last, after every stage (schema.Manifest)
+    manifest.json            written last, after every stage (schema.Manifest); ``files`` records
+                             every output's size and sha256 (``python -m pipeline verify``)
+    .lock                    only while a pipeline writes the run (its pid, host, start time)
     examples.parquet         one row per example (sequence), ordered by example_id
     steps/inputs.parquet     one row per (example, t): the model's input channels
     steps/layer{L}-{kind}.parquet
@@ -16,23 +18,27 @@ numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one dat
     models/                  Keras models in their native format, weights as .npz
 """
 
-from pipeline.runformat.reader import Run, list_runs, resolve_run_path, validate_run_id
-from pipeline.runformat.schema import (CLASS_STABILITY_FILE, CLASSIFICATION, EXAMPLES_FILE, GATE_KINDS,
-                                       HISTORY_FILE, INPUTS_FILE, LANGUAGE_MODEL, MANIFEST_FILE,
+from pipeline.runformat.reader import Run, Verification, list_runs, resolve_run_path, validate_run_id, verify_run
+from pipeline.runformat.schema import (ATTRIBUTION_BY_CLASS_FILE, ATTRIBUTION_FILES, CLASS_STABILITY_FILE,
+                                       CLASSIFICATION, EPOCH_PROJECTIONS_FILE, OCCLUSION_FILE,
+                                       EXAMPLES_FILE, FILES_KEY, GATE_KINDS,
+                                       HISTORY_FILE, INPUTS_FILE, LANGUAGE_MODEL, LOCK_FILE, MANIFEST_FILE,
                                        MANIFEST_KEYS, MODELS_DIR, PAIR_STABILITY_FILE, PREDICTIONS_FILE,
                                        PROJECTIONS_FILE, RUN_ID_PATTERN, RUN_KINDS, SCHEMA_VERSION,
                                        SIGMOID_GATES, SPLITS, TENSOR_KINDS, TEXT_FILE, WEIGHTS_FILE, Layer,
                                        Manifest, RunChanged, RunError, SchemaVersionError, parse_manifest,
-                                       steps_file, unit_columns)
-from pipeline.runformat.writer import (RunWriter, TableSink, atomic_path, remove, stable_hash, step_table,
-                                       write_json, write_parquet)
+                                       steps_file, temporary_owner, unit_columns)
+from pipeline.runformat.writer import (RunWriter, TableSink, atomic_path, file_digest, remove, stable_hash,
+                                       step_table, sweep_temporaries, write_error, write_json, write_parquet)
 
 __all__ = [
-    "CLASSIFICATION", "CLASS_STABILITY_FILE", "EXAMPLES_FILE", "GATE_KINDS", "HISTORY_FILE", "INPUTS_FILE",
-    "LANGUAGE_MODEL", "MANIFEST_FILE", "MANIFEST_KEYS", "MODELS_DIR", "PAIR_STABILITY_FILE",
+    "ATTRIBUTION_BY_CLASS_FILE", "ATTRIBUTION_FILES", "OCCLUSION_FILE",
+    "CLASSIFICATION", "CLASS_STABILITY_FILE", "EPOCH_PROJECTIONS_FILE", "EXAMPLES_FILE", "FILES_KEY", "GATE_KINDS", "HISTORY_FILE",
+    "INPUTS_FILE", "LANGUAGE_MODEL", "LOCK_FILE", "MANIFEST_FILE", "MANIFEST_KEYS", "MODELS_DIR", "PAIR_STABILITY_FILE",
     "PREDICTIONS_FILE", "PROJECTIONS_FILE", "RUN_ID_PATTERN", "RUN_KINDS", "SCHEMA_VERSION",
     "SIGMOID_GATES", "SPLITS", "TENSOR_KINDS", "TEXT_FILE", "WEIGHTS_FILE", "Layer", "Manifest", "Run", "RunChanged",
-    "RunError", "RunWriter", "SchemaVersionError", "TableSink", "atomic_path", "list_runs",
-    "parse_manifest", "remove", "resolve_run_path", "stable_hash", "step_table", "steps_file",
-    "unit_columns", "validate_run_id", "write_json", "write_parquet",
+    "RunError", "RunWriter", "SchemaVersionError", "TableSink", "Verification", "atomic_path", "file_digest",
+    "list_runs", "parse_manifest", "remove", "resolve_run_path", "stable_hash", "step_table", "steps_file",
+    "sweep_temporaries", "temporary_owner", "unit_columns", "validate_run_id", "verify_run", "write_error",
+    "write_json", "write_parquet",
 ]

@@ -4,6 +4,12 @@ Per-step tables hold the examples' real (unpadded) steps only, sorted by (exampl
 rows of example ``i`` are ``[row_start[i], row_start[i] + length[i])`` with ``row_start`` and
 ``length`` from examples.parquet: readers slice instead of filtering. A table is a parquet file or a
 folder of part files under the same name (a partitioned dataset), read alike.
+
+A run is its folder: its id is the folder's name (``Manifest.recorded_run_id`` keeps the one its
+manifest was written with). Every read verifies the parquet page checksums, and refuses a file
+that resolves outside the run's folder (a link out); errors are ``RunError`` naming the file
+relative to the runs folder, never an absolute path. ``verify_run`` checks a whole run against the
+sizes and digests its manifest records.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.runformat.schema import (
+    DIGEST,
     EXAMPLES_FILE,
     HISTORY_FILE,
     MANIFEST_FILE,
@@ -34,12 +42,16 @@ from pipeline.runformat.schema import (
     RunError,
     parse_manifest,
     steps_file,
+    temporary_owner,
 )
-from pipeline.runformat.writer import stable_hash
+from pipeline.runformat.writer import file_digest, lock_holder, pid_alive, stable_hash
+
+CHECKSUMS = {"page_checksum_verification": True}     # every parquet read verifies the page CRCs
 
 
 def validate_run_id(run_id: str) -> str:
-    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id) or ".." in run_id:
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id) or ".." in run_id \
+            or temporary_owner(run_id) is not None:
         raise RunError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
     return run_id
 
@@ -60,22 +72,49 @@ def list_runs(runs_dir: str | os.PathLike) -> list[Manifest]:
     if not root.is_dir():
         return []
     found = []
-    for child in sorted(root.iterdir()):
+    try:
+        children = sorted(root.iterdir())
+    except OSError:
+        return []
+    for child in children:
         manifest = child / MANIFEST_FILE
-        if not manifest.is_file() or not RUN_ID_PATTERN.match(child.name):
-            continue
-        if child.resolve().parent != root.resolve():     # a link out of the folder: not openable
+        if not RUN_ID_PATTERN.match(child.name) or temporary_owner(child.name) is not None:
             continue
         try:
-            data = json.loads(manifest.read_text())
+            if not manifest.is_file() or child.resolve().parent != root.resolve():
+                continue                                # a link out of the folder: not openable
+            if not _inside(manifest.resolve(), child.resolve()):
+                continue
+            data = json.loads(manifest.read_bytes())
         except (OSError, ValueError):
             continue
         if isinstance(data, dict) and data.get("schema_version") == SCHEMA_VERSION:
             try:
-                found.append(parse_manifest(data, str(manifest)))
+                found.append(parse_manifest(data, f"{child.name}/{MANIFEST_FILE}", folder=child.name))
             except RunError:
                 continue
     return sorted(found, key=lambda m: m.updated, reverse=True)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _scrub(message: str, run_path: Path, run_id: str) -> str:
+    """An error message from pyarrow or the OS with the run's absolute path shown as its id."""
+    for prefix in {str(run_path.resolve()), str(run_path), str(run_path.absolute())}:
+        message = message.replace(prefix, run_id)
+    return message
+
+
+def _problem(run_id: str, name: str, error: BaseException, run_path: Path) -> RunError:
+    """A RunError for a table that cannot be read; a failed page checksum is called damage."""
+    text = _scrub(str(error), run_path, run_id)
+    if "checksum" in text.lower() or "CRC" in text:
+        return RunError(f"{run_id}/{name} is damaged: a page's checksum does not match its data "
+                        f"({text}); rebuild the run (python -m pipeline verify {run_id} lists what is "
+                        f"damaged)")
+    return RunError(f"cannot read {run_id}/{name}: {text}")
 
 
 def _file_state(path: Path) -> tuple:
@@ -87,8 +126,13 @@ def _file_state(path: Path) -> tuple:
 
 def _source(path: Path) -> contextlib.AbstractContextManager[Any]:
     """A parquet file opened once (a rename during the read cannot mix two versions of it), or a
-    partitioned dataset's folder as it is."""
-    return pa.memory_map(str(path)) if path.is_file() else contextlib.nullcontext(path)
+    partitioned dataset's part files (temporaries and hidden files left out)."""
+    if path.is_file():
+        return pa.memory_map(str(path))
+    parts = sorted(str(p) for p in path.rglob("*.parquet")
+                   if p.is_file() and temporary_owner(p.name) is None
+                   and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    return contextlib.nullcontext(parts or path)
 
 
 class Run:
@@ -99,12 +143,19 @@ class Run:
         manifest_path = self.path / MANIFEST_FILE
         if not manifest_path.is_file():
             raise RunError(f"{self.path.name} has no {MANIFEST_FILE}: it is not a finished run")
-        self._manifest_state = _file_state(manifest_path)
+        if not _inside(manifest_path.resolve(), self.path.resolve()):
+            raise RunError(f"{self.path.name}/{MANIFEST_FILE} is a link to a file outside the run's "
+                           f"folder; it is not read")
+        try:
+            self._manifest_state = _file_state(manifest_path)
+        except OSError as error:
+            raise RunError(f"cannot read {self.path.name}/{MANIFEST_FILE}: {error.strerror or error}") from error
         try:
             data = json.loads(self._manifest_state[-1])
         except ValueError as error:
             raise RunError(f"{self.path.name}/{MANIFEST_FILE} is not valid JSON ({error})") from error
-        self.manifest: Manifest = parse_manifest(data, f"{self.path.name}/{MANIFEST_FILE}")
+        self.manifest: Manifest = parse_manifest(data, f"{self.path.name}/{MANIFEST_FILE}",
+                                                 folder=self.path.name)
         self._examples: pd.DataFrame | None = None
 
     @classmethod
@@ -148,11 +199,30 @@ class Run:
 
     # -- tables --------------------------------------------------------------------------------
     def _file(self, name: str) -> Path:
-        """A table's path: a parquet file, or a directory of part files (a partitioned dataset)."""
+        """A table's path: a parquet file, or a directory of part files (a partitioned dataset).
+
+        Refused (RunError naming it) when it, or a part file in it, resolves outside the run's folder.
+        """
         path = self.path / name
         if not (path.is_file() or path.is_dir()):
             raise RunError(f"run {self.run_id!r} has no {name}")
+        self._check_inside(path, name)
         return path
+
+    def file_path(self, name: str) -> Path:
+        """The path of any file of the run (``models/weights.npz``), checked like tables are."""
+        return self._file(name)
+
+    def _check_inside(self, path: Path, name: str) -> None:
+        folder = self.path.resolve()
+        if not _inside(path.resolve(), folder):
+            raise RunError(f"{self.run_id}/{name} is a link to a file outside the run's folder; "
+                           f"it is not read")
+        if path.is_dir():
+            for part in path.rglob("*"):
+                if not _inside(part.resolve(), folder):
+                    raise RunError(f"{self.run_id}/{part.relative_to(self.path).as_posix()} is a link "
+                                   f"to a file outside the run's folder; it is not read")
 
     def has(self, name: str) -> bool:
         return (self.path / name).exists()
@@ -163,9 +233,9 @@ class Run:
         try:
             with _source(path) as source:
                 return pq.read_table(source, columns=list(columns) if columns else None,
-                                     filters=filters).to_pandas()
+                                     filters=filters, **CHECKSUMS).to_pandas()
         except (pa.ArrowException, OSError) as error:
-            raise RunError(f"cannot read {self.run_id}/{name}: {error}") from error
+            raise _problem(self.run_id, name, error, self.path) from error
 
     def examples(self) -> pd.DataFrame:
         if self._examples is None:
@@ -188,12 +258,13 @@ class Run:
         path = self._file(name)
         try:
             with _source(path) as source:
-                schema = pq.ParquetFile(source).schema_arrow if path.is_file() else pq.ParquetDataset(path).schema
+                schema = (pq.ParquetFile(source, **CHECKSUMS).schema_arrow if path.is_file()
+                          else pq.ParquetDataset(source, **CHECKSUMS).schema)
                 all_units = [c for c in schema.names if c.startswith(UNIT_PREFIX)]
                 columns = all_units if units is None else [all_units[i] for i in units]
-                table = pq.read_table(source, columns=columns)
+                table = pq.read_table(source, columns=columns, **CHECKSUMS)
         except (pa.ArrowException, OSError) as error:
-            raise RunError(f"cannot read {self.run_id}/{name}: {error}") from error
+            raise _problem(self.run_id, name, error, self.path) from error
         if table.num_columns == 0:
             return np.zeros((table.num_rows, 0), dtype=np.float32)
         return np.column_stack([table.column(c).to_numpy() for c in columns]).astype(np.float32, copy=False)
@@ -208,3 +279,109 @@ class Run:
         position = int(np.searchsorted(examples["example_id"].to_numpy(), example_id))
         start = int(examples["row_start"].to_numpy()[position])
         return slice(start, start + int(examples["length"].to_numpy()[position]))
+
+
+# -- integrity ------------------------------------------------------------------------------------
+
+@dataclass
+class Verification:
+    """What ``verify_run`` found: one line per problem (empty: the run is intact)."""
+
+    run_id: str
+    problems: list[str] = field(default_factory=list)
+    files: int = 0           # files checked
+    bytes: int = 0           # their total size
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        size = f"{self.bytes / 1e6:,.1f} MB"
+        if self.ok:
+            return f"run {self.run_id}: {self.files} files checked ({size}), all intact"
+        count = len(self.problems)
+        return (f"run {self.run_id}: {self.files} files checked ({size}), "
+                f"{count} problem{'s' if count != 1 else ''}")
+
+
+def verify_run(path: str | os.PathLike) -> Verification:
+    """Check a run against its manifest: every recorded file exists, has the recorded size and
+    sha256, and stays inside the run's folder; every parquet file reads with its page checksums;
+    every stage's outputs are recorded. Problems name files relative to the runs folder."""
+    path = Path(path)
+    result = Verification(path.name)
+    try:
+        run = Run(path)
+    except RunError as error:
+        result.problems.append(str(error))
+        return result
+    run_id, manifest = run.run_id, run.manifest
+    holder = lock_holder(path)
+    if holder and isinstance(holder.get("pid"), int) and pid_alive(holder["pid"]):
+        result.problems.append(f"{run_id}: being written by pid {holder['pid']} on host {holder.get('host')} "
+                               f"since {holder.get('since')}; verify it when that is done")
+    if not manifest.complete:
+        result.problems.append(f"{run_id}: the run is incomplete (status {manifest.status!r}): a stage was "
+                               f"interrupted or is running; run the same command again to finish it")
+    files = manifest.files
+    if not files:
+        result.problems.append(f"{run_id}/{MANIFEST_FILE} records no file sizes or digests (the run was "
+                               f"written before LSTM Lens recorded them); rebuild it with --force to "
+                               f"record them")
+    for stage, record in manifest.stages.items():
+        for name in record.get("outputs", []) if isinstance(record, dict) else []:
+            if any(r == name or r.startswith(f"{name}/") for r in files):
+                continue
+            if not os.path.lexists(path / name):
+                result.problems.append(f"{run_id}/{name}: missing (an output of stage {stage!r})")
+            elif files:
+                result.problems.append(f"{run_id}/{name}: no size or digest recorded for it (stage {stage!r})")
+    for relative, entry in files.items():
+        problem = _verify_file(run, relative, entry)
+        result.files += 1
+        with contextlib.suppress(OSError):
+            result.bytes += (path / relative).stat().st_size
+        if problem:
+            result.problems.append(f"{run_id}/{relative}: {problem}")
+    return result
+
+
+def _verify_file(run: Run, relative: str, entry: Any) -> str | None:
+    """What is wrong with one recorded file, or None."""
+    path = run.path / relative
+    if not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or not entry.get(DIGEST):
+        return f"the manifest's record {entry!r} is not {{'size': bytes, '{DIGEST}': hex}}"
+    if not os.path.lexists(path):
+        return "missing"
+    if not _inside(path.resolve(), run.path.resolve()):
+        return "a link to a file outside the run's folder"
+    if not path.is_file():
+        return "not a regular file"
+    try:
+        size = path.stat().st_size
+        if size != entry["size"]:
+            return f"{size:,} bytes, the manifest records {entry['size']:,} (truncated or replaced)"
+        digest = file_digest(path)
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    damaged = _parquet_problem(run, path) if relative.endswith(".parquet") else None
+    if digest != entry[DIGEST]:
+        return "its content differs from what was written (sha256 mismatch)" + (
+            f"; {damaged}" if damaged else "")
+    return damaged
+
+
+def _parquet_problem(run: Run, path: Path) -> str | None:
+    """Read every row group with page checksums verified; what fails, or None."""
+    try:
+        with pa.memory_map(str(path)) as source:
+            parquet = pq.ParquetFile(source, **CHECKSUMS)
+            for group in range(parquet.num_row_groups):
+                parquet.read_row_group(group)
+    except (pa.ArrowException, OSError) as error:
+        text = _scrub(str(error), run.path, run.run_id)
+        if "checksum" in text.lower():
+            return f"a page checksum fails ({text})"
+        return f"not readable as parquet ({text})"
+    return None

@@ -35,13 +35,30 @@ PREDICTIONS_FILE = "steps/predictions.parquet"
 TEXT_FILE = "steps/text.parquet"
 HISTORY_FILE = "history.parquet"
 PROJECTIONS_FILE = "projections.parquet"
+EPOCH_PROJECTIONS_FILE = "projections_by_epoch.parquet"   # recordings: the picture at each kept epoch
+ATTRIBUTION_FILES = {"predicted": "steps/attribution-predicted.parquet",    # integrated gradients,
+                     "true": "steps/attribution-true.parquet"}              # one column per channel
+OCCLUSION_FILE = "steps/occlusion.parquet"
+ATTRIBUTION_BY_CLASS_FILE = "attribution_by_class.parquet"  # mean |attribution| per class, tenth, channel
 CLASS_STABILITY_FILE = "projection_class_stability.parquet"
 PAIR_STABILITY_FILE = "projection_pair_stability.parquet"
 MODELS_DIR = "models"
+LOCK_FILE = ".lock"        # held while a pipeline writes the run: {"pid", "host", "since"}
+FILES_KEY = "files"        # manifest.json: {relative path: {"size": bytes, "sha256": hex}} of every output
+DIGEST = "sha256"
 WEIGHTS_FILE = "models/weights.npz"       # the NumPy weights of a network trained here (no pickle)
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 UNIT_PREFIX = "u"
+# A file or folder being written: ``<name>.tmp-<pid>-<ns>`` (``.old-`` for one being replaced), or
+# Keras' ``<stem>.tmp-<pid><suffix>``. Never a run's content: readers skip them, writers sweep them.
+TEMPORARY_NAME = re.compile(r"^.+\.(?:tmp|old)-(?P<pid>\d+)(?:-\d+)?(?:\.[A-Za-z0-9]+)?$")
+
+
+def temporary_owner(name: str) -> int | None:
+    """The pid in a temporary file's name, or None when ``name`` is not a temporary."""
+    match = TEMPORARY_NAME.match(name)
+    return int(match.group("pid")) if match else None
 
 
 def steps_file(layer: int, kind: str) -> str:
@@ -96,6 +113,14 @@ class Manifest:
     annotations: dict[str, dict[str, Any]]
     updated: str
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    # The run's identity is its folder's name; the manifest's own run_id is kept here. They differ
+    # when a run folder was copied or renamed (``run_id_mismatch``).
+    recorded_run_id: str = ""
+    files: dict[str, dict[str, Any]] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def run_id_mismatch(self) -> bool:
+        return bool(self.recorded_run_id) and self.recorded_run_id != self.run_id
 
     @property
     def is_classification(self) -> bool:
@@ -137,8 +162,13 @@ class Manifest:
         return [str(item.get("id")) for item in self.projections]
 
 
-def parse_manifest(data: Any, where: str = "manifest.json") -> Manifest:
-    """manifest.json's parsed JSON -> Manifest; RunError naming the field when it is malformed."""
+def parse_manifest(data: Any, where: str = "manifest.json", folder: str | None = None) -> Manifest:
+    """manifest.json's parsed JSON -> Manifest; RunError naming the field when it is malformed.
+
+    ``folder``: the name of the run's folder, which is the run's id (a copied run is its own run);
+    the manifest's ``run_id`` is then kept as ``recorded_run_id`` (also in ``raw``), and ``raw``'s
+    ``run_id`` is the folder's name too, so code reading the raw dict opens the folder it lists.
+    """
     if not isinstance(data, dict):
         raise RunError(f"{where} is not a JSON object")
     version = data.get("schema_version")
@@ -157,9 +187,14 @@ def parse_manifest(data: Any, where: str = "manifest.json") -> Manifest:
             raise RunError(f"{where}: field {key!r} should be {kind.__name__}, not {type(value).__name__}")
         return value
 
-    run_id = typed("run_id", str, "")
-    if not run_id:
+    recorded = typed("run_id", str, "")
+    if not recorded:
         raise RunError(f"{where}: field 'run_id' is missing")
+    run_id = folder or recorded
+    raw = dict(data)
+    if folder:
+        raw.update(run_id=folder, recorded_run_id=recorded, run_id_mismatch=folder != recorded)
+    files = typed(FILES_KEY, dict, {})
     kind = typed("kind", str, CLASSIFICATION)
     if kind not in RUN_KINDS:
         raise RunError(f"{where}: field 'kind' is {kind!r}; expected one of {', '.join(RUN_KINDS)}")
@@ -180,4 +215,4 @@ def parse_manifest(data: Any, where: str = "manifest.json") -> Manifest:
         n_examples=typed("n_examples", int, 0), metrics=typed("metrics", dict, {}),
         stages=typed("stages", dict, {}), layers=layers, splits=typed("splits", dict, {}),
         projections=projections, annotations=typed("annotations", dict, {}),
-        updated=typed("updated", str, ""), raw=dict(data))
+        updated=typed("updated", str, ""), raw=raw, recorded_run_id=recorded, files=files)
