@@ -3,6 +3,8 @@
     python bench/dashboard.py                        # data/runs/auslan, built first if missing
     python bench/dashboard.py --runs DIR --run-id ID # an existing run
     python bench/dashboard.py --repeat 30            # more calls per callback
+    python bench/dashboard.py --sized                # an Auslan-sized run with random weights
+                                                     # (bench/views.py builds it, ~10 s, no training)
 
 The Auslan run is built with ``python -m pipeline run auslan --source ../shared/data/auslan``
 (a child process; this process never imports TensorFlow) when the runs folder lacks it.
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,14 +139,24 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "data" / "runs")
     parser.add_argument("--run-id", default="auslan")
     parser.add_argument("--repeat", type=int, default=20, help="timed calls per callback after the first")
+    parser.add_argument("--sized", action="store_true",
+                        help="build an Auslan-sized run with random weights in a temp dir and time it")
     args = parser.parse_args()
-    ensure_run(args.runs, args.run_id)
+    scratch = None
+    if args.sized:
+        from views import build_auslan_sized_run  # bench/views.py, beside this file
+        scratch = tempfile.TemporaryDirectory()
+        args.runs, args.run_id = Path(scratch.name) / "runs", "bench-auslan-size"
+        os.environ["LSTM_LENS_CACHE"] = str(Path(scratch.name) / "cache")
+        build_auslan_sized_run(args.runs, args.run_id)
+    else:
+        ensure_run(args.runs, args.run_id)
 
     app = create_app(args.runs)
     client = app.server.test_client()
     run = data.get_run(args.run_id)
     frame = data.examples(run)
-    wrong = frame[~frame["correct"].astype(bool)]
+    wrong = frame[~frame["correct"].astype(bool)] if "correct" in frame else frame.iloc[:0]
     selected = int((wrong if len(wrong) else frame)["example_id"].iat[0])
     steps = int(frame["length"].sum())
     print(f"run {args.run_id}: {len(frame):,} examples, {steps:,} steps, {len(run.classes)} classes, "
@@ -189,6 +203,7 @@ def main() -> None:
           f"{'ok' if worst[2]['p95'] < P95_BUDGET_MS else 'OVER'} (budget {P95_BUDGET_MS} ms)")
     if failures:
         print(f"\n{len(failures)} callback(s) over budget")
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     run = runformat.Run.open(args.runs, args.run_id)
-    example_ids = run.read_table("examples.parquet", columns=["example_id"])["example_id"].to_numpy()
+    example_ids = run.read_table(runformat.EXAMPLES_FILE, columns=["example_id"])["example_id"].to_numpy()
     port = free_port()
     print(f"gunicorn: {args.workers} workers x {args.threads} threads on 127.0.0.1:{port}; "
           f"run {args.run_id!r} ({len(example_ids)} examples, {len(run.classes)} classes); "

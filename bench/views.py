@@ -40,8 +40,8 @@ def build_auslan_sized_run(runs_dir: Path, run_id: str = "bench-auslan-size", se
     recomputes every tensor and the head's per-step probabilities (``core.steps``), the examples
     table gets the predictions, and the project stage draws PCA paths (no TensorFlow anywhere)."""
     from pipeline.core.examples import examples_table, with_predictions
-    from pipeline.core.layout import row_ids
-    from pipeline.core.lstm import LSTMWeights, NetworkWeights
+    from pipeline.analysis.layout import row_ids
+    from pipeline.analysis.lstm import LSTMWeights, NetworkWeights
     from pipeline.core.predictions import Predictions
     from pipeline.core.steps import network_source, write_steps
     from pipeline.project import run_projection_stage

@@ -228,6 +228,7 @@ def encode(value) -> bytes:
         np.save(buffer, value, allow_pickle=False)
         return b"A" + buffer.getvalue()
     arrays: list[np.ndarray] = []
+    tuples = [False]
 
     def plain(item):
         if isinstance(item, np.ndarray):
@@ -242,6 +243,7 @@ def encode(value) -> bytes:
         if isinstance(item, list):
             return [plain(v) for v in item]
         if isinstance(item, tuple):
+            tuples[0] = True
             return {"__tuple__": [plain(v) for v in item]}
         if isinstance(item, np.generic):
             return item.item()
@@ -250,8 +252,8 @@ def encode(value) -> bytes:
         raise NotShareable(f"{type(item).__name__} is not shared")
 
     document = orjson.dumps(plain(value))
-    if not arrays:
-        return b"J" + document
+    if not arrays:          # "J": plain JSON, read back as it is (a figure: no walk over its items)
+        return (b"T" if tuples[0] else b"J") + document
     buffer = io.BytesIO()
     np.savez(buffer, document=np.frombuffer(document, np.uint8),
              **{f"a{i}": array for i, array in enumerate(arrays)})
@@ -266,6 +268,8 @@ def decode(blob: bytes):
         array.flags.writeable = False
         return array
     if kind == b"J":
+        return orjson.loads(body)
+    if kind == b"T":
         return _restore(orjson.loads(body), [])
     if kind == b"Z":
         with np.load(io.BytesIO(body), allow_pickle=False) as archive:
