@@ -3,8 +3,9 @@
 One subcommand per job: ``run`` (train here), ``import`` (states or models made elsewhere),
 ``project`` (projections of any run), ``match`` (select & match from the command line), ``verify``
 (check a run's files against its manifest). Errors in the input print ``error: <message>`` and exit
-with status 2, without a traceback. This package only parses arguments; the work is in
-``pipeline.kinds`` and below.
+with status 2, without a traceback; warnings about the input (``DataWarning``) print as plain
+``warning: <message>`` lines. This package only parses arguments; the work is in ``pipeline.kinds``
+and below.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from pipeline.cli.imports import add_import_command
 from pipeline.cli.match import add_match_command
 from pipeline.cli.project import add_project_command
-from pipeline.cli.report import add_report_command
 from pipeline.cli.run import add_run_command
 from pipeline.cli.verify import add_verify_command
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, DataWarning
 from pipeline.runformat import RunError
 
 EXAMPLES = """\
@@ -54,13 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_project_command(commands)
     add_match_command(commands)
     add_verify_command(commands)
-    add_report_command(commands)
     return parser
+
+
+def plain_data_warnings() -> None:
+    """Print ``DataWarning`` as ``warning: <message>`` on stderr (no source line, no category),
+    every time; other warnings keep Python's format."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            print(f"warning: {message}", file=file or sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", DataWarning)
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter out
     args = build_parser().parse_args(argv)
+    plain_data_warnings()
     try:
         return args.handler(args)
     except (DataError, RunError) as error:

@@ -29,6 +29,10 @@ from pipeline.core.errors import DataError
 from pipeline.core.progress import QUIET, Progress
 from pipeline.runformat import RunError, RunWriter, validate_run_id, write_error
 
+# A data source folder holds one data set (Auslan: 2,565 .tsd files): refuse to list a tree this big
+# (``--source /usr``) rather than walk it for minutes.
+MAX_SOURCE_FILES = 20_000
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -168,23 +172,68 @@ def _write_problem(error: OSError, run_path: Path) -> RunError | None:
     return write_error(error, name) if inside else None
 
 
-def source_listing(source: str | os.PathLike | None) -> list | None:
-    """Names, sizes and mtimes of every file under ``source``: a change there redoes the data stage."""
+def source_listing(source: str | os.PathLike | None, max_files: int | None = None) -> list | None:
+    """Names, sizes and mtimes of every file under ``source``: a change there redoes the data stage.
+
+    Links are followed (a folder seen twice, a link loop, is listed once); a link that leads
+    nowhere is listed as such (the loader says whether it matters). More than ``max_files`` files
+    (default ``MAX_SOURCE_FILES``) is refused: that is not a data set's folder. Errors name the source by its own name only.
+    """
     if source is None:
         return None
     root = Path(source)
-    if root.is_file():
-        stat = root.stat()
-        return [[root.name, stat.st_size, stat.st_mtime_ns]]
-    if not root.is_dir():
-        raise DataError(f"{root}: data source not found (no such file or folder)")
-    listing = []
-    for folder, _, files in sorted(os.walk(root)):
+    try:
+        if root.is_file():
+            stat = root.stat()
+            return [[root.name, stat.st_size, stat.st_mtime_ns]]
+        if not root.is_dir():
+            what = "a link that leads nowhere" if root.is_symlink() else "no such file or folder"
+            raise DataError(f"{root.name}: data source not found ({what})")
+        root_stat = root.stat()
+    except OSError as error:
+        raise DataError(f"{root.name}: cannot read the data source ({error.strerror or error})") from None
+    listing: list = []
+    seen = {(root_stat.st_dev, root_stat.st_ino)}
+    max_files = max_files or MAX_SOURCE_FILES
+
+    def walk_error(error: OSError) -> None:
+        where = Path(os.fsdecode(error.filename)) if error.filename else root
+        raise DataError(f"{_relative(where, root)}: cannot list this folder of the data source "
+                        f"({error.strerror or error})")
+
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=walk_error):
+        kept = []
+        for name in sorted(dirs):
+            try:
+                stat = os.stat(Path(folder) / name)
+            except OSError:
+                files.append(name)             # a link to a folder that is gone: listed as a file
+                continue
+            if (stat.st_dev, stat.st_ino) not in seen:
+                seen.add((stat.st_dev, stat.st_ino))
+                kept.append(name)
+        dirs[:] = kept
         for name in sorted(files):
             path = Path(folder) / name
-            stat = path.stat()
-            listing.append([path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
-    return listing
+            relative = _relative(path, root)
+            try:
+                stat = path.stat()
+                entry = [relative, stat.st_size, stat.st_mtime_ns]
+            except OSError as error:            # a dangling link, a link loop
+                entry = [relative, "unreadable", errno.errorcode.get(error.errno or 0, "?")]
+            listing.append((folder, name, entry))
+            if len(listing) > max_files:
+                raise DataError(f"{root.name}: more than {max_files:,} files under this data source; "
+                                f"give the folder that holds the data set itself (e.g. the one with "
+                                f"tctodd1 .. tctodd9)")
+    return [entry for _, _, entry in sorted(listing, key=lambda item: (item[0], item[1]))]
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name
 
 
 LIBRARIES = {"tensorflow": ("tensorflow-cpu", "tensorflow"), "keras": ("keras",), "torch": ("torch",),

@@ -35,8 +35,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.datasets import DataError
+from pipeline.datasets.files import read_bytes
 
 CORPORA = ("python", "parens", "file")
+# A text file is read whole; refuse one bigger than this before reading it (dataset.max_chars,
+# 2,000,000 characters by default, refuses most long texts after decoding).
+MAX_TEXT_BYTES = 64 * 1024 * 1024
 
 # Pure-Python standard-library modules (no frozen or C-only ones), about 350,000 characters.
 PYTHON_MODULES = (
@@ -84,16 +88,21 @@ class TextCorpus:
 
     def __post_init__(self):
         if not self.documents:
-            raise DataError(f"{self.source}: the corpus has no documents")
+            raise DataError(f"{self.where}: the corpus has no documents")
         if len(self.names) != len(self.documents):
-            raise DataError(f"{self.source}: {len(self.names)} names for {len(self.documents)} documents")
+            raise DataError(f"{self.where}: {len(self.names)} names for {len(self.documents)} documents")
         if any(len(d) == 0 for d in self.documents):
-            raise DataError(f"{self.source}: a document is empty")
+            raise DataError(f"{self.where}: a document is empty")
         n = self.n_chars
         for key, annotation in self.annotations.items():
             if len(annotation.values) != n:
-                raise DataError(f"{self.source}: annotation {key!r} has {len(annotation.values)} values "
+                raise DataError(f"{self.where}: annotation {key!r} has {len(annotation.values)} values "
                                 f"for {n} characters")
+
+    @property
+    def where(self) -> str:
+        """How errors name the corpus: its file's name, never a server path."""
+        return str(self.notes.get("file") or self.name)
 
     @property
     def text(self) -> str:
@@ -122,7 +131,7 @@ class TextCorpus:
         try:
             return np.fromiter((index[ch] for ch in self.text), dtype=np.int32, count=self.n_chars)
         except KeyError as error:
-            raise DataError(f"{self.source}: character {error.args[0]!r} is not in the vocabulary") from None
+            raise DataError(f"{self.where}: character {error.args[0]!r} is not in the vocabulary") from None
 
     def annotation_info(self) -> dict:
         """For the manifest: what each annotation is, so the dashboard can offer it."""
@@ -177,8 +186,8 @@ def python_corpus(modules=PYTHON_MODULES, min_doc_chars: int = 1500,
                   max_doc_chars: int = 8000) -> TextCorpus:
     documents, names, columns = [], [], []
     for module, path in python_source_files(modules):
-        text = read_utf8(path)
-        annotations = annotate_python(text, where=f"{path}")
+        text = read_utf8(path, f"the standard-library module {module}")
+        annotations = annotate_python(text, where=f"the standard-library module {module}")
         for start, end, title in _python_chunks(text, annotations, min_doc_chars, max_doc_chars):
             documents.append(text[start:end])
             names.append(f"{module}: {title}" if title else module)
@@ -234,10 +243,10 @@ def file_corpus(path: str | Path, min_doc_chars: int = 1500, max_doc_chars: int 
     path = Path(path)
     text = read_utf8(path)
     if max_chars is not None and len(text) > max_chars:
-        raise DataError(f"{path}: {len(text):,} characters, more than dataset.max_chars={max_chars:,}; "
+        raise DataError(f"{path.name}: {len(text):,} characters, more than dataset.max_chars={max_chars:,}; "
                         f"raise the limit or give a shorter file")
     if path.suffix == ".py":
-        annotations = annotate_python(text, where=str(path))
+        annotations = annotate_python(text, where=path.name)
     else:
         annotations = annotate_prose(text)
     bounds = _paragraph_chunks(text, min_doc_chars, max_doc_chars)
@@ -247,24 +256,24 @@ def file_corpus(path: str | Path, min_doc_chars: int = 1500, max_doc_chars: int 
                       annotations=annotations, notes={"file": path.name})
 
 
-def read_utf8(path: Path) -> str:
-    """The file's text, CRLF and CR turned into LF; errors name the file, byte offset and line."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror or error})") from error
+def read_utf8(path: Path, name: str | None = None) -> str:
+    """The file's text, a byte-order mark dropped, CRLF and CR turned into LF; errors name the file
+    (``name``, default its file name), byte offset and line. A regular file only, of at most
+    ``MAX_TEXT_BYTES``."""
+    name = name or Path(path).name
+    data = read_bytes(path, name, MAX_TEXT_BYTES, " (the corpus is read whole)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise DataError(f"{path}: not UTF-8 text: byte 0x{data[error.start]:02x} at byte offset "
+        raise DataError(f"{name}: not UTF-8 text: byte 0x{data[error.start]:02x} at byte offset "
                         f"{error.start} (line {line}) cannot be decoded ({error.reason})") from None
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
-        raise DataError(f"{path}: the file is empty")
+        raise DataError(f"{name}: the file is empty")
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
-        raise DataError(f"{path}: line {line} holds a NUL character; this is not a text file")
+        raise DataError(f"{name}: line {line} holds a NUL character; this is not a text file")
     return text
 
 
@@ -319,8 +328,11 @@ def annotate_python(text: str, where: str) -> dict[str, Annotation]:
                 elif kind.endswith("_END") and fstring_open:
                     inside[fstring_open.pop():start] = 1
     except (tokenize.TokenError, SyntaxError) as error:
-        line = getattr(error, "lineno", None) or (error.args[1][0] if len(error.args) > 1 else "?")
-        raise DataError(f"{where}: line {line}: cannot tokenize as Python ({error.args[0]})") from None
+        line = getattr(error, "lineno", None)
+        if line is None and len(error.args) > 1 and isinstance(error.args[1], tuple) and error.args[1]:
+            line = error.args[1][0]
+        reason = error.args[0] if error.args else type(error).__name__
+        raise DataError(f"{where}: line {line or '?'}: cannot tokenize as Python ({reason})") from None
     depth = np.maximum(np.cumsum(depth_change[:n]), 0).astype(np.int16)
     level_of_row = np.maximum(np.cumsum(indent_change), 0)     # index = 1-based row
     rows = np.searchsorted(line_starts, np.arange(n), side="right")   # 1-based row of each char

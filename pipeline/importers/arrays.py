@@ -20,12 +20,16 @@ file's key-value metadata as JSON lists.
 
 npz files are read with ``allow_pickle=False``: text must be stored as unicode or bytes arrays.
 HDF5 datasets are read a block of rows at a time, so a stream larger than memory imports fine.
+Every error names the file by its name (never its absolute path) and the field at fault; states,
+predictions and inputs must be finite (checked block by block as they stream).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +62,7 @@ def detect_format(path: Path) -> str:
         return "parquet"
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise DataError(f"{path}: unknown array format {path.suffix!r}; use .npz, .h5/.hdf5 or .parquet")
+        raise DataError(f"{path.name}: unknown array format {path.suffix!r}; use .npz, .h5/.hdf5 or .parquet")
     return fmt
 
 
@@ -66,44 +70,110 @@ def read_arrays(path, name: str | None = None, extra_fields=()) -> ImportedRun:
     """The run described by the arrays in ``path`` (npz, HDF5 or parquet: by its suffix)."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
+        what = "a link that leads nowhere" if path.is_symlink() else "no such file or folder"
+        raise DataError(f"{path.name}: {what}")
     fmt = detect_format(path)
-    fields = open_fields(path, fmt)
-    return from_fields(fields, name or safe_name(path), str(path.resolve()), fmt,
-                       fingerprint=file_fingerprint(path), extra_fields=extra_fields)
+    try:
+        fields = open_fields(path, fmt)
+        imported = from_fields(fields, name or safe_name(path), str(path.resolve()), fmt,
+                               fingerprint=file_fingerprint(path), extra_fields=extra_fields)
+    except DataError as error:
+        raise _naming(error, path.name) from None
+    if imported.inputs is not None:
+        imported.inputs.file = path.name
+    blocks = imported.blocks
+
+    def named_blocks():
+        try:
+            yield from blocks()
+        except DataError as error:
+            raise _naming(error, path.name) from None
+
+    imported.blocks = named_blocks
+    return imported
+
+
+def _naming(error: DataError, file: str) -> DataError:
+    """``error`` with the file's name in front, unless it already starts with it."""
+    text = str(error)
+    return error if text.startswith(file) else DataError(f"{file}: {text}")
 
 
 def open_fields(path: Path, fmt: str) -> dict:
     """Field name -> array-like (h5py datasets stay on disk until sliced)."""
     if fmt == "npz":
-        try:
-            archive = np.load(path, allow_pickle=False)
-            return {key: _NpzField(archive, key) for key in archive.files}
-        except (OSError, ValueError) as error:
-            raise DataError(f"{path}: not a readable .npz file ({error})") from None
+        return npz_fields(path)
     if fmt == "hdf5":
         import h5py
         try:
             handle = h5py.File(path, "r")
-        except OSError as error:
-            raise DataError(f"{path}: not a readable HDF5 file ({error})") from None
-        return {key: item for key, item in handle.items() if isinstance(item, h5py.Dataset)}
+            return {key: item for key, item in handle.items() if isinstance(item, h5py.Dataset)}
+        except (OSError, RuntimeError, ValueError, KeyError) as error:
+            raise DataError(f"{path.name}: not a readable HDF5 file ({_scrubbed(error, path)})") from None
     return parquet_fields(path)
+
+
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+              KeyError, RuntimeError)
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def npz_fields(path: Path) -> dict:
+    """The members of an .npz archive, each loaded on first use; a file that is not a zip of .npy
+    arrays (random bytes, a truncated archive, another kind of member) is refused by name."""
+    not_npz = (f"{path.name}: not an .npz file (an .npz is a zip archive of .npy arrays, as np.savez "
+               f"writes it)")
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise DataError(f"{path.name}: cannot read ({error.strerror or error})") from None
+    if magic not in ZIP_MAGIC:
+        raise DataError(not_npz)
+    try:
+        archive = np.load(path, allow_pickle=False)
+        members = archive.zip.namelist()
+    except NPZ_ERRORS as error:
+        raise DataError(f"{path.name}: a damaged or truncated .npz archive ({type(error).__name__}: "
+                        f"{_scrubbed(error, path)})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(not_npz)
+    others = [m for m in members if not m.endswith(".npy")]
+    if others:
+        raise DataError(f"{path.name}: member {others[0]!r} is not a .npy array; an .npz holds only "
+                        f".npy arrays (np.savez)")
+    return {key: _NpzField(archive, key, path.name) for key in archive.files}
+
+
+def _scrubbed(error: BaseException, path: Path) -> str:
+    """An exception's text with the file's path shown as its name."""
+    text = str(error)
+    for prefix in {str(path.resolve()), str(path.absolute()), str(path)}:
+        text = text.replace(prefix, path.name)
+    return text
 
 
 class _NpzField:
     """An npz member, loaded on first use (np.load's archive decompresses on each access)."""
 
-    def __init__(self, archive, key):
-        self.archive, self.key, self._value = archive, key, None
+    def __init__(self, archive, key, file: str = "the .npz file"):
+        self.archive, self.key, self.file, self._value = archive, key, file, None
 
     def load(self) -> np.ndarray:
         if self._value is None:
             try:
-                self._value = self.archive[self.key]
-            except ValueError:      # an object array: it would need pickle
-                raise DataError(f"{self.key} is stored as Python objects, which are not loaded "
-                                f"(allow_pickle=False); store text as a unicode or bytes array") from None
+                value = self.archive[self.key]
+            except ValueError as error:
+                if "pickle" in str(error):      # an object array
+                    raise DataError(f"{self.file}: {self.key} is stored as Python objects, which are "
+                                    f"never loaded; store text as a unicode or bytes array") from None
+                raise DataError(f"{self.file}: {self.key} is not a readable .npy array ({error})") from None
+            except NPZ_ERRORS as error:         # a bad CRC, a truncated member
+                raise DataError(f"{self.file}: {self.key} cannot be read from the archive "
+                                f"({type(error).__name__}: {error}); the file is damaged") from None
+            if not isinstance(value, np.ndarray):
+                raise DataError(f"{self.file}: {self.key} is not a .npy array")
+            self._value = value
         return self._value
 
     @property
@@ -260,7 +330,7 @@ def _per_step(name: str, field, lengths: np.ndarray, padding: str) -> np.ndarray
     """A per-step field as (rows,), from flat (rows,) or padded (n, T)."""
     values = _load(field)
     if values.ndim == 2:
-        rows = StepArray(name, values[..., None], lengths, padding)
+        rows = StepArray(name, values[..., None], lengths, padding, finite=False)
         return rows.read(0, int(lengths.sum()))[:, 0]
     if values.ndim != 1:
         raise DataError(f"{name} has shape {values.shape}: expected one value per step, (steps,) "
@@ -283,14 +353,14 @@ def parquet_fields(path: Path) -> dict:
     try:
         table = pq.read_table(path)
     except Exception as error:          # pyarrow raises several types for unreadable files
-        raise DataError(f"{path}: not a readable parquet file or dataset ({error})") from None
+        raise DataError(f"{path.name}: not a readable parquet file or dataset ({_scrubbed(error, path)})") from None
     metadata = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     names = table.column_names
     fields: dict = {}
     if "example_id" in names:
         ids = table.column("example_id").to_numpy()
         if not np.issubdtype(ids.dtype, np.integer):
-            raise DataError(f"{path}: example_id has dtype {ids.dtype}, expected integer")
+            raise DataError(f"{path.name}: example_id has dtype {ids.dtype}, expected integer")
         change = np.flatnonzero(np.diff(ids) != 0) + 1
         starts = np.concatenate([[0], change])
         run_ids = ids[starts]
@@ -301,7 +371,7 @@ def parquet_fields(path: Path) -> dict:
                     again = value
                     break
                 seen.add(value)
-            raise DataError(f"{path}: example_id {again} appears in two separate runs of rows; "
+            raise DataError(f"{path.name}: example_id {again} appears in two separate runs of rows; "
                             f"keep each sequence's rows together")
         fields["lengths"] = np.diff(np.concatenate([starts, [len(ids)]]))
     else:
@@ -320,7 +390,7 @@ def parquet_fields(path: Path) -> dict:
             fields[column] = table.column(column).to_numpy(zero_copy_only=False)
     for field, units in grouped.items():
         if sorted(units) != list(range(len(units))):
-            raise DataError(f"{path}: columns of {field} must be {field}.0 .. {field}.{len(units) - 1} "
+            raise DataError(f"{path.name}: columns of {field} must be {field}.0 .. {field}.{len(units) - 1} "
                             f"without gaps")
         fields[field] = np.column_stack([table.column(units[j]).to_numpy() for j in range(len(units))])
     for key in ("classes", "vocabulary"):
@@ -328,7 +398,7 @@ def parquet_fields(path: Path) -> dict:
             try:
                 fields[key] = np.array(json.loads(metadata[key]), dtype=str)
             except ValueError as error:
-                raise DataError(f"{path}: metadata {key} is not a JSON list ({error})") from None
+                raise DataError(f"{path.name}: metadata {key} is not a JSON list ({error})") from None
     return fields
 
 
@@ -338,6 +408,6 @@ def _constant_per_sequence(path, column, values, starts):
     differs = np.flatnonzero(np.repeat(first, ends - starts) != values)
     if len(differs):
         row = int(differs[0])
-        raise DataError(f"{path}: {column} changes within a sequence at row {row}; it must be the "
+        raise DataError(f"{path.name}: {column} changes within a sequence at row {row}; it must be the "
                         f"same on every row of a sequence")
     return first

@@ -170,8 +170,9 @@ class StepArray:
     Padded arrays hold each sequence's real steps first (``padding="right"``) or last (``"left"``).
     """
 
-    def __init__(self, name: str, array, lengths: np.ndarray, padding: str = "right"):
-        self.name, self.array, self.padding = name, array, padding
+    def __init__(self, name: str, array, lengths: np.ndarray, padding: str = "right", finite: bool = True):
+        self.name, self.array, self.padding, self.finite = name, array, padding, finite
+        self.file = ""            # the file it is read from, named in the errors of ``read``
         self.lengths = lengths
         self.row_start = row_starts(lengths)
         shape = tuple(array.shape)
@@ -192,9 +193,29 @@ class StepArray:
         if padding not in ("right", "left"):
             raise DataError(f"padding must be 'right' or 'left', not {padding!r}")
         self.width = int(shape[-1])
+        if self.width < 1:
+            raise DataError(f"{name} has shape {shape}: no units (its last axis is empty); every step "
+                            f"needs at least one value")
         self.dtype = array.dtype
 
     def read(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``[r0, r1)``; a float block with NaN or infinity is refused (``finite``), naming
+        the sequence, step and unit."""
+        where = f"{self.file}: {self.name}" if self.file else self.name
+        try:
+            block = self._read(r0, r1)
+        except OSError as error:          # a damaged HDF5 dataset, a file gone while importing
+            raise DataError(f"{where}: cannot read rows {r0} .. {r1 - 1} ({error})") from None
+        if self.finite and block.dtype.kind in "fc" and not np.isfinite(block).all():
+            row, unit = (int(i) for i in np.argwhere(~np.isfinite(block.reshape(len(block), -1)))[0])
+            example = int(np.searchsorted(self.row_start, r0 + row, side="right")) - 1
+            step = r0 + row - int(self.row_start[example])
+            value = block.reshape(len(block), -1)[row, unit]
+            raise DataError(f"{where} is {value} at sequence {example}, step {step}, unit {unit} "
+                            f"(row {r0 + row}): every value must be a finite number")
+        return block
+
+    def _read(self, r0: int, r1: int) -> np.ndarray:
         if not self.padded:
             return np.asarray(self.array[r0:r1])
         e0 = int(np.searchsorted(self.row_start, r0, side="right")) - 1
@@ -213,7 +234,9 @@ def array_blocks(tensors: dict[object, StepArray], lengths: np.ndarray, whole_se
     """``ImportedRun.blocks`` for stored arrays, about ``BLOCK_ROWS`` rows at a time from each tensor.
 
     A classifier's blocks hold whole sequences (its final prediction is read at the last step); a
-    stream (one long sequence) is cut anywhere, so it never has to fit in memory.
+    stream (one long sequence) is cut anywhere, so it never has to fit in memory. Each block is
+    checked as it is read (``StepArray.read``): NaN or infinite states and predictions are refused
+    with a DataError naming the field, sequence, step and unit.
     """
     lengths = np.asarray(lengths, np.int64)
     n_rows, starts = int(lengths.sum()), row_starts(lengths)
