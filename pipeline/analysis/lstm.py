@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from pipeline.core.layout import StepLayout, lane_layout
-from pipeline.runformat import GATE_KINDS, SIGMOID_GATES
+from pipeline.analysis.layout import StepLayout, lane_layout
+from pipeline.runformat import GATE_KINDS, SIGMOID_GATES, atomic_path
 
 SATURATION = (0.1, 0.9)   # a sigmoid gate below/above these is "saturated" (shut/open)
 PADDINGS = ("left", "none")
@@ -79,7 +79,8 @@ class NetworkWeights:
             arrays[f"layer{index}_kernel"] = layer.kernel
             arrays[f"layer{index}_recurrent"] = layer.recurrent
             arrays[f"layer{index}_bias"] = layer.bias
-        np.savez(path, **arrays)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NetworkWeights:
