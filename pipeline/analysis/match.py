@@ -51,7 +51,7 @@ column per cell named ``u0 .. u{D-1}`` (other columns, e.g. ``example_id``, ``t`
 Rows are numbered in dataset order (files, then row groups). Parquet is read row group by row
 group: first only the selected columns, kept as packed on-bits, a count and a flag per row (a few
 bytes per step, not 4 x D), then all cell columns of only the row groups holding candidate rows,
-32 columns at a time. A row group is the smallest unit pyarrow decodes (with the store's
+32 columns at a time. A row group is the smallest unit pyarrow decodes (with the run format's
 65,536-row groups a float32 column chunk is a single page anyway), so when candidates are spread
 over the whole stream this second pass decodes most of the file; memory stays bounded.
 

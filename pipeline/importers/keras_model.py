@@ -5,7 +5,7 @@ The model is loaded with ``safe_mode=True`` (no code in the file runs) and read 
     [Standardise | Embedding] -> LSTM (-> Dropout) x N -> [LastStep] -> [Dense softmax]
 
 (``Standardise``/``LastStep`` are this project's layers; Dropout does nothing at inference). Any
-other layer is refused with its name: the NumPy recompute (``pipeline.extract``) would not be the
+other layer is refused with its name: the NumPy recompute (``pipeline.analysis.lstm``) would not be the
 model. LSTMs must use tanh/sigmoid and run forwards. A softmax Dense head gives per-step class (or
 next-token) probabilities: the head applied to the last LSTM's h at every step.
 
