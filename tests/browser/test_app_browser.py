@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from browser.pages import wait_for
+
 from pipeline import runformat
 
 pytestmark = pytest.mark.browser
@@ -32,7 +34,7 @@ def confused_class(examples) -> str:
 def graph_data(page, graph_id: str):
     """The traces Plotly drew in a dcc.Graph (names, modes, lengths), once it has any."""
     selector = f"#{graph_id} .js-plotly-plot"
-    page.wait_for_function(f"document.querySelector('{selector}')?._fullData?.length > 0")
+    wait_for(page, f"document.querySelector('{selector}')?._fullData?.length > 0")
     return page.evaluate(f"""() => document.querySelector('{selector}')._fullData.map(t => (
         {{name: t.name, mode: t.mode, n: t._length || 0}}))""")
 
@@ -52,7 +54,7 @@ def test_brws001_page_loads_run_and_draws_the_paths(page, dash_url, examples):
     traces = graph_data(page, "paths-graph")
     assert any("markers" in t["mode"] and t["n"] > len(examples) for t in traces)
     assert "synthetic" in page.inner_text("#run-picker")
-    page.wait_for_function(f"document.querySelector('#filter-count')?.innerText.includes('{len(examples):,}')")
+    wait_for(page, f"document.querySelector('#filter-count')?.innerText.includes('{len(examples):,}')")
     assert page.inner_text("#run-message").strip() == ""
 
 
@@ -61,7 +63,7 @@ def test_brws002_filter_to_a_class_then_click_a_misclassified_example(page, dash
     page.goto(dash_url)
     graph_data(page, "paths-graph")
     choose_class(page, confused_class)
-    page.wait_for_function(f"location.search.includes('class={confused_class}')")
+    wait_for(page, f"location.search.includes('class={confused_class}')")
     page.click("#tab-inspector")
     links = page.locator("#inspector-mistakes button")
     links.first.wait_for()
@@ -70,7 +72,7 @@ def test_brws002_filter_to_a_class_then_click_a_misclassified_example(page, dash
     assert all(confused_class in text for text in links.all_inner_texts())
     first = int(wrong["example_id"].iat[0])
     links.first.click()
-    page.wait_for_function(
+    wait_for(page,
         f"document.querySelector('#inspector-meta')?.innerText.includes('Example {first}:')")
     meta = page.inner_text("#inspector-meta")
     assert confused_class in meta and "misclassified" in meta
@@ -97,11 +99,11 @@ def test_brws003_clicking_a_point_selects_it_everywhere(page, dash_url, confused
     }""")
     page.mouse.move(x, y)
     page.mouse.click(x, y)
-    page.wait_for_function("document.querySelector('#selection-bar')?.innerText.includes('Selected')")
+    wait_for(page, "document.querySelector('#selection-bar')?.innerText.includes('Selected')")
     assert "misclassified as" in page.inner_text("#selection-bar")
     selected = int(query(page)["example"][0])
     page.click("#selection-inspect")
-    page.wait_for_function(
+    wait_for(page,
         f"document.querySelector('#inspector-meta')?.innerText.includes('Example {selected}:')")
     assert selected == example or "misclassified" in page.inner_text("#inspector-meta")
 
@@ -114,16 +116,16 @@ def test_brws004_the_url_reproduces_the_view_and_back_restores_it(page, dash_url
     assert not page.is_checked("#filter-split input[value=train]")
     assert page.is_checked("#last_step-color input[value=hand]")
     page.click("#filter-correct input[value=correct]")
-    page.wait_for_function("location.search.includes('correct=correct')")
+    wait_for(page, "location.search.includes('correct=correct')")
     page.go_back()
-    page.wait_for_function("location.search.includes('correct=misclassified')")
-    page.wait_for_function(
+    wait_for(page, "location.search.includes('correct=misclassified')")
+    wait_for(page,
         "document.querySelector('#filter-correct input[value=misclassified]').checked")
 
 
 def test_brws005_an_unreadable_run_gives_a_message_in_the_page(page, dash_url):
     page.goto(f"{dash_url}?run=no-such-run")
-    page.wait_for_function("document.querySelector('#run-message')?.innerText.length > 0")
+    wait_for(page, "document.querySelector('#run-message')?.innerText.length > 0")
     assert re.search(r"no finished run 'no-such-run'", page.inner_text("#run-message"))
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from browser.pages import wait_for
+
 from browser.import_runs import CHANNELS
 
 pytestmark = pytest.mark.browser
@@ -17,7 +19,7 @@ ERROR_WORDS = ("failed", "Cannot read", "Traceback", "rebuild", "has no projecti
 def drawn(page, graph_id: str) -> list[dict]:
     """The traces Plotly drew in a dcc.Graph once it has any: name, mode, points, first hover text."""
     selector = f"#{graph_id} .js-plotly-plot"
-    page.wait_for_function(f"document.querySelector('{selector}')?._fullData?.length > 0", timeout=60_000)
+    wait_for(page, f"document.querySelector('{selector}')?._fullData?.length > 0", timeout=60_000)
     return page.evaluate(f"""() => document.querySelector('{selector}')._fullData.map(t => (
         {{name: t.name, mode: t.mode, n: t._length || 0,
           text: Array.isArray(t.text) ? t.text.find(x => x) || null : null}}))""")
@@ -37,7 +39,7 @@ def no_errors(page) -> None:
 
 def open_view(page, url: str, run_id: str, view: str, extra: str = "") -> None:
     page.goto(f"{url}?run={run_id}&view={view}{extra}")
-    page.wait_for_function(f"document.querySelector('#tab-{view}')?.className.includes('tab--selected')")
+    wait_for(page, f"document.querySelector('#tab-{view}')?.className.includes('tab--selected')")
 
 
 @pytest.mark.parametrize("kind", ["npz", "lstmvis", "torch"])
@@ -76,7 +78,7 @@ def test_brim001_an_import_opens_in_paths_last_activations_inspector_and_film(pa
     open_view(page, url, run_id, "inspector", "&example=3")
     inputs = drawn(page, "inspector-inputs")
     assert [t["name"] for t in inputs] == CHANNELS and all(t["n"] > 0 for t in inputs)
-    page.wait_for_function("document.querySelector('#inspector-meta')?.innerText.includes('Example 3:')")
+    wait_for(page, "document.querySelector('#inspector-meta')?.innerText.includes('Example 3:')")
     assert drawn(page, "inspector-path")[-1]["name"] == "example 3"
     assert page.locator("#inspector-nearest button").count() == 8
     if kind == "npz":
@@ -92,7 +94,7 @@ def test_brim001_an_import_opens_in_paths_last_activations_inspector_and_film(pa
 def test_brim010_a_text_run_opens_example_paths_with_its_documents(page, text_url):
     page.set_default_timeout(60_000)
     page.goto(text_url + "?run=text-parens")
-    page.wait_for_function("document.querySelector('#tab-paths')?.className.includes('tab--selected')")
+    wait_for(page, "document.querySelector('#tab-paths')?.className.includes('tab--selected')")
     traces = drawn(page, "paths-graph")
     lines = [t for t in traces if "lines" in (t["mode"] or "")]
     assert sum(t["n"] for t in lines) > 1000                  # every document's path, step by step
@@ -111,4 +113,4 @@ def test_brim010_a_text_run_opens_example_paths_with_its_documents(page, text_ur
     }""")
     page.mouse.move(x, y)
     page.mouse.click(x, y)
-    page.wait_for_function("document.querySelector('#selection-bar')?.innerText.includes('Selected: document')")
+    wait_for(page, "document.querySelector('#selection-bar')?.innerText.includes('Selected: document')")

@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from browser.pages import wait_for
+
 from pipeline import runformat
 
 pytestmark = pytest.mark.browser
@@ -35,16 +37,16 @@ def test_brtx001_heatmap_colours_the_text_and_steps_through_cells(page, text_url
     assert "characters 40\u2013" in page.inner_text("#text-status")
     assert "cell 3" in page.inner_text("#text-legend")
     page.click("#text-next")
-    page.wait_for_function("document.querySelector('#text-legend')?.innerText.includes('cell 4')")
-    page.wait_for_function("window.location.search.includes('text_cell=4')")
+    wait_for(page, "document.querySelector('#text-legend')?.innerText.includes('cell 4')")
+    wait_for(page, "window.location.search.includes('text_cell=4')")
     page.click("#text-forward")
-    page.wait_for_function("document.querySelector('#text-status')?.innerText.includes('characters 3,040')")
+    wait_for(page, "document.querySelector('#text-status')?.innerText.includes('characters 3,040')")
     # rank by depth, pick the best cell
     page.click("#text-rank-by label:has-text('depth')")
     best = page.wait_for_selector("#text-ranking button")
     cell = re.search(r"cell (\d+)", best.inner_text()).group(1)
     best.click()
-    page.wait_for_function(f"document.querySelector('#text-legend')?.innerText.includes('cell {cell}:')")
+    wait_for(page, f"document.querySelector('#text-legend')?.innerText.includes('cell {cell}:')")
 
 
 def test_brtx002_select_a_range_by_dragging_and_see_its_matches(page, text_url, level_4_group):
@@ -52,7 +54,7 @@ def test_brtx002_select_a_range_by_dragging_and_see_its_matches(page, text_url, 
     page.set_default_timeout(60_000)
     page.goto(text_url + f"?run=text-parens&view=match&match_pos={first - 30}")
     graph = "#match-graph .js-plotly-plot"
-    page.wait_for_function(f"document.querySelector('{graph}')?._fullData?.length > 0", timeout=90_000)
+    wait_for(page, f"document.querySelector('{graph}')?._fullData?.length > 0", timeout=90_000)
     # Drag across the characters first .. last, in the middle of the lines' plot area.
     x0, x1, y = page.evaluate(f"""() => {{
         const gd = document.querySelector('{graph}');
@@ -65,14 +67,14 @@ def test_brtx002_select_a_range_by_dragging_and_see_its_matches(page, text_url, 
     page.mouse.move((x0 + x1) / 2, y, steps=4)
     page.mouse.move(x1, y, steps=4)
     page.mouse.up()
-    page.wait_for_function(f"window.location.search.includes('match_start={first}')")
+    wait_for(page, f"window.location.search.includes('match_start={first}')")
     assert query(page)["match_end"] == [str(last)]
-    page.wait_for_function("document.querySelectorAll('#match-results .match-row').length === 50")
+    wait_for(page, "document.querySelectorAll('#match-results .match-row').length === 50")
     assert re.search(r"\d+ cell\(s\) on", page.inner_text("#match-cells"))
     assert page.inner_text("#match-summary").startswith("50 matches")
     # colour the matches by nesting depth: the summary says how many are level-4 ranges
     page.click("#match-colour-by label:has-text('depth')")
-    page.wait_for_function("document.querySelector('#match-summary')?.innerText.includes(' of 50')")
+    wait_for(page, "document.querySelector('#match-summary')?.innerText.includes(' of 50')")
     level_4 = int(re.search(r"\b4: (\d+) of 50", page.inner_text("#match-summary")).group(1))
     assert level_4 >= 40
     first_row = page.inner_text("#match-results .match-row")
