@@ -86,7 +86,8 @@ def open_run(folder: str | Path, run_id: str) -> runformat.Run:
             _runs.move_to_end(key)
             return cached[1]
     run = runformat.Run(path)
-    if not run.manifest.complete:
+    # A recording still training is readable as it goes (its history, examples and inputs).
+    if not run.manifest.complete and run.manifest.status != "training":
         raise runformat.RunError(f"run {run_id!r} is incomplete: it is being built right now, or its build "
                                  f"stopped ({resume_hint(run.manifest)})")
     with _runs_lock:

@@ -89,6 +89,9 @@ def _run_label(manifest: runformat.Manifest) -> str:
     details = [str(manifest.dataset.get("name", "?"))]
     if manifest.origin != "trained":
         details.append(manifest.origin)
+    if manifest.status == "training":
+        epochs = (manifest.get("recording") or {}).get("epochs", 0)
+        details.append(f"training now, epoch {epochs}")
     if accuracy is not None:
         details.append(f"test accuracy {accuracy:.1%}")
     return f"{manifest.run_id} ({', '.join(details)})"

@@ -177,3 +177,34 @@ def test_film_gives_chosen_classes_far_apart_colours():
     assert names == ["c", "a"] and colours == list(HIGHLIGHT[:2])
     names, colours = film.film_classes(["a", "b", "c"], [], ["c", "a"])
     assert names == ["a", "c"] and colours == [class_colors(["a", "b", "c"])[name] for name in names]
+
+
+def test_cbvw101_training_status_is_live_for_a_recording_and_names_failure_signs(tmp_path, synthetic_runs_dir):
+    """A complete run: its epochs, no refresh. A run still training: "training now", refreshing; a
+    collapsed state in its history is named with its threshold."""
+
+    from dashboard import data
+    from dashboard.views import training
+    from pipeline.record.session import Recording
+    original = data.runs_dir()
+    data.configure(synthetic_runs_dir)
+    try:
+        _live_status(tmp_path, data, training, Recording)
+    finally:
+        data.configure(original)
+
+
+def _live_status(tmp_path, data, training, Recording):
+    import numpy as np
+    import pandas as pd
+    body, stop = training.status("synthetic")
+    assert stop and "epoch(s)" in str(body[0].children)
+    recording = Recording(tmp_path / "runs" / "live", np.zeros((4, 3, 2), np.float32), labels=np.array([0, 1, 0, 1]))
+    recording.start()
+    writer_history = pd.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.9], "layer0_h_spread": [0.2, 1e-5]})
+    from pipeline.runformat import HISTORY_FILE, RunWriter
+    RunWriter(tmp_path / "runs", "live").write_table(HISTORY_FILE, writer_history)
+    data.configure(tmp_path / "runs")
+    body, stop = training.status("live")
+    assert not stop and "training now: 2 epoch(s)" in str(body[0].children)
+    assert "hidden state barely differs" in str(body[1]) and "rule:" in str(body[1])

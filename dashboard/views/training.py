@@ -1,6 +1,9 @@
-"""Training view: the run's learning curves, gradient norm and gate statistics per epoch.
+"""Training view: the run's learning curves, gradient norm and gate statistics per epoch, and the
+failure signs in them (``pipeline.analysis.health``, each with its threshold).
 
-History is per epoch of the whole run, so the example filters do not apply here.
+A recording that is still training (``pipeline.record``) is monitored live: the view refreshes
+itself every ``REFRESH_MS`` while the run's status is "training", without a reload. History is per
+epoch of the whole run, so the example filters do not apply here.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from dashboard.figures import as_sent, message_figure
 from dashboard.figures.training import training_figure
 from dashboard.views.controls import GRAPH_CONFIG
 from pipeline import runformat
+from pipeline.analysis.health import training_warnings
 
 VIEW_ID = "training"
 TITLE = "Training"
 GRAPH = "training-graph"
+STATUS, REFRESH = "training-status", "training-refresh"
+REFRESH_MS = 2000
 
 
 def applies_to(manifest: runformat.Manifest) -> bool:
@@ -29,6 +35,8 @@ def layout():
     return html.Div(children=[
         html.P("Per epoch of training (the example filters do not apply). Gate statistics are measured "
                "on a fixed sample of training examples at the end of each epoch.", className="hint"),
+        html.Div(id=STATUS, className="training-status"),
+        dcc.Interval(id=REFRESH, interval=REFRESH_MS, disabled=True),
         dcc.Loading(dcc.Graph(id=GRAPH, config=GRAPH_CONFIG)),
     ])
 
@@ -57,9 +65,30 @@ def _figure(run: runformat.Run) -> dict:
     return as_sent(training_figure(frame, run.manifest.metrics))
 
 
+def status(run_id) -> tuple[list, bool]:
+    """The line above the curves (epochs so far, live or not, the failure signs) and whether the
+    view should keep refreshing."""
+    try:
+        run = data.get_run(run_id)
+        frame = history(run)
+    except runformat.RunError:
+        return [], True
+    live = run.manifest.status == "training"
+    head = (f"training now: {len(frame)} epoch(s) so far, refreshing every {REFRESH_MS // 1000} s"
+            if live else f"{len(frame)} epoch(s)")
+    signs = training_warnings(frame)
+    items = [html.Li(f"{w.text} [rule: {w.threshold}]", className="warning") for w in signs]
+    body = [html.Span(head, id=f"{STATUS}-epochs")]
+    body.append(html.Ul(items) if items else html.Span(" · no failure signs (saturated gates, collapsed state, "
+                                                       "exploding gradient)", className="hint"))
+    return body, not live
+
+
 def register_callbacks(app: dash.Dash) -> None:
-    @app.callback(Output(GRAPH, "figure"), Input(state.RUN, "value"), state.TAB_INPUT)
-    def update(run_id, tab):
+    @app.callback(Output(GRAPH, "figure"), Output(STATUS, "children"), Output(REFRESH, "disabled"),
+                  Input(state.RUN, "value"), state.TAB_INPUT, Input(REFRESH, "n_intervals"))
+    def update(run_id, tab, _ticks):
         if views.is_hidden(VIEW_ID, tab):
-            return dash.no_update
-        return figure(run_id)
+            return dash.no_update, dash.no_update, True
+        body, stop = status(run_id)
+        return figure(run_id), body, stop
