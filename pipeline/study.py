@@ -547,6 +547,13 @@ def report_hash(run: Run) -> str:
                                   if name != "report"})
 
 
+def report_is_current(run: Run) -> bool:
+    """Whether the run's recorded report was made from its present stages (a run rebuilt since
+    keeps the old report until ``python -m pipeline report`` runs again)."""
+    record = run.manifest.stages.get("report") or {}
+    return bool(record) and record.get("input_hash") == report_hash(run)
+
+
 def markdown(run_id: str, result: dict, metrics: dict, figures: dict[str, str], why_no_figures: str = "") -> str:
     """The report as Markdown: one section per claim, the statement, our numbers, the verdict and its rule."""
     lines = [f"# The Auslan study's claims, measured on run `{run_id}`", ""]

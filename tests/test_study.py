@@ -230,6 +230,7 @@ def test_report_is_written_into_the_run_and_recorded_in_its_manifest(reported):
     text = (reported.path / study.REPORT_MD).read_text()
     assert "## Hand usage" in text and "*Verdict:*" in text and "*Rule:*" in text
     assert verify_run(reported.path).ok, verify_run(reported.path).problems
+    assert study.report_is_current(reported)
     pytest.importorskip("matplotlib")
     for name in study.FIGURES.values():
         assert (reported.path / name).read_bytes()[:4] == b"\x89PNG"
