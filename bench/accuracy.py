@@ -9,7 +9,8 @@ the attribute and project stages) in its own subprocess, because TF_ENABLE_ONEDN
 loads. Only the training seed changes (``train.seed``); the split keeps its own seed, so every
 trial is tested on the same examples. Prints, per trial, the test (and validation) accuracy, the
 epochs trained, the epoch whose weights were kept (lowest validation loss), the train stage's and
-the whole run's seconds; then the mean, std and minimum per environment and over all; and the load
+the whole run's seconds and the trial's CPU seconds (user + system: less dependent on what else
+runs than the wall clock); then the mean, std and minimum per environment and over all; and the load
 average before and after (on a shared machine the seconds mean little without it).
 
 ``--set KEY=JSON`` overrides the config (``train.augment=null`` switches augmentation off) to compare
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -102,12 +104,16 @@ def trial(args, environment: str, seed: int, runs: Path) -> dict:
     command += ["--project"] if args.project else []
     for pair in args.set or []:
         command += ["--set", pair]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         sys.stderr.write(done.stderr[-3000:])
         raise SystemExit(f"trial {run_id} failed (exit {done.returncode})")
-    return {"environment": environment, "seed": seed, "run_id": run_id, **json.loads(lines[-1])}
+    return {"environment": environment, "seed": seed, "run_id": run_id, **json.loads(lines[-1]),
+            "cpu_seconds": round(cpu, 1)}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -115,7 +121,8 @@ def summarise(rows: list[dict]) -> dict:
     return {"n": len(rows), "mean": statistics.fmean(accuracy),
             "std": statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0, "min": min(accuracy),
             "epochs_mean": statistics.fmean(row["epochs"] for row in rows),
-            "train_seconds_mean": statistics.fmean(row["train_seconds"] for row in rows)}
+            "train_seconds_mean": statistics.fmean(row["train_seconds"] for row in rows),
+            "cpu_seconds_mean": statistics.fmean(row["cpu_seconds"] for row in rows)}
 
 
 def load() -> str:
@@ -153,7 +160,7 @@ def main() -> None:
     print(f"load average before: {before}; dataset {args.dataset}; overrides {overrides_of(args.set or [])}",
           flush=True)
     print(f"{'environment':<12}{'seed':>5}{'test acc':>10}{'val acc':>9}{'epochs':>8}{'best':>6}"
-          f"{'train s':>9}{'run s':>8}", flush=True)
+          f"{'train s':>9}{'run s':>8}{'cpu s':>8}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(args.runs).resolve() if args.runs else Path(tmp)
@@ -163,14 +170,14 @@ def main() -> None:
                 rows.append(row)
                 print(f"{environment:<12}{seed:>5}{row['test_accuracy']:>10.4f}{row['validation_accuracy']:>9.4f}"
                       f"{row['epochs']:>8}{row['best_epoch']:>6}{row['train_seconds']:>9.1f}"
-                      f"{row['run_seconds']:>8.1f}   load {load()}", flush=True)
+                      f"{row['run_seconds']:>8.1f}{row['cpu_seconds']:>8.0f}   load {load()}", flush=True)
     summaries = {environment: summarise([r for r in rows if r["environment"] == environment])
                  for environment in environments}
     summaries["all"] = summarise(rows)
     print()
     for name, s in summaries.items():
         print(f"{name:<12} n={s['n']}  test accuracy mean {s['mean']:.4f}  std {s['std']:.4f}  min {s['min']:.4f}"
-              f"  epochs {s['epochs_mean']:.0f}  train {s['train_seconds_mean']:.0f} s")
+              f"  epochs {s['epochs_mean']:.0f}  train {s['train_seconds_mean']:.0f} s  cpu {s['cpu_seconds_mean']:.0f} s")
     after = load()
     print(f"load average after: {after}")
     if args.json:
