@@ -25,7 +25,7 @@ def _model(units, dataset, seed=0):
 
 
 @pytest.mark.parametrize("units", [[7], [6, 5]], ids=["one-layer", "two-layers"])
-def test_recomputed_h_equals_keras_layer_output(units):
+def test_lstm001_recomputed_h_equals_keras_layer_output(units):
     data = random_dataset(n=40, n_steps=15)
     model = _model(units, data)
     layout = StepLayout(data.lengths, data.n_steps)
@@ -37,7 +37,7 @@ def test_recomputed_h_equals_keras_layer_output(units):
         assert tensors["h"].dtype == np.float32 and tensors["h"].shape == (layout.n_rows, units[index])
 
 
-def test_c_and_gates_equal_a_plain_padded_recurrence():
+def test_lstm002_c_and_gates_equal_a_plain_padded_recurrence():
     """The padding shortcut gives what stepping every example through all T steps gives."""
     data = random_dataset(n=25, n_steps=12, seed=3)
     weights = network_weights(_model([5], data, seed=3))[0]
@@ -68,7 +68,7 @@ def test_c_and_gates_equal_a_plain_padded_recurrence():
     np.testing.assert_allclose(lanes[0]["h"][rows], tensors["h"][rows], atol=1e-6)
 
 
-def test_last_step_probabilities_equal_predict():
+def test_lstm003_last_step_probabilities_equal_predict():
     data = random_dataset(n=30, n_steps=10, seed=1)
     model = _model([6, 4], data, seed=1)
     weights = network_weights(model)[0]
@@ -80,7 +80,7 @@ def test_last_step_probabilities_equal_predict():
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_standardise_keeps_padding_exactly_zero_and_matches_the_layer():
+def test_lstm004_standardise_keeps_padding_exactly_zero_and_matches_the_layer():
     data = random_dataset(n=12, n_steps=8, seed=2)
     mean, std = classifier.channel_stats(data.X, data.lengths)
     ours = lstm.standardise(data.X, mean, std)
@@ -93,7 +93,7 @@ def test_standardise_keeps_padding_exactly_zero_and_matches_the_layer():
     np.testing.assert_allclose(real.std(axis=0), 1.0, atol=1e-4)
 
 
-def test_top_k_is_sorted_and_picks_the_largest():
+def test_lstm005_top_k_is_sorted_and_picks_the_largest():
     probabilities = np.array([[0.1, 0.5, 0.2, 0.2], [0.7, 0.05, 0.05, 0.2]], np.float32)
     classes, probs = predictions.top_k(probabilities, 3)
     assert classes[0, 0] == 1 and set(classes[0, 1:]) == {2, 3}
@@ -102,7 +102,7 @@ def test_top_k_is_sorted_and_picks_the_largest():
     assert predictions.top_k(probabilities, 10)[0].shape == (2, 4)     # k is capped at the classes
 
 
-def test_step_layout_round_trip():
+def test_lstm006_step_layout_round_trip():
     data = random_dataset(n=9, n_steps=6, seed=4)
     layout = StepLayout(data.lengths, data.n_steps)
     rows = layout.real_rows(data.X)
@@ -115,7 +115,7 @@ def test_step_layout_round_trip():
         StepLayout(np.array([0, 3]), 6)
 
 
-def test_weights_round_trip_through_npz(tmp_path):
+def test_lstm007_weights_round_trip_through_npz(tmp_path):
     data = random_dataset(n=6, n_steps=5, seed=8)
     weights = network_weights(_model([4, 3], data, seed=8))[0]
     weights.save(tmp_path / "weights.npz")
@@ -128,7 +128,7 @@ def test_weights_round_trip_through_npz(tmp_path):
         assert set(archive.files) >= {"layer0_kernel", "head_kernel", "mean", "padding"}
 
 
-def test_predicted_class_probability_is_stored_at_every_step(synthetic_run):
+def test_lstm008_predicted_class_probability_is_stored_at_every_step(synthetic_run):
     """Confidence over time needs the final prediction's probability even where it is not top-k."""
     from dashboard import data
 

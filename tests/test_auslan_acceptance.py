@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not AUSLAN.is_dir(), reason=f"the Auslan data is not at {AUSLAN}")]
 
 
-def test_auslan_study_protocol_reaches_96_percent_test_accuracy(tmp_path):
+def test_acc001_auslan_study_protocol_reaches_96_percent_test_accuracy(tmp_path):
     config = merge(default_config("auslan"), {"dataset": {"source": str(AUSLAN)}})
     summary = run_classification(config, tmp_path)
     run = runformat.Run.open(tmp_path, "auslan")

@@ -50,7 +50,7 @@ def _callback(app, name: str):
                 if cb["callback"].__wrapped__.__name__ == name)
 
 
-def test_callbacks_listen_to_components_that_exist(app):
+def test_cbtx001_callbacks_listen_to_components_that_exist(app):
     ids = component_ids(app.layout()) | {text_heatmap.RANK_BUTTON}     # ranking buttons come later
     found = list(callbacks_of(app, MY_VIEWS))
     assert len(found) >= 9
@@ -60,7 +60,7 @@ def test_callbacks_listen_to_components_that_exist(app):
         assert set(wanted) <= ids, set(wanted) - ids
 
 
-def test_text_views_apply_to_language_models_only(run, synthetic_run):
+def test_cbtx002_text_views_apply_to_language_models_only(run, synthetic_run):
     """The text views are a language model's; the projection views (paths, last activations, the
     film) apply to every run with projections, text runs included (they get PCA paths)."""
     projected = {"paths", "last_step", "film"}
@@ -72,7 +72,7 @@ def test_text_views_apply_to_language_models_only(run, synthetic_run):
             assert not views.applies(view, synthetic_run.manifest)
 
 
-def test_hidden_views_do_no_work(app):
+def test_cbtx003_hidden_views_do_no_work(app):
     for name in ("update_text", "update_ranking", "update_select", "update_matches"):
         callback = next(cb for cb in app.callback_map.values() if cb["callback"].__wrapped__.__name__ == name)
         arguments = {"run-picker": RUN, "view-tabs": "paths"}
@@ -82,7 +82,7 @@ def test_hidden_views_do_no_work(app):
         assert all(r is dash.no_update for r in results), name
 
 
-def test_heatmap_window_shows_the_text_coloured_by_the_cell(run):
+def test_cbtx004_heatmap_window_shows_the_text_coloured_by_the_cell(run):
     chars = text_heatmap.chars(run)
     body, legend, status = text_heatmap.render(RUN, "last", "c", 3, 100, None)
     assert body.dangerously_allow_html
@@ -100,7 +100,7 @@ def test_heatmap_window_shows_the_text_coloured_by_the_cell(run):
     assert "cell 999 does not exist" in message.children
 
 
-def test_ranking_lists_the_cells_that_follow_the_depth_best(run):
+def test_cbtx005_ranking_lists_the_cells_that_follow_the_depth_best(run):
     buttons = text_heatmap.ranking(RUN, "last", "h", "depth")[1:]
     depth = run.steps("text", columns=["depth"])["depth"].to_numpy(float)
     states = run.step_matrix(0, "h")
@@ -110,7 +110,7 @@ def test_ranking_lists_the_cells_that_follow_the_depth_best(run):
     assert "Choose an annotation" in text_heatmap.ranking(RUN, "last", "h", None)[0].children
 
 
-def test_cell_buttons_step_and_pick(app):
+def test_cbtx006_cell_buttons_step_and_pick(app):
     step_cell = _callback(app, "step_cell")
     for trigger, expected in (("text-prev", 31), ("text-next", 1), ('{"cell":7,"type":"text-rank"}', 7)):
         assert with_trigger(f"{trigger}.n_clicks", 1, step_cell, 1, 1, [1], 0, RUN, "last") == expected
@@ -119,7 +119,7 @@ def test_cell_buttons_step_and_pick(app):
     assert appeared is dash.no_update                     # a ranking button that just appeared
 
 
-def test_navigation_pages_and_finds_phrases(run):
+def test_cbtx007_navigation_pages_and_finds_phrases(run):
     text = text_heatmap.corpus_text(run)
     assert text_heatmap.navigate(text_heatmap.FORWARD, RUN, 0, "", None) == (text_heatmap.WINDOW, None)
     assert text_heatmap.navigate(text_heatmap.BACK, RUN, 100, "", None) == (0, None)
@@ -134,7 +134,7 @@ def test_navigation_pages_and_finds_phrases(run):
     assert text_heatmap.navigate(state.SELECTED, RUN, 0, "", None, example_id=5) == (row, None)
 
 
-def test_select_and_match_a_nesting_level_4_group(run):
+def test_cbtx008_select_and_match_a_nesting_level_4_group(run):
     text = text_heatmap.corpus_text(run)
     group = max(re.finditer(r"\(4+", text), key=lambda m: (len(m.group()), -m.start()))
     first, last = group.start(), group.end() - 1
@@ -151,7 +151,7 @@ def test_select_and_match_a_nesting_level_4_group(run):
     assert level_4 >= 40
 
 
-def test_selections_that_cannot_be_matched_say_why(run):
+def test_cbtx009_selections_that_cannot_be_matched_say_why(run):
     _, note, chosen = select_match.select_view(RUN, "last", "h", 0, None, None, 0.3, [], None)
     assert chosen is None and "Drag across the plot" in note
     boundary = int(data.examples(run)["row_start"].iat[1])
@@ -162,14 +162,14 @@ def test_selections_that_cannot_be_matched_say_why(run):
     assert select_match.match_view(chosen, None)[0].startswith("Select a range")
 
 
-def test_plot_selection_sets_the_rows(app):
+def test_cbtx010_plot_selection_sets_the_rows(app):
     select_range = _callback(app, "select_range")
     box = {"range": {"x": [40.2, 45.7]}, "points": []}
     assert with_trigger("match-graph.selectedData", box, select_range, box, None, None, None, None) == (41, 45)
     assert with_trigger("match-clear.n_clicks", 1, select_range, None, None, 1, 41, 45) == (None, None)
 
 
-def test_view_options_round_trip_through_the_url():
+def test_cbtx011_view_options_round_trip_through_the_url():
     params = text_heatmap.URL_PARAMS + select_match.URL_PARAMS
     values = {text_heatmap.CELL: 17, text_heatmap.POS: 3000, text_heatmap.STATE_KIND: "c",
               select_match.START: 40, select_match.END: 44, select_match.OFF: ["before"]}

@@ -51,7 +51,7 @@ def _message(figure) -> str:
     return annotations[0].text if annotations and not figure.data else ""
 
 
-def test_view_callbacks_listen_to_components_that_exist(synthetic_runs_dir):
+def test_cbvw102_view_callbacks_listen_to_components_that_exist(synthetic_runs_dir):
     app = create_app(synthetic_runs_dir)
     ids = component_ids(app.layout())
     found = list(callbacks_of(app, MY_VIEWS))
@@ -61,7 +61,7 @@ def test_view_callbacks_listen_to_components_that_exist(synthetic_runs_dir):
         assert set(wanted) <= ids, set(wanted) - ids
 
 
-def test_hidden_views_do_no_work(synthetic_runs_dir):
+def test_cbvw103_hidden_views_do_no_work(synthetic_runs_dir):
     app = create_app(synthetic_runs_dir)
     figure_ids = ("graph", "over-time", "cells", "ranking", "heatmap")
     figure_callbacks = [(outputs, cb) for outputs, cb in callbacks_of(app, MY_VIEWS)
@@ -75,7 +75,7 @@ def test_hidden_views_do_no_work(synthetic_runs_dir):
         assert all(r is dash.no_update for r in results), outputs
 
 
-def test_gate_saturation_over_time_matches_the_step_tables(run):
+def test_cbvw104_gate_saturation_over_time_matches_the_step_tables(run):
     over_time, histogram = map(figure_of, gates.summary_figures("synthetic", [], ALL_SPLITS, None, "all",
                                                                 "last", "end", [0.1, 0.9]))
     values = run.step_matrix(0, "input_gate")
@@ -94,7 +94,7 @@ def test_gate_saturation_over_time_matches_the_step_tables(run):
     assert "threshold" in _message(crossed)
 
 
-def test_gate_cell_heatmap_means_per_cell_and_step(run):
+def test_cbvw105_gate_cell_heatmap_means_per_cell_and_step(run):
     figure = gates.cells_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "end", [0.1, 0.9],
                                 "output_gate", "mean", "index")
     heatmap = figure.data[0]
@@ -105,7 +105,7 @@ def test_gate_cell_heatmap_means_per_cell_and_step(run):
     np.testing.assert_allclose(np.asarray(heatmap.z)[:, -1], expected, rtol=1e-5)
 
 
-def test_cell_ranking_and_heatmap_for_chosen_classes(run):
+def test_cbvw106_cell_ranking_and_heatmap_for_chosen_classes(run):
     chosen = run.classes[:3]
     figure = cells.ranking_figure("synthetic", chosen, ALL_SPLITS, None, "all", "last", "h", "last", 0)
     frame = data.filtered_examples(run, chosen, ALL_SPLITS, None, "all")
@@ -127,14 +127,14 @@ def test_cell_ranking_and_heatmap_for_chosen_classes(run):
     assert "u5 (c)" in heatmap.layout.title.text
 
 
-def test_clicks_pick_a_cell_and_an_example():
+def test_cbvw107_clicks_pick_a_cell_and_an_example():
     assert cells.unit_from_click({"points": [{"customdata": 7, "x": 3.2, "y": "u7"}]}) == 7
     assert cells.unit_from_click(None) is None
     assert cells.example_from_heatmap_click({"points": [{"x": -3, "y": "think #42", "z": 0.1}]}) == 42
     assert cells.example_from_heatmap_click({"points": []}) is None
 
 
-def test_layer_and_cell_choices_fall_back_to_what_the_run_has(run):
+def test_cbvw108_layer_and_cell_choices_fall_back_to_what_the_run_has(run):
     options, style = controls.layer_options("synthetic")
     assert options == [{"label": "0 (12 units), last", "value": controls.LAST_LAYER}]
     assert style == controls.HIDDEN                                     # one layer: no picker
@@ -144,7 +144,7 @@ def test_layer_and_cell_choices_fall_back_to_what_the_run_has(run):
     assert "u0 (h)" in too_far.layout.title.text
 
 
-def test_training_figure_shows_the_run_history_and_test_metrics(run):
+def test_cbvw109_training_figure_shows_the_run_history_and_test_metrics(run):
     figure = figure_of(training.figure("synthetic"))
     history = run.history()
     train_loss = next(trace for trace in figure.data if trace.name == "train")
@@ -155,7 +155,7 @@ def test_training_figure_shows_the_run_history_and_test_metrics(run):
     assert training.applies_to(run.manifest)
 
 
-def test_film_draws_the_filtered_examples_and_clicks_select_them(run):
+def test_cbvw110_film_draws_the_filtered_examples_and_clicks_select_them(run):
     assert {"ae2", "pca2"} <= set(film.film_projections(run.manifest))
     assert "ae3" not in film.film_projections(run.manifest)
     figure = go.Figure(film.film_figure("synthetic", [], ALL_SPLITS, None, "misclassified", "pca2", "end"))
@@ -172,7 +172,7 @@ def test_film_draws_the_filtered_examples_and_clicks_select_them(run):
     assert "no finished run" in _message(unknown)
 
 
-def test_film_gives_chosen_classes_far_apart_colours():
+def test_cbvw111_film_gives_chosen_classes_far_apart_colours():
     names, colours = film.film_classes(["a", "b", "c"], ["c", "x", "a"], ["a", "c"])
     assert names == ["c", "a"] and colours == list(HIGHLIGHT[:2])
     names, colours = film.film_classes(["a", "b", "c"], [], ["c", "a"])

@@ -68,7 +68,7 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("case", MALFORMED)
-def test_malformed_file_raises_data_error_naming_file_and_line(tree, case):
+def test_dat001_malformed_file_raises_data_error_naming_file_and_line(tree, case):
     content, expected = MALFORMED[case]
     write_tsd(tree, "tctodd2/bad-2.tsd", content)
     with pytest.raises(DataError) as raised:
@@ -79,37 +79,37 @@ def test_malformed_file_raises_data_error_naming_file_and_line(tree, case):
         assert part in message
 
 
-def test_file_name_without_repetition_is_named(tree):
+def test_dat002_file_name_without_repetition_is_named(tree):
     write_tsd(tree, "tctodd1/alive.tsd", frames(50))
     with pytest.raises(DataError, match=r"tctodd1/alive\.tsd: .*repetition"):
         load_auslan(tree)
 
 
 @pytest.mark.parametrize("name", ["alive-x.tsd", "-3.tsd"])
-def test_parse_file_name_rejects_names_without_sign_or_number(name):
+def test_dat003_parse_file_name_rejects_names_without_sign_or_number(name):
     with pytest.raises(DataError, match="repetition"):
         parse_file_name(name)
 
 
-def test_missing_folder_is_named(tmp_path):
+def test_dat004_missing_folder_is_named(tmp_path):
     with pytest.raises(DataError, match="nowhere.*not found"):
         load_auslan(tmp_path / "nowhere")
 
 
-def test_folder_without_sessions_is_named(tmp_path):
+def test_dat005_folder_without_sessions_is_named(tmp_path):
     (tmp_path / "other").mkdir()
     with pytest.raises(DataError, match="no session folders"):
         load_auslan(tmp_path)
 
 
-def test_session_folder_without_tsd_files_is_named(tree):
+def test_dat006_session_folder_without_tsd_files_is_named(tree):
     (tree / "tctodd3").mkdir()
     (tree / "tctodd3" / "notes.txt").write_text("not a sign")
     with pytest.raises(DataError, match="tctodd3.*no .tsd files"):
         load_auslan(tree)
 
 
-def test_skip_bad_files_warns_counts_and_keeps_the_good_ones(tree):
+def test_dat007_skip_bad_files_warns_counts_and_keeps_the_good_ones(tree):
     write_tsd(tree, "tctodd1/bad-1.tsd", "")
     write_tsd(tree, "tctodd2/bad-1.tsd", replace_line(GOOD, 3, "1 2 3"))
     with pytest.warns(UserWarning, match="bad-1.tsd"):
@@ -123,7 +123,7 @@ def test_skip_bad_files_warns_counts_and_keeps_the_good_ones(tree):
     assert data.notes["files_found"] == 4 and data.notes["files_read"] == 2
 
 
-def test_line_with_two_spaces_between_fields_parses(tmp_path):
+def test_dat008_line_with_two_spaces_between_fields_parses(tmp_path):
     data = frames(5)
     text = tsd_text(data)
     fields = text.splitlines()[2].split("\t")
@@ -132,7 +132,7 @@ def test_line_with_two_spaces_between_fields_parses(tmp_path):
     np.testing.assert_allclose(read_tsd(path), data, atol=1e-6)
 
 
-def test_sign_names_with_dashes_split_on_the_last_dash(tree):
+def test_dat009_sign_names_with_dashes_split_on_the_last_dash(tree):
     write_tsd(tree, "tctodd1/flash-light-2.tsd", frames(40))
     write_tsd(tree, "tctodd1/not-my-problem-3.tsd", frames(40))
     assert parse_file_name("flash-light-2.tsd") == ("flash-light", 2)
@@ -143,7 +143,7 @@ def test_sign_names_with_dashes_split_on_the_last_dash(tree):
     assert row.repetition == 2 and row.session == 1
 
 
-def test_his_hers_dropped_by_default_or_merged(tree):
+def test_dat010_his_hers_dropped_by_default_or_merged(tree):
     write_tsd(tree, "tctodd1/her-1.tsd", frames(40))
     write_tsd(tree, "tctodd2/his_hers-1.tsd", frames(40))
     dropped = load_auslan(tree)
@@ -156,7 +156,7 @@ def test_his_hers_dropped_by_default_or_merged(tree):
         load_auslan(tree, his_hers="keep")
 
 
-def test_length_limit_padding_and_metadata(tree):
+def test_dat011_length_limit_padding_and_metadata(tree):
     write_tsd(tree, "tctodd2/long-1.tsd", frames(90))
     write_tsd(tree, "tctodd2/long-2.tsd", frames(89))
     data = load_auslan(tree)
@@ -177,7 +177,7 @@ def test_length_limit_padding_and_metadata(tree):
     np.testing.assert_allclose(data.real_steps(0), frames(50), atol=1e-6)
 
 
-def test_max_length_must_be_a_positive_integer(tree):
+def test_dat012_max_length_must_be_a_positive_integer(tree):
     with pytest.raises(DataError, match="max_length"):
         load_auslan(tree, max_length=0)
 
@@ -188,7 +188,7 @@ def auslan():
 
 
 @needs_auslan
-def test_real_auslan_follows_the_study_protocol(auslan):
+def test_dat013_real_auslan_follows_the_study_protocol(auslan):
     assert auslan.X.shape == (2528, 90, 22)
     assert len(auslan.classes) == 94
     assert auslan.classes == sorted(auslan.classes)
@@ -206,7 +206,7 @@ def test_real_auslan_follows_the_study_protocol(auslan):
 
 
 @needs_auslan
-def test_real_auslan_reads_the_two_space_line_of_drink_1(auslan):
+def test_dat014_real_auslan_reads_the_two_space_line_of_drink_1(auslan):
     i = auslan.meta.index[auslan.meta.file == "tctodd1/drink-1.tsd"][0]
     assert auslan.lengths[i] == 57
     line_55 = auslan.real_steps(i)[54]
@@ -214,7 +214,7 @@ def test_real_auslan_reads_the_two_space_line_of_drink_1(auslan):
 
 
 @needs_auslan
-def test_real_auslan_merging_his_hers_gives_95_classes():
+def test_dat015_real_auslan_merging_his_hers_gives_95_classes():
     merged = load_dataset({"name": "auslan", "source": str(AUSLAN), "his_hers": "merge"})
     assert merged.X.shape == (2555, 90, 22)
     assert len(merged.classes) == 95
@@ -226,14 +226,14 @@ def synthetic():
     return generate_synthetic(seed=0)
 
 
-def test_synthetic_is_deterministic_for_a_seed(synthetic):
+def test_dat016_synthetic_is_deterministic_for_a_seed(synthetic):
     again = generate_synthetic(seed=0)
     np.testing.assert_array_equal(again.X, synthetic.X)
     np.testing.assert_array_equal(again.labels, synthetic.labels)
     assert not np.array_equal(generate_synthetic(seed=1).X, synthetic.X)
 
 
-def test_synthetic_shape_ranges_and_padding(synthetic):
+def test_dat017_synthetic_shape_ranges_and_padding(synthetic):
     d = synthetic
     assert len(d.classes) >= 20 and d.classes == sorted(d.classes)
     counts = np.bincount(d.labels)
@@ -257,7 +257,7 @@ def motion(d, i, hand):
     return np.abs(np.diff(steps, axis=0)).mean()
 
 
-def test_synthetic_has_one_and_two_handed_signs(synthetic):
+def test_dat018_synthetic_has_one_and_two_handed_signs(synthetic):
     d = synthetic
     two_handed = set(d.notes["two_handed_classes"])
     assert two_handed and len(two_handed) < len(d.classes)
@@ -273,7 +273,7 @@ def test_synthetic_has_one_and_two_handed_signs(synthetic):
     assert set(d.meta.designed_hands[~is_two_handed]) == {"one-handed"}
 
 
-def test_synthetic_prefix_pairs_share_their_start(synthetic):
+def test_dat019_synthetic_prefix_pairs_share_their_start(synthetic):
     d = synthetic
     k = 25   # frames from the start of each sign, shorter than any sign
 
@@ -293,12 +293,12 @@ def test_synthetic_prefix_pairs_share_their_start(synthetic):
         assert mean_length[long] > mean_length[short] + 10
 
 
-def test_synthetic_needs_room_for_its_longest_sign():
+def test_dat020_synthetic_needs_room_for_its_longest_sign():
     with pytest.raises(DataError, match="max_length"):
         generate_synthetic(max_length=60)
 
 
-def test_stratified_split_proportions_per_class():
+def test_dat021_stratified_split_proportions_per_class():
     labels = np.repeat(np.arange(5), [27, 26, 10, 3, 1])
     split = stratified_split(labels, 0.7, seed=0)
     assert split.dtype.kind == "U" and set(split) == set(SPLITS) == {"train", "validation", "test"}
@@ -308,14 +308,14 @@ def test_stratified_split_proportions_per_class():
         assert got == counts, c
 
 
-def test_stratified_split_is_deterministic_and_seeded():
+def test_dat022_stratified_split_is_deterministic_and_seeded():
     labels = np.repeat(["a", "b", "c"], 20)
     first = stratified_split(labels, 0.7, seed=3)
     np.testing.assert_array_equal(first, stratified_split(labels, 0.7, seed=3))
     assert not np.array_equal(first, stratified_split(labels, 0.7, seed=4))
 
 
-def test_stratified_split_keeps_validation_and_test_for_small_classes():
+def test_dat023_stratified_split_keeps_validation_and_test_for_small_classes():
     labels = np.repeat(np.arange(4), [3, 4, 5, 6])
     split = stratified_split(labels, 0.9, seed=0)
     for c in range(4):
@@ -323,12 +323,12 @@ def test_stratified_split_keeps_validation_and_test_for_small_classes():
 
 
 @pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1])
-def test_stratified_split_rejects_bad_fractions(fraction):
+def test_dat024_stratified_split_rejects_bad_fractions(fraction):
     with pytest.raises(DataError, match="split.train"):
         stratified_split([0, 0, 1], fraction, seed=0)
 
 
-def test_registry_dispatches_and_names_bad_config():
+def test_dat025_registry_dispatches_and_names_bad_config():
     data = load_dataset({"name": "synthetic", "seed": 2})
     np.testing.assert_array_equal(data.X, generate_synthetic(seed=2).X)
     with pytest.raises(DataError, match="dataset.source"):

@@ -55,7 +55,7 @@ def partitioned_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("off", [(False, False), (True, True)])
-def test_distributed_match_ranks_like_the_single_machine_engine(client, partitioned_run, off):
+def test_dsk001_distributed_match_ranks_like_the_single_machine_engine(client, partitioned_run, off):
     run, states = partitioned_run
     source = run.path / runformat.steps_file(0, "h")
     assert len(list(source.iterdir())) == 5                     # 24,000 rows in parts of 5,000
@@ -76,7 +76,7 @@ def test_distributed_match_ranks_like_the_single_machine_engine(client, partitio
     assert distributed.match(source, cells, 0.3, *off, top_k=40, boundaries=boundaries) == local
 
 
-def test_match_command_on_the_cluster(client, partitioned_run, capsys):
+def test_dsk002_match_command_on_the_cluster(client, partitioned_run, capsys):
     run, states = partitioned_run
     args = ["match", run.run_id, "--runs", str(run.path.parent), "--start", "100", "--end", "102",
             "--top-k", "5"]
@@ -87,7 +87,7 @@ def test_match_command_on_the_cluster(client, partitioned_run, capsys):
     assert len(local.splitlines()) == 7                          # cells, header, five matches
 
 
-def test_extraction_on_the_cluster_writes_the_same_run(client, tmp_path, monkeypatch):
+def test_dsk003_extraction_on_the_cluster_writes_the_same_run(client, tmp_path, monkeypatch):
     rng = np.random.default_rng(2)
     layers = [LSTMWeights(rng.normal(0, 0.4, (3, 20)).astype(np.float32),
                           rng.normal(0, 0.4, (5, 20)).astype(np.float32),
@@ -109,7 +109,7 @@ def test_extraction_on_the_cluster_writes_the_same_run(client, tmp_path, monkeyp
             np.testing.assert_array_equal(ours[key], theirs[key])
 
 
-def test_import_command_with_a_scheduler_writes_the_in_process_run(client, tmp_path, monkeypatch):
+def test_dsk004_import_command_with_a_scheduler_writes_the_in_process_run(client, tmp_path, monkeypatch):
     from pipeline.models.classifier import build_classifier
     from pipeline.models.keras_weights import save_model
     monkeypatch.setattr(steps, "BLOCK_ROWS", 100)

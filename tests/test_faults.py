@@ -209,7 +209,7 @@ def test_flt011_every_callback_survives_wrong_value_types(broken_runs, client_fo
     props, dependencies = page(client)
     wrong_values = [12345, "not-a-list", ["x", 1, None], {"points": "x"}]
     for dep in server_callbacks(dependencies):
-        for position, item in enumerate(dep["inputs"]):
+        for item in dep["inputs"]:
             for wrong in wrong_values:
                 values = {**page_values(props), (state.RUN, "value"): "good",
                           (item["id"], item["property"]): wrong}
@@ -351,7 +351,7 @@ def test_flt030_a_fresh_worker_serves_parallel_script_requests(broken_runs, clie
         fresh = client_for(broken_runs).application
         barrier = threading.Barrier(len(scripts))
 
-        def fetch(path):
+        def fetch(path, barrier=barrier, fresh=fresh):
             barrier.wait()
             return fresh.test_client().get(path).status_code
 

@@ -34,7 +34,7 @@ def elements(markup: str, tag: str | None = None) -> list:
     return [e for e in _Elements(markup).found if tag is None or e[0] == tag]
 
 
-def test_value_bins_are_symmetric_around_zero():
+def test_fgtx001_value_bins_are_symmetric_around_zero():
     bins = figures.value_bins(np.array([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0, np.nan]), limit=1.0)
     middle = figures.N_BINS // 2
     assert bins.tolist() == [0, 0, middle, middle + 5, figures.N_BINS - 1, figures.N_BINS - 1, middle]
@@ -42,7 +42,7 @@ def test_value_bins_are_symmetric_around_zero():
     assert figures.symmetric_limit(np.zeros(5)) == 1.0
 
 
-def test_heatmap_html_keeps_the_text_and_colours_each_character_by_its_bin():
+def test_fgtx002_heatmap_html_keeps_the_text_and_colours_each_character_by_its_bin():
     chars = list("def f(x):\n    return '<x>' & y\n")
     values = np.linspace(-1, 1, len(chars))
     markup = figures.heatmap_html(chars, values, limit=1.0, first_row=100)
@@ -60,7 +60,7 @@ def test_heatmap_html_keeps_the_text_and_colours_each_character_by_its_bin():
     assert "&lt;" in markup and "&amp;" in markup        # escaped: the parsed text above is the text
 
 
-def test_heatmap_html_marks_documents_and_the_found_phrase():
+def test_fgtx003_heatmap_html_marks_documents_and_the_found_phrase():
     chars = list("first doc\nsecond <doc>\n")
     markup = figures.heatmap_html(chars, np.zeros(len(chars)), 1.0, first_row=50,
                                   document_starts={50: "one", 60: "two & <b>", 999: "elsewhere"},
@@ -72,7 +72,7 @@ def test_heatmap_html_marks_documents_and_the_found_phrase():
     assert outlined == ["doc"]
 
 
-def test_correlations_equal_pearson_per_cell():
+def test_fgtx004_correlations_equal_pearson_per_cell():
     rng = np.random.default_rng(0)
     target = rng.integers(0, 5, 400).astype(float)
     states = np.column_stack([target * 0.3 + rng.normal(0, 1, 400), -target, rng.normal(0, 1, 400),
@@ -85,7 +85,7 @@ def test_correlations_equal_pearson_per_cell():
     assert np.all(figures.correlations(states, np.ones(400)) == 0)
 
 
-def test_select_figure_draws_selected_cells_threshold_selection_and_counts():
+def test_fgtx005_select_figure_draws_selected_cells_threshold_selection_and_counts():
     rng = np.random.default_rng(1)
     states = rng.uniform(-1, 1, (30, 6)).astype(np.float32)
     counts = np.arange(30) % 3
@@ -106,7 +106,7 @@ def test_select_figure_draws_selected_cells_threshold_selection_and_counts():
     assert figure.layout.dragmode == "select"
 
 
-def test_selection_from_box_and_clicks():
+def test_fgtx006_selection_from_box_and_clicks():
     assert figures.selection_from_plot({"range": {"x": [10.4, 14.6], "y": [0, 1]}, "points": []}) == (11, 14)
     assert figures.selection_from_plot({"points": [{"x": 7}, {"x": 3}, {"x": 5}]}) == (3, 7)
     assert figures.selection_from_plot({"range": {"x": [10.4, 10.6]}, "points": []}) is None
@@ -117,7 +117,7 @@ def test_selection_from_box_and_clicks():
     assert figures.selection_from_plot(None, None) is None
 
 
-def test_match_html_colours_the_match_and_counts_the_cells():
+def test_fgtx007_match_html_colours_the_match_and_counts_the_cells():
     match = {"rank": 1, "name": "line <3>", "start": 12, "end": 14, "overlap": 2, "extra": 1, "length": 3,
              "rows": np.arange(10, 17), "chars": list("((444)3"), "counts": np.array([0, 1, 2, 2, 2, 0, 0]),
              "annotation": np.array([1, 2, 4, 4, 4, 3, 3])}

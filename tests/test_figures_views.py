@@ -15,7 +15,7 @@ from dashboard.figures import alignment, cells, film, gates, training
 
 # -- alignment ----------------------------------------------------------------------------------
 
-def test_example_rows_and_positions_align_at_either_end():
+def test_fgvw001_example_rows_and_positions_align_at_either_end():
     rows, t, owner = alignment.example_rows([10, 2], [3, 2])
     assert rows.tolist() == [10, 11, 12, 2, 3]
     assert t.tolist() == [0, 1, 2, 0, 1]
@@ -44,7 +44,7 @@ def _gate_rows():
     return values, position
 
 
-def test_saturation_by_step_counts_unit_example_pairs_exactly():
+def test_fgvw002_saturation_by_step_counts_unit_example_pairs_exactly():
     values, position = _gate_rows()
     result = gates.saturation_by_step(values, position, 3, 0.1, 0.9)
     np.testing.assert_allclose(result["low"], [0.5, 0.0, 0.25])
@@ -56,7 +56,7 @@ def test_saturation_by_step_counts_unit_example_pairs_exactly():
         gates.saturation_by_step(values, position, 3, 0.9, 0.1)
 
 
-def test_cell_step_matrix_fraction_saturated_and_mean_with_empty_steps_nan():
+def test_fgvw003_cell_step_matrix_fraction_saturated_and_mean_with_empty_steps_nan():
     values, position = _gate_rows()
     saturated = gates.cell_step_matrix(values, position, 4, "saturated", 0.1, 0.9)
     assert saturated.shape == (2, 4)
@@ -66,7 +66,7 @@ def test_cell_step_matrix_fraction_saturated_and_mean_with_empty_steps_nan():
     np.testing.assert_allclose(mean, [[0.05, 0.95, 0.26], [0.50, 0.99, 0.71]], rtol=1e-6)
 
 
-def test_cells_stuck_at_an_extreme_sort_first_and_histograms_are_fractions():
+def test_fgvw004_cells_stuck_at_an_extreme_sort_first_and_histograms_are_fractions():
     grid = np.array([[0.1, 0.2], [1.0, 1.0], [0.5, np.nan]], dtype=np.float32)
     assert gates.sort_cells(grid, "saturation").tolist() == [1, 2, 0]
     assert gates.sort_cells(grid, "index").tolist() == [0, 1, 2]
@@ -79,7 +79,7 @@ def test_cells_stuck_at_an_extreme_sort_first_and_histograms_are_fractions():
     assert fractions["input_gate"][-1] == pytest.approx(0.25)
 
 
-def test_saturation_figure_has_a_line_per_gate_and_the_example_count():
+def test_fgvw005_saturation_figure_has_a_line_per_gate_and_the_example_count():
     values, position = _gate_rows()
     by_gate = {gate: gates.saturation_by_step(values, position, 3) for gate in gates.GATES}
     figure = gates.saturation_figure(by_gate, "end", 0.1, 0.9, n_examples=2, layer=0)
@@ -92,7 +92,7 @@ def test_saturation_figure_has_a_line_per_gate_and_the_example_count():
 
 # -- cells ----------------------------------------------------------------------------------------
 
-def test_heatmap_rows_are_grouped_by_class_order_then_example_id():
+def test_fgvw006_heatmap_rows_are_grouped_by_class_order_then_example_id():
     labels = ["b", "a", "b", "a", "c"]
     ids = [4, 3, 1, 0, 2]
     order = cells.class_sorted_rows(labels, ["a", "b", "c"], ids)
@@ -100,7 +100,7 @@ def test_heatmap_rows_are_grouped_by_class_order_then_example_id():
     assert [ids[i] for i in order] == [0, 3, 1, 4, 2]
 
 
-def test_heatmap_rows_are_decimated_evenly_and_keep_every_class():
+def test_fgvw007_heatmap_rows_are_decimated_evenly_and_keep_every_class():
     labels = np.repeat(["a", "b", "c", "d"], [3000, 1000, 500, 10])
     order = cells.class_sorted_rows(labels, ["a", "b", "c", "d"], np.arange(len(labels)), max_rows=2000)
     assert len(order) == 2000
@@ -109,7 +109,7 @@ def test_heatmap_rows_are_decimated_evenly_and_keep_every_class():
     assert kept["a"] == pytest.approx(2000 * 3000 / 4510, abs=2)
 
 
-def test_cell_activation_figure_labels_rows_and_marks_class_boundaries():
+def test_fgvw008_cell_activation_figure_labels_rows_and_marks_class_boundaries():
     grid = np.arange(12, dtype=np.float32).reshape(4, 3)
     grid[0, 0] = np.nan
     figure = cells.cell_activation_figure(grid, ["a", "a", "b", "c"], [5, 7, 1, 2], "end", unit=3,
@@ -124,7 +124,7 @@ def test_cell_activation_figure_labels_rows_and_marks_class_boundaries():
     assert np.isnan(heatmap.z[0][0])
 
 
-def test_a_planted_separating_cell_ranks_first_with_the_anova_f_statistic():
+def test_fgvw009_a_planted_separating_cell_ranks_first_with_the_anova_f_statistic():
     rng = np.random.default_rng(0)
     labels = np.repeat(["x", "y", "z"], 40)
     summary = rng.normal(0, 1, (120, 6))
@@ -142,7 +142,7 @@ def test_a_planted_separating_cell_ranks_first_with_the_anova_f_statistic():
     assert np.isnan(cells.separation_scores(summary[:40], labels[:40])).all()   # one class only
 
 
-def test_per_example_summary_takes_the_last_step_or_the_mean():
+def test_fgvw010_per_example_summary_takes_the_last_step_or_the_mean():
     values = np.array([[1.0], [3.0], [10.0], [7.0], [8.0], [9.0]], dtype=np.float32)
     lengths = [2, 1, 3]
     assert cells.per_example_summary(values, lengths, "last")[:, 0].tolist() == [3.0, 10.0, 9.0]
@@ -163,7 +163,7 @@ def _history() -> pd.DataFrame:
     })
 
 
-def test_training_figure_curves_test_marker_and_best_epoch():
+def test_fgvw011_training_figure_curves_test_marker_and_best_epoch():
     history = _history()
     metrics = {"test": {"accuracy": 0.66, "loss": 0.95}}
     figure = training.training_figure(history, metrics)
@@ -187,7 +187,7 @@ def test_training_figure_curves_test_marker_and_best_epoch():
     assert "epoch 3" in figure.layout.title.text
 
 
-def test_training_figure_without_validation_has_no_best_epoch():
+def test_fgvw012_training_figure_without_validation_has_no_best_epoch():
     history = _history().drop(columns=["val_loss", "val_accuracy"])
     figure = training.training_figure(history, {})
     assert training.best_epoch(history) is None
@@ -210,13 +210,13 @@ def _paths(n_examples: int, n_steps: int, seed: int = 0):
     return present, x, y
 
 
-def test_frame_positions_are_capped_and_end_on_the_last_step():
+def test_fgvw013_frame_positions_are_capped_and_end_on_the_last_step():
     assert film.frame_positions(20, 60).tolist() == list(range(20))
     positions = film.frame_positions(137, 60)
     assert len(positions) == 60 and positions[0] == 0 and positions[-1] == 136
 
 
-def test_film_frames_slider_steps_and_heads():
+def test_fgvw014_film_frames_slider_steps_and_heads():
     present, x, y = _paths(6, 10)
     classes = ["a", "b", "c"]
     class_index = np.array([0, 1, 2, 0, 1, 2])
@@ -248,7 +248,7 @@ def test_film_frames_slider_steps_and_heads():
     assert figure.data[0].marker.coloraxis == "coloraxis" and figure.layout.coloraxis.cmax == 2.5
 
 
-def test_film_plan_caps_examples_frames_and_path_points():
+def test_fgvw015_film_plan_caps_examples_frames_and_path_points():
     present, _, _ = _paths(2528, 90)
     class_index = np.arange(2528) % 94
     plan = film.film_plan(present, class_index, max_examples=300, max_frames=60)
@@ -263,7 +263,7 @@ def test_film_plan_caps_examples_frames_and_path_points():
     assert len(few.examples) == 40 and len(few.positions) == 60
 
 
-def test_film_figure_for_auslan_sized_data_stays_under_3_mb():
+def test_fgvw016_film_figure_for_auslan_sized_data_stays_under_3_mb():
     present, x, y = _paths(2528, 57, seed=1)
     class_index = np.arange(2528) % 94
     plan = film.film_plan(present, class_index)
@@ -278,7 +278,7 @@ def test_film_figure_for_auslan_sized_data_stays_under_3_mb():
     assert sent["data"][0]["x"]["dtype"] == "f4" and sent["frames"][0]["data"][1]["x"]["dtype"] == "f4"
 
 
-def test_film_colours_follow_the_given_class_colours_and_legend():
+def test_fgvw017_film_colours_follow_the_given_class_colours_and_legend():
     present, x, y = _paths(4, 6)
     figure = film.film_figure(x, y, np.array([0, 1, 1, 0]), ["think", "crazy"], np.arange(4),
                               ["a", "b", "c", "d"], "start", film.frame_positions(6),

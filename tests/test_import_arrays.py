@@ -53,7 +53,7 @@ def classification_npz(tmp_path):
     return path, fields
 
 
-def test_npz_ragged_classification_round_trip(classification_npz, tmp_path):
+def test_imp105_npz_ragged_classification_round_trip(classification_npz, tmp_path):
     path, fields = classification_npz
     run_path, written = write_run(read_arrays(path), tmp_path / "runs", top_k=2)
     assert written
@@ -91,7 +91,7 @@ def test_npz_ragged_classification_round_trip(classification_npz, tmp_path):
     np.testing.assert_allclose(steps["true_prob"], true_prob, rtol=1e-6)
 
 
-def test_hdf5_padded_left_with_tokens_makes_a_language_model(tmp_path):
+def test_imp106_hdf5_padded_left_with_tokens_makes_a_language_model(tmp_path):
     rng = np.random.default_rng(2)
     flat = ragged(rng, 4)
     tokens = np.array(list("helloxabcdefgxyz"))
@@ -118,7 +118,7 @@ def test_hdf5_padded_left_with_tokens_makes_a_language_model(tmp_path):
     assert run.manifest["metrics"] == {"test": {}}              # nothing to score without predictions
 
 
-def test_parquet_long_table(tmp_path):
+def test_imp107_parquet_long_table(tmp_path):
     rng = np.random.default_rng(3)
     flat = ragged(rng, 3)
     ids = np.repeat([10, 11, 12, 13], LENGTHS)
@@ -142,7 +142,7 @@ def test_parquet_long_table(tmp_path):
         read_arrays(path)
 
 
-def test_one_long_stream_and_offsets(tmp_path):
+def test_imp108_one_long_stream_and_offsets(tmp_path):
     rng = np.random.default_rng(4)
     stream = ragged(rng, 5)
     np.savez(tmp_path / "stream.npz", h=stream)
@@ -155,7 +155,7 @@ def test_one_long_stream_and_offsets(tmp_path):
     assert read_arrays(tmp_path / "offsets.npz").lengths.tolist() == LENGTHS.tolist()
 
 
-def test_partitioned_tables_read_like_files(classification_npz, tmp_path, monkeypatch):
+def test_imp109_partitioned_tables_read_like_files(classification_npz, tmp_path, monkeypatch):
     monkeypatch.setattr(steps, "BLOCK_ROWS", 3)          # blocks straddle the parts
     path, fields = classification_npz
     run = runformat.Run(write_run(read_arrays(path), tmp_path / "runs", partition_rows=4)[0])
@@ -185,13 +185,13 @@ def test_partitioned_tables_read_like_files(classification_npz, tmp_path, monkey
     ({"h": np.zeros((6, 2), np.float32), "lengths": np.array([3, 3]), "labels": np.array([0, 2]),
       "classes": np.array(["a", "b"])}, "class index 2 but classes names only 2"),
 ])
-def test_bad_arrays_name_the_field(tmp_path, fields, message):
+def test_imp110_bad_arrays_name_the_field(tmp_path, fields, message):
     np.savez(tmp_path / "bad.npz", **fields)
     with pytest.raises(DataError, match=message):
         read_arrays(tmp_path / "bad.npz")
 
 
-def test_command_line_imports_skips_unchanged_and_reports_errors(classification_npz, tmp_path, capsys):
+def test_imp111_command_line_imports_skips_unchanged_and_reports_errors(classification_npz, tmp_path, capsys):
     path, _ = classification_npz
     runs = tmp_path / "runs"
     assert main(["import", "arrays", str(path), "--runs", str(runs), "--run-id", "mine"]) == 0
@@ -204,7 +204,7 @@ def test_command_line_imports_skips_unchanged_and_reports_errors(classification_
     assert runformat.Run.open(runs, "mine").manifest["status"] == "complete"      # the old run is intact
 
 
-def test_importing_again_replaces_what_the_old_run_had(classification_npz, tmp_path):
+def test_imp112_importing_again_replaces_what_the_old_run_had(classification_npz, tmp_path):
     path, fields = classification_npz
     runs = tmp_path / "runs"
     write_run(read_arrays(path), runs, "same", partition_rows=5)

@@ -83,7 +83,7 @@ meta:
     return word_ids, pos_ids, states
 
 
-def test_lstmvis_project_becomes_a_language_model_run(tmp_path):
+def test_ilv001_lstmvis_project_becomes_a_language_model_run(tmp_path):
     word_ids, pos_ids, states = make_project(tmp_path / "tiny")
     run = runformat.Run(write_run(read_lstmvis(tmp_path / "tiny"), tmp_path / "runs")[0])
     assert run.run_id == "lstmvis-tiny-books"
@@ -107,7 +107,7 @@ def test_lstmvis_project_becomes_a_language_model_run(tmp_path):
     assert text["depth"].tolist() == (np.arange(60) % 4).tolist()
 
 
-def test_select_and_match_on_an_imported_project_equals_the_engine_on_lstmvis_values(tmp_path):
+def test_ilv002_select_and_match_on_an_imported_project_equals_the_engine_on_lstmvis_values(tmp_path):
     _, _, states = make_project(tmp_path / "tiny")
     run = runformat.Run(write_run(read_lstmvis(tmp_path / "tiny"), tmp_path / "runs")[0])
     shown = np.tanh(states["states2"])                    # what LSTMVis matches on
@@ -117,13 +117,13 @@ def test_select_and_match_on_an_imported_project_equals_the_engine_on_lstmvis_va
     assert ours == match.match(shown, cells, 0.3, top_k=10)
 
 
-def test_raw_keeps_the_stored_values(tmp_path):
+def test_ilv003_raw_keeps_the_stored_values(tmp_path):
     _, _, states = make_project(tmp_path / "tiny")
     run = runformat.Run(write_run(read_lstmvis(tmp_path / "tiny", raw=True), tmp_path / "runs")[0])
     np.testing.assert_array_equal(run.step_matrix(1, "c"), states["states2"])
 
 
-def test_command_line_and_errors_name_the_file(tmp_path, capsys):
+def test_ilv004_command_line_and_errors_name_the_file(tmp_path, capsys):
     make_project(tmp_path / "data" / "tiny")
     runs = tmp_path / "runs"
     assert main(["import", "lstmvis", str(tmp_path / "data" / "tiny"), "--runs", str(runs)]) == 0

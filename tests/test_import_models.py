@@ -35,7 +35,7 @@ def keras_step_outputs(model, layer_names, batch):
     return probe.predict(batch, verbose=0)
 
 
-def test_keras_classifier_every_layer_matches_keras(tmp_path):
+def test_imm001_keras_classifier_every_layer_matches_keras(tmp_path):
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
     flat = sequences(rng, 4)
@@ -70,7 +70,7 @@ def test_keras_classifier_every_layer_matches_keras(tmp_path):
     np.testing.assert_allclose(run.examples()["confidence"], probabilities.max(axis=1), atol=1e-5)
 
 
-def test_keras_token_model_runs_each_sequence_from_zero(tmp_path):
+def test_imm002_keras_token_model_runs_each_sequence_from_zero(tmp_path):
     keras.utils.set_random_seed(1)
     chars = keras.Input(shape=(None,), dtype="int32")
     x = keras.layers.Embedding(7, 4)(chars)
@@ -97,7 +97,7 @@ def test_keras_token_model_runs_each_sequence_from_zero(tmp_path):
     assert 0 <= run.manifest["metrics"]["test"]["accuracy"] <= 1
 
 
-def test_keras_refuses_layers_it_cannot_recompute(tmp_path):
+def test_imm003_keras_refuses_layers_it_cannot_recompute(tmp_path):
     inputs = keras.Input(shape=(5, 3))
     x = keras.layers.Conv1D(4, 2, padding="same", name="smoothing")(inputs)
     x = keras.layers.LSTM(4)(x)
@@ -137,7 +137,7 @@ def torch_reference(torch, lstm, x):
     return out
 
 
-def test_torch_state_dict_gates_match_pytorch(tmp_path):
+def test_imm004_torch_state_dict_gates_match_pytorch(tmp_path):
     torch = pytest.importorskip("torch")
     from pipeline.importers.torch_model import read_torch
 
@@ -178,7 +178,7 @@ def test_torch_state_dict_gates_match_pytorch(tmp_path):
     np.testing.assert_allclose(run.examples()["confidence"], expected.max(axis=1), atol=1e-5)
 
 
-def test_torch_refuses_pickled_modules_and_wrong_shapes(tmp_path, capsys):
+def test_imm005_torch_refuses_pickled_modules_and_wrong_shapes(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     from pipeline.importers.torch_model import read_torch
 

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 # ---------------------------------------------------------------------------------------------
 # The session's synthetic run, read back through runformat.Run
 
-def test_manifest_has_the_fixed_keys_and_the_run_details(synthetic_run):
+def test_cls102_manifest_has_the_fixed_keys_and_the_run_details(synthetic_run):
     manifest = synthetic_run.manifest
     assert set(runformat.MANIFEST_KEYS) <= set(manifest)
     assert manifest["status"] == "complete" and manifest["kind"] == "classification"
@@ -38,7 +38,7 @@ def test_manifest_has_the_fixed_keys_and_the_run_details(synthetic_run):
     assert len(manifest["channels"]) == 22 and manifest["dataset"]["name"] == "synthetic"
 
 
-def test_examples_table_describes_every_sequence(synthetic_run):
+def test_cls103_examples_table_describes_every_sequence(synthetic_run):
     examples = synthetic_run.examples()
     assert examples["example_id"].tolist() == list(range(len(examples)))
     lengths = examples["length"].to_numpy()
@@ -52,7 +52,7 @@ def test_examples_table_describes_every_sequence(synthetic_run):
     assert test["correct"].mean() == pytest.approx(synthetic_run.manifest["metrics"]["test"]["accuracy"], abs=1e-6)
 
 
-def test_step_tables_hold_exactly_the_real_steps_in_order(synthetic_run):
+def test_cls104_step_tables_hold_exactly_the_real_steps_in_order(synthetic_run):
     examples = synthetic_run.examples()
     n_rows = int(examples["length"].sum())
     for kind in runformat.TENSOR_KINDS:
@@ -68,7 +68,7 @@ def test_step_tables_hold_exactly_the_real_steps_in_order(synthetic_run):
         assert table["t"].iloc[rows].tolist() == list(range(int(examples.loc[3, "length"])))
 
 
-def test_predictions_end_with_the_examples_prediction(synthetic_run):
+def test_cls105_predictions_end_with_the_examples_prediction(synthetic_run):
     examples = synthetic_run.examples()
     predictions = synthetic_run.steps("predictions")
     assert [c for c in predictions.columns if c.startswith("top")] == [
@@ -78,7 +78,7 @@ def test_predictions_end_with_the_examples_prediction(synthetic_run):
     np.testing.assert_allclose(predictions["true_prob"].to_numpy()[last], examples["true_prob"])
 
 
-def test_inputs_are_the_raw_frames(synthetic_run):
+def test_cls106_inputs_are_the_raw_frames(synthetic_run):
     from pipeline.datasets.registry import load_dataset
     dataset = load_dataset(synthetic_run.manifest["config"]["dataset"])
     inputs = synthetic_run.steps("inputs", columns=dataset.channels).to_numpy()
@@ -86,13 +86,13 @@ def test_inputs_are_the_raw_frames(synthetic_run):
     np.testing.assert_array_equal(inputs, layout.real_rows(dataset.X))
 
 
-def test_history_has_one_row_per_epoch(synthetic_run):
+def test_cls107_history_has_one_row_per_epoch(synthetic_run):
     history = synthetic_run.history()
     assert history["epoch"].tolist() == list(range(1, len(history) + 1))
     assert {"loss", "val_accuracy", "grad_norm", "layer0_forget_gate_saturated"} <= set(history.columns)
 
 
-def test_saved_model_reloads_in_safe_mode(synthetic_run):
+def test_cls108_saved_model_reloads_in_safe_mode(synthetic_run):
     from pipeline.models.keras_weights import load_keras_model
     model = load_keras_model(synthetic_run.path / classification.MODEL_FILE)
     assert model.output_shape == (None, len(synthetic_run.classes))
@@ -114,7 +114,7 @@ def _ran(summary):
     return {stage.name: stage.seconds is not None for stage in summary.stages}
 
 
-def test_interrupted_run_resumes_without_retraining(tmp_path, monkeypatch):
+def test_cls109_interrupted_run_resumes_without_retraining(tmp_path, monkeypatch):
     real_write = steps.write_steps
 
     def broken(*args, **kwargs):
@@ -140,7 +140,7 @@ def test_interrupted_run_resumes_without_retraining(tmp_path, monkeypatch):
     assert not any(_ran(again).values())
 
 
-def test_changed_setting_recomputes_its_stage_and_later_ones(tmp_path, monkeypatch):
+def test_cls110_changed_setting_recomputes_its_stage_and_later_ones(tmp_path, monkeypatch):
     classification.run_classification(_config(), tmp_path, loader=_loader)
     summary = classification.run_classification(_config(extract={"top_k": 2}), tmp_path, loader=_loader)
     assert _ran(summary) == {"data": False, "train": False, "extract": True, "attribute": False, "project": False}
@@ -153,7 +153,7 @@ def test_changed_setting_recomputes_its_stage_and_later_ones(tmp_path, monkeypat
     assert all(_ran(summary)[stage] for stage in ("data", "train", "extract"))
 
 
-def test_right_padded_data_is_stored_like_left_padded(tmp_path, monkeypatch):
+def test_cls111_right_padded_data_is_stored_like_left_padded(tmp_path, monkeypatch):
     left = random_dataset(seed=9)
     classification.run_classification(_config(), tmp_path, loader=lambda config: random_dataset(seed=9, padding="right"))
     run = runformat.Run.open(tmp_path, "random")
@@ -161,7 +161,7 @@ def test_right_padded_data_is_stored_like_left_padded(tmp_path, monkeypatch):
     np.testing.assert_array_equal(run.steps("inputs", columns=left.channels).to_numpy(), layout.real_rows(left.X))
 
 
-def test_bad_data_changes_nothing_in_an_existing_run(tmp_path, monkeypatch):
+def test_cls112_bad_data_changes_nothing_in_an_existing_run(tmp_path, monkeypatch):
     classification.run_classification(_config(), tmp_path, loader=_loader)
     run_dir = tmp_path / "random"
     before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
@@ -177,13 +177,13 @@ def test_bad_data_changes_nothing_in_an_existing_run(tmp_path, monkeypatch):
     assert not (tmp_path / "fresh").exists()
 
 
-def test_default_run_ids_are_readable():
+def test_cls113_default_run_ids_are_readable():
     assert classification.default_run_id(fast_config("synthetic")) == "synthetic"
     assert classification.default_run_id(fast_config("auslan")) == "auslan"
     assert classification.default_run_id(fast_config("auslan", dataset={"his_hers": "merge"})) == "auslan-merged"
 
 
-def test_source_listing_changes_when_a_file_changes(tmp_path):
+def test_cls114_source_listing_changes_when_a_file_changes(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.tsd").write_text("1 2\n")
     first = stages.source_listing(tmp_path)
@@ -201,7 +201,7 @@ def _cli(*args, cwd):
                           text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
 
 
-def test_cli_missing_source_folder_exits_2_naming_it(tmp_path):
+def test_cls115_cli_missing_source_folder_exits_2_naming_it(tmp_path):
     missing = tmp_path / "no-such-auslan"
     result = _cli("run", "auslan", "--source", str(missing), "--runs", str(tmp_path / "runs"), cwd=tmp_path)
     assert result.returncode == 2
@@ -210,13 +210,13 @@ def test_cli_missing_source_folder_exits_2_naming_it(tmp_path):
     assert not (tmp_path / "runs" / "auslan").exists()
 
 
-def test_cli_help_explains_with_examples(tmp_path):
+def test_cls116_cli_help_explains_with_examples(tmp_path):
     result = _cli("run", "--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "python -m pipeline run auslan --source" in result.stdout and "--force" in result.stdout
 
 
-def test_cli_options_become_the_config():
+def test_cls117_cli_options_become_the_config():
     from pipeline.cli import build_parser
     from pipeline.cli.run import classification_config as config_from_args
     args = build_parser().parse_args(["run", "auslan", "--source", "d", "--merge-his-hers", "--units", "100,50",

@@ -19,7 +19,7 @@ from pipeline.datasets import text as corpora
 from pipeline.kinds import language_model
 
 
-def test_windows_cover_every_next_character_once_and_reset_at_document_starts():
+def test_lm102_windows_cover_every_next_character_once_and_reset_at_document_starts():
     from pipeline.models.char_lm import make_windows
     lengths = np.array([7, 1, 12, 5, 30])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -37,7 +37,7 @@ def test_windows_cover_every_next_character_once_and_reset_at_document_starts():
     assert np.all(windows.reset[real[:, :, 0] & ~first_windows] == 0)
 
 
-def test_numpy_recompute_equals_keras_for_every_document():
+def test_lm103_numpy_recompute_equals_keras_for_every_document():
     from pipeline.models.char_lm import build_char_lm, zero_states
     from pipeline.models.keras_weights import network_weights
     corpus = corpora.parens_corpus(n_documents=12, seed=1)
@@ -64,7 +64,7 @@ def test_numpy_recompute_equals_keras_for_every_document():
     assert gates.min() >= 0 and gates.max() <= 1 and np.abs(first["candidate"]).max() <= 1
 
 
-def test_a_text_run_has_the_language_model_format(text_run, text_runs_dir):
+def test_lm104_a_text_run_has_the_language_model_format(text_run, text_runs_dir):
     manifest = text_run.manifest
     assert set(runformat.MANIFEST_KEYS) <= set(manifest)
     assert manifest["kind"] == "language_model" and manifest["status"] == "complete"
@@ -102,14 +102,14 @@ def test_a_text_run_has_the_language_model_format(text_run, text_runs_dir):
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "bits_per_char", "grad_norm"} <= set(history)
 
 
-def test_the_saved_model_reloads_in_safe_mode(text_run):
+def test_lm105_the_saved_model_reloads_in_safe_mode(text_run):
     from pipeline.models.keras_weights import load_keras_model
     model = load_keras_model(text_run.path / language_model.MODEL_FILE)
     assert not any("lambda" in type(layer).__name__.lower() for layer in model.layers)
     assert model.outputs[0].shape[-1] == len(text_run.classes)
 
 
-def test_an_unchanged_text_run_resumes_without_recomputing(text_runs_dir):
+def test_lm106_an_unchanged_text_run_resumes_without_recomputing(text_runs_dir):
     from factories import TEXT_FAST
     config = merge(language_model.default_config("parens"), TEXT_FAST)
     summary = language_model.run_language_model(config, text_runs_dir)
@@ -117,7 +117,7 @@ def test_an_unchanged_text_run_resumes_without_recomputing(text_runs_dir):
     assert [stage.note for stage in summary.stages][:3] == ["unchanged"] * 3
 
 
-def test_nesting_level_4_selection_matches_nesting_level_4_ranges(text_run):
+def test_lm107_nesting_level_4_selection_matches_nesting_level_4_ranges(text_run):
     """LSTMVis' Figure 7: select a nesting-level-4 group; its top matches are level-4 ranges too."""
     text = "".join(text_run.steps("text", columns=["char"])["char"])
     depth = text_run.steps("text", columns=["depth"])["depth"].to_numpy()
@@ -134,7 +134,7 @@ def test_nesting_level_4_selection_matches_nesting_level_4_ranges(text_run):
     assert level_4 >= 0.8
 
 
-def test_cli_errors_name_the_problem_and_write_nothing(tmp_path, capsys):
+def test_lm108_cli_errors_name_the_problem_and_write_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine\nnot \xff fine\n")
     runs = tmp_path / "runs"
@@ -145,7 +145,7 @@ def test_cli_errors_name_the_problem_and_write_nothing(tmp_path, capsys):
     assert not runs.exists()
 
 
-def test_cli_builds_a_text_run_from_a_file(tmp_path):
+def test_lm109_cli_builds_a_text_run_from_a_file(tmp_path):
     source = tmp_path / "poem.txt"
     source.write_text("".join(f"Line {i}: \u201cquoted {i % 7}\u201d (and {i})\n\n" for i in range(400)))
     runs = tmp_path / "runs"

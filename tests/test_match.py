@@ -98,7 +98,7 @@ def random_boundaries(rng, T):
 # Match = brute force
 
 @pytest.mark.parametrize("seed", range(60))
-def test_match_equals_brute_force(seed):
+def test_mat001_match_equals_brute_force(seed):
     rng = np.random.default_rng(seed)
     T, D = int(rng.integers(2, 40)), int(rng.integers(1, 12))
     states = random_states(rng, T, D, quantised=seed % 2 == 0)
@@ -153,7 +153,7 @@ def lstmvis_reference(states, cells, threshold, constrain_left, constrain_right)
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_match_agrees_with_lstmvis_algorithm(seed):
+def test_mat002_match_agrees_with_lstmvis_algorithm(seed):
     rng = np.random.default_rng(400 + seed)
     T, D = int(rng.integers(5, 60)), int(rng.integers(1, 10))
     states = random_states(rng, T, D, quantised=seed % 2 == 0)
@@ -166,7 +166,7 @@ def test_match_agrees_with_lstmvis_algorithm(seed):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_match_equals_brute_force_with_many_cells(seed):
+def test_mat003_match_equals_brute_force_with_many_cells(seed):
     # More than 64 cells selected and in all: rows of on-bits take several machine words.
     rng = np.random.default_rng(500 + seed)
     T, D = int(rng.integers(8, 25)), int(rng.integers(65, 200))
@@ -182,7 +182,7 @@ def test_match_equals_brute_force_with_many_cells(seed):
             == plain_select(states.tolist(), s, s + 1, 0.3, False, False, [0] * T))
 
 
-def test_ranking_order_on_a_hand_made_example():
+def test_mat004_ranking_order_on_a_hand_made_example():
     # cells 0,1 selected; rows 1-2 have both on (+ cell 2 extra), rows 5-8 both on alone,
     # rows 11-12 only cell 0.
     on = np.zeros((14, 3), dtype=np.float32)
@@ -195,7 +195,7 @@ def test_ranking_order_on_a_hand_made_example():
     assert sorted(result, key=rank_key) == result
 
 
-def test_ties_broken_by_length_then_start():
+def test_mat005_ties_broken_by_length_then_start():
     on = np.zeros((20, 2), dtype=np.float32)
     on[2:4, 0] = 1  # length 2
     on[6:9, 0] = 1  # length 3
@@ -204,7 +204,7 @@ def test_ties_broken_by_length_then_start():
                                    Match(12, 13, 1, 0, 2)]
 
 
-def test_off_constraints_apply_to_candidates():
+def test_mat006_off_constraints_apply_to_candidates():
     on = np.zeros((10, 2), dtype=np.float32)
     on[2:6, 0] = 1  # cell 0 on 2..5
     on[3:6, 1] = 1  # cell 1 on 3..5
@@ -218,7 +218,7 @@ def test_off_constraints_apply_to_candidates():
 # Select
 
 @pytest.mark.parametrize("seed", range(30))
-def test_select_equals_plain_definition(seed):
+def test_mat007_select_equals_plain_definition(seed):
     rng = np.random.default_rng(100 + seed)
     T, D = int(rng.integers(1, 30)), int(rng.integers(1, 20))
     states = random_states(rng, T, D, quantised=seed % 2 == 0)
@@ -234,7 +234,7 @@ def test_select_equals_plain_definition(seed):
             assert got.tolist() == plain_select(states.tolist(), s, e, 0.3, ob, oa, seq)
 
 
-def test_select_off_constraints_and_sequence_edges():
+def test_mat008_select_off_constraints_and_sequence_edges():
     states = np.array([[1, 1, 0],
                        [1, 1, 1],
                        [1, 0, 1],
@@ -253,7 +253,7 @@ def test_select_off_constraints_and_sequence_edges():
 # ---------------------------------------------------------------------------------------------
 # The whole stream is searched
 
-def test_planted_match_at_the_end_of_a_long_stream_is_found_first():
+def test_mat009_planted_match_at_the_end_of_a_long_stream_is_found_first():
     T, D = 1_200_000, 8  # more than LSTMVis' 500,000-step "fast" prefix
     rng = np.random.default_rng(7)
     states = rng.uniform(-1, 1, size=(T, D)).astype(np.float32)
@@ -289,7 +289,7 @@ def write_parquet(states, path, row_group_size, files=1, example_ids=None):
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_parquet_source_equals_in_memory(seed, tmp_path):
+def test_mat010_parquet_source_equals_in_memory(seed, tmp_path):
     rng = np.random.default_rng(200 + seed)
     T, D = int(rng.integers(5, 120)), int(rng.integers(1, 20))
     states = random_states(rng, T, D, quantised=seed % 2 == 0)
@@ -310,7 +310,7 @@ def test_parquet_source_equals_in_memory(seed, tmp_path):
             == select_cells(states, s, s, 0.3, True, True, boundaries=starts).tolist())
 
 
-def test_parquet_reads_only_selected_columns_then_candidate_row_groups(tmp_path):
+def test_mat011_parquet_reads_only_selected_columns_then_candidate_row_groups(tmp_path):
     T, D = 4000, 40
     states = np.full((T, D), -1.0, dtype=np.float32)
     states[1100:1105, :3] = 1  # the only place where the selected cells are on
@@ -330,7 +330,7 @@ def test_parquet_reads_only_selected_columns_then_candidate_row_groups(tmp_path)
 
 
 @pytest.mark.parametrize("seed", range(15))
-def test_partitioned_and_merged_equals_single_run(seed, tmp_path):
+def test_mat012_partitioned_and_merged_equals_single_run(seed, tmp_path):
     rng = np.random.default_rng(300 + seed)
     T, D = int(rng.integers(10, 200)), int(rng.integers(1, 10))
     states = random_states(rng, T, D, quantised=seed % 2 == 0)
@@ -353,7 +353,7 @@ def test_partitioned_and_merged_equals_single_run(seed, tmp_path):
     assert merged == single
 
 
-def test_partition_carries_a_run_that_crosses_its_end():
+def test_mat013_partition_carries_a_run_that_crosses_its_end():
     on = np.zeros((30, 2), dtype=np.float32)
     on[8:25, 0] = 1
     full = match(on, [0], 0.5)
@@ -365,7 +365,7 @@ def test_partition_carries_a_run_that_crosses_its_end():
 # ---------------------------------------------------------------------------------------------
 # Bad input
 
-def test_errors_are_clear():
+def test_mat014_errors_are_clear():
     states = np.zeros((10, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="cell index 4 is out of range.*4 cells"):
         match(states, [0, 4], 0.3)
@@ -399,7 +399,7 @@ def test_errors_are_clear():
         match(states, [0], 0.3, min_length=3, max_length=2)
 
 
-def test_parquet_without_cell_columns_is_refused(tmp_path):
+def test_mat015_parquet_without_cell_columns_is_refused(tmp_path):
     pq.write_table(pa.table({"x": [1.0, 2.0]}), tmp_path / "a.parquet")
     with pytest.raises(ValueError, match="no cell columns named u0"):
         match(tmp_path / "a.parquet", [0], 0.3)
@@ -407,10 +407,10 @@ def test_parquet_without_cell_columns_is_refused(tmp_path):
         match(tmp_path / "missing.parquet", [0], 0.3)
 
 
-def test_empty_selection_matches_nothing():
+def test_mat016_empty_selection_matches_nothing():
     assert match(np.ones((5, 3), np.float32), [], 0.3) == []
 
 
-def test_import_does_not_pull_in_tensorflow():
+def test_mat017_import_does_not_pull_in_tensorflow():
     code = "import sys, pipeline.analysis.match; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

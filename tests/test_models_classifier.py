@@ -32,7 +32,7 @@ def trained():
     return data, split, training
 
 
-def test_saved_model_reloads_in_safe_mode_and_predicts_the_same(trained, tmp_path):
+def test_mdl001_saved_model_reloads_in_safe_mode_and_predicts_the_same(trained, tmp_path):
     data, _, training = trained
     path = tmp_path / "models" / "classifier.keras"
     save_model(training.model, path)
@@ -43,7 +43,7 @@ def test_saved_model_reloads_in_safe_mode_and_predicts_the_same(trained, tmp_pat
                                atol=1e-6)
 
 
-def test_history_has_losses_gradient_norms_and_gate_statistics(trained):
+def test_mdl002_history_has_losses_gradient_norms_and_gate_statistics(trained):
     _, _, training = trained
     history = training.history
     assert history["epoch"].tolist() == [1, 2]
@@ -56,7 +56,7 @@ def test_history_has_losses_gradient_norms_and_gate_statistics(trained):
     assert "layer1_forget_gate_mean" not in history
 
 
-def test_metrics_of_the_numpy_recompute_agree_with_keras(trained):
+def test_mdl003_metrics_of_the_numpy_recompute_agree_with_keras(trained):
     data, split, training = trained
     weights = network_weights(training.model)[0]
     rows = StepLayout(data.lengths, data.n_steps).real_rows(data.X)
@@ -73,7 +73,7 @@ def test_metrics_of_the_numpy_recompute_agree_with_keras(trained):
     assert metrics["test"]["loss"] == pytest.approx(loss, abs=1e-4)
 
 
-def test_training_is_deterministic_for_a_seed(trained):
+def test_mdl004_training_is_deterministic_for_a_seed(trained):
     data, split, first = trained
     again = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes),
                                     MODEL, TRAIN)
@@ -82,7 +82,7 @@ def test_training_is_deterministic_for_a_seed(trained):
     np.testing.assert_array_equal(first.history["loss"], again.history["loss"])
 
 
-def test_standardisation_uses_training_real_frames_only():
+def test_mdl005_standardisation_uses_training_real_frames_only():
     data = random_dataset(n=20, n_steps=10, seed=6)
     mean, std = classifier.channel_stats(data.X, data.lengths)
     frames = np.concatenate([data.real_steps(i) for i in range(len(data.lengths))])
@@ -90,7 +90,7 @@ def test_standardisation_uses_training_real_frames_only():
     np.testing.assert_allclose(std, frames.std(axis=0), rtol=1e-4)
 
 
-def test_build_rejects_empty_units():
+def test_mdl006_build_rejects_empty_units():
     with pytest.raises(ValueError, match="units"):
         classifier.build_classifier(10, 3, 2, [])
 
@@ -100,7 +100,7 @@ def test_build_rejects_empty_units():
 AUGMENT = {"time_warp": 0.2, "scale": 0.1, "offset": 0.1, "noise": 0.05}
 
 
-def test_augmentation_keeps_padding_zero_and_lengths_in_range():
+def test_mdl007_augmentation_keeps_padding_zero_and_lengths_in_range():
     data = random_dataset(n=30, n_steps=12, seed=8)
     std = classifier.channel_stats(data.X, data.lengths)[1]
     out, lengths = classifier.augment_sequences(data.X, data.lengths, AUGMENT, std, np.random.default_rng(0))
@@ -115,7 +115,7 @@ def test_augmentation_keeps_padding_zero_and_lengths_in_range():
     np.testing.assert_array_equal(out, again)
 
 
-def test_time_warp_alone_resamples_the_frames_in_order():
+def test_mdl008_time_warp_alone_resamples_the_frames_in_order():
     """A ramp stays a monotone ramp from its first to its last value, whatever its new length."""
     X = np.zeros((5, 40, 1), np.float32)
     X[:, 10:, 0] = np.linspace(1, 2, 30)
@@ -128,7 +128,7 @@ def test_time_warp_alone_resamples_the_frames_in_order():
     assert len(set(lengths.tolist())) > 1
 
 
-def test_zero_augmentation_is_none():
+def test_mdl009_zero_augmentation_is_none():
     assert classifier.augmentation_of({"augment": {"time_warp": 0, "noise": 0.0}}) == {}
     assert classifier.augmentation_of({}) == {}
     with pytest.raises(ValueError, match="unknown"):
@@ -137,7 +137,7 @@ def test_zero_augmentation_is_none():
         classifier._lr_schedule({"lr_schedule": "sometimes"})
 
 
-def test_augmented_training_with_a_schedule_is_deterministic():
+def test_mdl010_augmented_training_with_a_schedule_is_deterministic():
     data = random_dataset(n=50, n_steps=12, seed=5)
     split = _split(len(data.labels))
     train = {**TRAIN, "epochs": 3, "lr_schedule": "plateau", "lr_patience": 1, "augment": AUGMENT}
@@ -150,7 +150,7 @@ def test_augmented_training_with_a_schedule_is_deterministic():
     np.testing.assert_array_equal(first.history["val_loss"], again.history["val_loss"])
 
 
-def test_best_weights_by_validation_loss_are_kept_even_without_early_stop():
+def test_mdl011_best_weights_by_validation_loss_are_kept_even_without_early_stop():
     """Keras restores the best epoch's weights at the end of training, stopped early or not."""
     data = random_dataset(n=50, n_steps=12, seed=5)
     split = _split(len(data.labels))

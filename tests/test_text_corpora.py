@@ -28,7 +28,7 @@ def values(annotations, key, text, fragment, offset=0):
     return annotations[key].values[start:start + len(fragment) - offset].tolist()
 
 
-def test_python_annotations_follow_tokenize():
+def test_txt001_python_annotations_follow_tokenize():
     a = corpora.annotate_python(SOURCE, where="snippet")
     types = corpora.TOKEN_TYPES
     kind = lambda fragment: {types[v] for v in values(a, "token_type", SOURCE, fragment)}  # noqa: E731
@@ -51,12 +51,12 @@ def test_python_annotations_follow_tokenize():
     assert set(values(a, "indent", SOURCE, "return r'raw'")) == {1}
 
 
-def test_python_tokenize_error_names_the_file_and_line():
+def test_txt002_python_tokenize_error_names_the_file_and_line():
     with pytest.raises(DataError, match=r"bad\.py: line 2: cannot tokenize"):
         corpora.annotate_python("x = 1\ny = '''never closed\n", where="bad.py")
 
 
-def test_python_corpus_is_the_standard_library_cut_into_documents():
+def test_txt003_python_corpus_is_the_standard_library_cut_into_documents():
     corpus = corpora.python_corpus()
     assert 250_000 < corpus.n_chars < 500_000
     assert corpus.text.startswith(Path(corpora.python_source_files()[0][1]).read_text()[:200])
@@ -72,7 +72,7 @@ def test_python_corpus_is_the_standard_library_cut_into_documents():
     assert len(corpus.vocabulary()) < 128
 
 
-def test_parens_language_is_balanced_and_digits_tell_the_depth():
+def test_txt004_parens_language_is_balanced_and_digits_tell_the_depth():
     corpus = corpora.parens_corpus(n_documents=200, seed=3)
     assert set(corpus.text) <= set("()01234\n")
     depth = corpus.annotations["depth"].values
@@ -90,7 +90,7 @@ def test_parens_language_is_balanced_and_digits_tell_the_depth():
 
 
 @pytest.mark.skipif(not ALICE.is_file(), reason="shared text data not present")
-def test_a_text_file_becomes_paragraph_documents_with_prose_annotations():
+def test_txt005_a_text_file_becomes_paragraph_documents_with_prose_annotations():
     corpus = corpora.file_corpus(ALICE, min_doc_chars=1500)
     assert corpus.n_chars == 144_600 and corpus.name == "alice"
     assert corpus.text == ALICE.read_text(encoding="utf-8")
@@ -105,7 +105,7 @@ def test_a_text_file_becomes_paragraph_documents_with_prose_annotations():
     assert corpora.CHAR_CLASSES[a["char_class"].values[quote + 1]] == "letter"
 
 
-def test_bad_files_get_errors_that_name_them(tmp_path):
+def test_txt006_bad_files_get_errors_that_name_them(tmp_path):
     latin1 = tmp_path / "latin.txt"
     latin1.write_bytes("line one\ncaf\u00e9 au lait\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"latin\.txt: not UTF-8 .*byte offset 12 \(line 2\)"):
@@ -124,7 +124,7 @@ def test_bad_files_get_errors_that_name_them(tmp_path):
         corpora.load_corpus("file")
 
 
-def test_a_text_without_blank_lines_is_cut_after_lines(tmp_path):
+def test_txt007_a_text_without_blank_lines_is_cut_after_lines(tmp_path):
     path = tmp_path / "one-paragraph.txt"
     path.write_text("".join(f"line {i:04d} of a text that never leaves a blank line\n" for i in range(400)))
     corpus = corpora.file_corpus(path, min_doc_chars=500, max_doc_chars=2000)
@@ -133,14 +133,14 @@ def test_a_text_without_blank_lines_is_cut_after_lines(tmp_path):
     assert all(document.endswith("\n") for document in corpus.documents)
 
 
-def test_crlf_is_read_as_lf(tmp_path):
+def test_txt008_crlf_is_read_as_lf(tmp_path):
     path = tmp_path / "dos.txt"
     path.write_bytes(b"one\r\ntwo\r\n\r\nthree\r\n")
     corpus = corpora.file_corpus(path, min_doc_chars=1)
     assert corpus.text == "one\ntwo\n\nthree\n" and corpus.documents == ["one\ntwo\n\n", "three\n"]
 
 
-def test_documents_split_three_ways_the_same_for_the_same_seed():
+def test_txt009_documents_split_three_ways_the_same_for_the_same_seed():
     split = corpora.split_documents(20, 0.8, seed=1)
     assert (split == "train").sum() == 16 and (split == "validation").sum() == 2 and (split == "test").sum() == 2
     assert np.array_equal(split, corpora.split_documents(20, 0.8, seed=1))
