@@ -1,16 +1,19 @@
 # LSTM Lens: the dashboard (gunicorn serving app:server) and the pipeline in one image.
 #
 #   docker build -t lstm-lens .
-#   docker run -p 8050:8050 -v "$PWD/data:/app/data" lstm-lens                  # serve data/runs
-#   docker run -v "$PWD/data:/app/data" lstm-lens python -m pipeline run synthetic  # build a run
+#   mkdir -p data && docker run --user "$(id -u):$(id -g)" -v "$PWD/data:/app/data" lstm-lens \
+#       python -m pipeline run synthetic                                        # build a run
+#   docker run -p 127.0.0.1:8050:8050 -v "$PWD/data:/app/data" lstm-lens     # serve data/runs
 #
 # Build arguments:
 #   BASE_IMAGE   a Debian-like image with python3 (3.11) and its venv module (default python:3.11-slim)
 #   WHEELS_FROM  an image holding wheels in /wheels to install offline (default: none, use PyPI);
 #                scripts/docker-smoke.sh uses it where the build cannot reach PyPI.
 # Runtime environment: LSTM_LENS_WORKERS, LSTM_LENS_THREADS, LSTM_LENS_BIND (gunicorn),
-# LSTM_LENS_RUNS, and for a login LSTM_LENS_AUTH_FILE (a mounted file) or LSTM_LENS_USERS +
-# LSTM_LENS_PASSWORD; see README.
+# LSTM_LENS_RUNS, LSTM_LENS_FRAME_ANCESTORS, and for a login LSTM_LENS_AUTH_FILE (a mounted file,
+# readable by uid 10001) or LSTM_LENS_USERS + LSTM_LENS_PASSWORD, LSTM_LENS_LOGIN_LIMIT,
+# LSTM_LENS_PROXIES; see README. The entrypoint (scripts/docker-entrypoint.sh) checks that the
+# pipeline can write the runs folder and gives --read-only containers /dev/shm as TMPDIR.
 ARG BASE_IMAGE=python:3.11-slim
 ARG WHEELS_FROM=no-wheels
 
@@ -57,6 +60,7 @@ COPY app.py ./
 COPY assets ./assets
 COPY dashboard ./dashboard
 COPY pipeline ./pipeline
+COPY scripts/docker-entrypoint.sh /app/docker-entrypoint.sh
 USER 10001:10001
 VOLUME ["/app/data"]
 EXPOSE 8050
@@ -64,4 +68,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ['LSTM_LENS_BIND'].rsplit(':', 1)[1]; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status != 200)"]
 # Inside the container the server listens on every interface: the container boundary (and the
 # published port) is the network control. Never debug mode here.
+ENTRYPOINT ["/bin/sh", "/app/docker-entrypoint.sh"]
 CMD ["gunicorn", "--config", "dashboard/gunicorn_conf.py", "app:server"]
