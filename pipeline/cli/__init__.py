@@ -18,6 +18,7 @@ import warnings
 from pipeline.cli.imports import add_import_command
 from pipeline.cli.match import add_match_command
 from pipeline.cli.project import add_project_command
+from pipeline.cli.report import add_report_command
 from pipeline.cli.run import add_run_command
 from pipeline.cli.verify import add_verify_command
 from pipeline.core.errors import DataError, DataWarning
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_project_command(commands)
     add_match_command(commands)
     add_verify_command(commands)
+    add_report_command(commands)
     return parser
 
 
