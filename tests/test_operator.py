@@ -337,7 +337,7 @@ def test_op020_progress_off_a_terminal_prints_plain_lines_every_tenth():
     with Progress(stream=stream).bar(1000, "extract", "step") as bar:
         assert isinstance(bar, PlainBar)
         for _ in range(100):
-            bar.set_postfix(loss="0.123")
+            bar.set_postfix(loss="0.123", refresh=False)     # tqdm's own keyword is not a value
             bar.update(10)
     text = stream.getvalue()
     assert "\r" not in text

@@ -30,7 +30,8 @@ class PlainBar:
             print(f"{self.desc}: {tenth * 10}% ({self.n:,}/{self.total:,} {self.unit}, "
                   f"{time.monotonic() - self._start:.0f} s){extra}", file=self.stream, flush=True)
 
-    def set_postfix(self, **values) -> None:
+    def set_postfix(self, ordered_dict=None, refresh: bool = True, **values) -> None:
+        values = {**(ordered_dict or {}), **values}
         self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
 
     def close(self) -> None:
