@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Build the LSTM Lens image and check that a container of it answers /healthz (for maintainers;
-# not part of .ci/run: it needs root or a Docker engine, and minutes).
+# Build the LSTM Lens image and check it as an operator meets it (for maintainers; not part of
+# .ci/run: it needs root or a Docker engine, and minutes): the pipeline refuses a root-owned data
+# folder in one line (exit 2), builds a small run with plain progress lines (no carriage returns),
+# and a --read-only container (no --tmpfs) serves it read-only with a login from a mounted file:
+# /healthz, Docker's health status, 401 then 200, no Server header, a CSP, no-store, and an access
+# log in docker logs without credentials or tracebacks.
 #
 #   scripts/docker-smoke.sh            use the Docker engine DOCKER_HOST / the default socket points
 #                                      at (a normal build from PyPI); without one, the offline mode
@@ -122,6 +126,18 @@ else
 fi
 log "user in the image: $(docker run --rm "${run_network[@]}" "$IMAGE" id)"
 
+# A fresh machine: Docker creates the mounted folder owned by root; the pipeline (uid 10001) must
+# stop with one line saying what to do, not a traceback.
+FRESH="$WORK/fresh-data"
+rm -rf "$FRESH" && mkdir -m 755 "$FRESH"
+set +e
+refusal=$(docker run --rm "${run_network[@]}" -v "$FRESH:/app/data" "$IMAGE" python -m pipeline run synthetic 2>&1)
+refused=$?
+set -e
+log "pipeline into a root-owned folder: exit $refused: $refusal"
+[[ $refused == 2 && $refusal == "error: /app/data is not writable by uid 10001"* && $(wc -l <<<"$refusal") == 1 ]] \
+  || { log "expected one error line and exit 2"; exit 1; }
+
 # The same image builds a run (a small one) into a mounted data folder, then serves it.
 DATA="$WORK/data"
 rm -rf "$DATA" && mkdir -p "$DATA/runs"
@@ -129,12 +145,20 @@ chown -R 10001:10001 "$DATA" 2>/dev/null || chmod -R a+rwX "$DATA"
 log "building a small synthetic run in the image: python -m pipeline run synthetic --epochs 2 --units 8"
 started=$SECONDS
 docker run --rm "${run_network[@]}" -v "$DATA:/app/data" "$IMAGE" \
-  python -m pipeline run synthetic --epochs 2 --units 8 --quiet >"$WORK/pipeline.log" 2>&1 \
+  python -m pipeline run synthetic --epochs 2 --units 8 >"$WORK/pipeline.log" 2>&1 \
   || { tail -30 "$WORK/pipeline.log"; exit 1; }
 log "pipeline in the image: done in $((SECONDS - started)) s; $(ls "$DATA/runs")"
+if grep -q $'\r' "$WORK/pipeline.log"; then log "carriage returns in the pipeline's log"; exit 1; fi
+grep -q '^train: 100%' "$WORK/pipeline.log" || { log "no plain progress lines in the pipeline's log"; exit 1; }
 
-log "starting a container on 127.0.0.1:$PORT serving $DATA"
-CONTAINER=$(docker run -d "${run_network[@]}" "${publish[@]}" -v "$DATA:/app/data" "$IMAGE")
+# Served read-only (no --tmpfs /tmp), the runs mounted read-only, a login from a mounted file.
+USERS="$WORK/users.txt"
+python3 -c "from werkzeug.security import generate_password_hash as h; print('ada:' + h('smoke-test-pw'))" >"$USERS" \
+  2>/dev/null || docker run --rm "$IMAGE" python -c "from werkzeug.security import generate_password_hash as h; print('ada:' + h('smoke-test-pw'))" >"$USERS"
+chmod 644 "$USERS"
+log "starting a read-only container with a login on 127.0.0.1:$PORT serving $DATA"
+CONTAINER=$(docker run -d --read-only "${run_network[@]}" "${publish[@]}" -v "$DATA:/app/data:ro" \
+  -v "$USERS:/run/secrets/users:ro" -e LSTM_LENS_AUTH_FILE=/run/secrets/users "$IMAGE")
 health=
 for _ in $(seq 60); do
   if health=$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$PORT/healthz', timeout=2).read().decode())" 2>/dev/null); then
@@ -151,12 +175,31 @@ for _ in $(seq 90); do
 done
 log "Docker HEALTHCHECK status: $state"
 [[ $state == healthy ]] || { docker inspect -f '{{json .State.Health}}' "$CONTAINER"; exit 1; }
-status=$(python3 -c "import urllib.request, urllib.error
-try:
-    print(urllib.request.urlopen('http://127.0.0.1:$PORT/', timeout=5).status)
-except urllib.error.HTTPError as error:
-    print(error.code)")
-log "GET / -> HTTP $status"
-[[ $status == 200 && $health == *'"runs":1'* ]] || { log "expected HTTP 200 and one run"; exit 1; }
-log "container log:"; docker logs "$CONTAINER" 2>&1 | tail -8
+answers=$(python3 - "$PORT" <<'PY'
+import base64, sys, urllib.error, urllib.request
+port = sys.argv[1]
+def get(headers):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        response = error
+    return response.status, response.headers
+login = {"Authorization": "Basic " + base64.b64encode(b"ada:smoke-test-pw").decode()}
+without, _ = get({})
+status, headers = get(login)
+print(without, status, "server" if headers.get("Server") else "no-server",
+      "csp" if "frame-ancestors" in headers.get("Content-Security-Policy", "") else "no-csp",
+      headers.get("Cache-Control"))
+PY
+)
+log "GET / without and with the login, headers: $answers"
+[[ $answers == "401 200 no-server csp no-store" && $health == *'"runs":1'* ]] \
+  || { log "expected 401, then 200 without a Server header, with a CSP and no-store, and one run"; exit 1; }
+logs=$(docker logs "$CONTAINER" 2>&1)
+grep -q '"GET / HTTP/1.1" 200' <<<"$logs" || { log "no access-log line in docker logs"; exit 1; }
+if grep -q 'smoke-test-pw\|YWRhOnNtb2tl\|No usable temporary directory\|Traceback' <<<"$logs"; then
+  log "docker logs hold a credential or a traceback:"; tail -20 <<<"$logs"; exit 1
+fi
+log "container log:"; tail -8 <<<"$logs"
 log "smoke test passed"
