@@ -36,8 +36,8 @@ import os
 import secrets
 import threading
 import time
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 
 import flask
 import limits
