@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dashboard import data
+from dashboard import data, deployment
 from dashboard.app import create_app
 
 ROOT = Path(__file__).resolve().parent
@@ -21,6 +21,8 @@ DEFAULT_RUNS = os.environ.get("LSTM_LENS_RUNS", "data/runs")
 DEFAULT_DATASETS = ("synthetic",)      # built before serving: about a minute on two cores
 BACKGROUND_DATASETS = ("text",)       # a character LM on Python's own source: minutes, built while serving
 
+if (problem := deployment.startup_problem()):      # a bad login setting, an unreadable folder: one line
+    raise SystemExit(f"error: {problem}")
 app = create_app(DEFAULT_RUNS)
 server = app.server
 

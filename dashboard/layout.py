@@ -11,7 +11,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, ctx, dcc, html
 
-from dashboard import data, state, views
+from dashboard import data, export, state, views
 from pipeline import runformat
 
 DOWNLOAD_BUTTON = "download-csv-button"
@@ -180,7 +180,7 @@ def register_shell_callbacks(app: dash.Dash) -> None:
             frame = data.filtered_examples(run, classes, splits, hands, correctness)
         except runformat.RunError:
             return dash.no_update               # the page already says why the run cannot be read
-        return dcc.send_data_frame(frame.to_csv, f"{run.run_id}-examples.csv", index=False)
+        return export.send_csv(frame, f"{run.run_id}-examples.csv")       # formulas neutralised
 
 
 def sync_state(search: str | None, values, trigger, params) -> list:

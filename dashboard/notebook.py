@@ -26,5 +26,7 @@ def show(run: str | Path, *, mode: str = "inline", height: int = 800, port: int 
         raise FileNotFoundError(f"{path.name}: not a run folder (no manifest.json); give the folder a "
                                 f"recorder or `python -m pipeline` wrote")
     app = create_app(path.parent, title=f"LSTM Lens: {path.name}")
+    # The notebook shows the app in an iframe of its own origin: let a local Jupyter frame it.
+    app.server.config["LSTM_LENS_FRAME_ANCESTORS"] = "'self' http://localhost:* http://127.0.0.1:*"
     app.run(jupyter_mode=mode, jupyter_height=height, host="127.0.0.1", port=port or free_port())
     return app

@@ -89,6 +89,6 @@ def register_callbacks(app: dash.Dash) -> None:
                   Input(state.RUN, "value"), state.TAB_INPUT, Input(REFRESH, "n_intervals"))
     def update(run_id, tab, _ticks):
         if views.is_hidden(VIEW_ID, tab):
-            return dash.no_update, dash.no_update, True
+            return dash.no_update, dash.no_update, dash.no_update      # no work; the timer keeps its state
         body, stop = status(run_id)
         return figure(run_id), body, stop

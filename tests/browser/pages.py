@@ -1,8 +1,7 @@
 """Helpers for driving pages under the dashboard's Content-Security-Policy.
 
-The app forbids ``eval`` in its pages (``script-src`` without ``'unsafe-eval'``), and Playwright's
-``page.wait_for_function`` evaluates its predicate with ``eval`` inside the page, which the policy
-blocks. ``wait_for`` polls with ``page.evaluate`` instead (sent over the DevTools protocol, which the
+Playwright's ``page.wait_for_function`` evaluates its predicate inside the page, where the app's
+Content-Security-Policy governs what may run. ``wait_for`` polls with ``page.evaluate`` instead (sent over the DevTools protocol, which the
 page's policy does not govern), so the tests run against the real policy rather than around it.
 """
 
