@@ -71,14 +71,13 @@ def open_run(folder: str | Path, run_id: str) -> runformat.Run:
     Raises ``runformat.RunError`` (with a message meant for the page) when it cannot be read.
     """
     if not run_id:
-        raise runformat.RunError(f"no run chosen; build one with `python -m pipeline run synthetic "
-                                 f"--runs {folder}`")
+        raise runformat.RunError("no run chosen; build one with `python -m pipeline run synthetic`")
     path = runformat.resolve_run_path(folder, run_id)
     try:
         stat = (path / runformat.MANIFEST_FILE).stat()
         stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
     except OSError:
-        raise runformat.RunError(f"there is no finished run {run_id!r} in {folder}") from None
+        raise runformat.RunError(f"there is no finished run {run_id[:60]!r} in the runs folder") from None
     key = str(path)
     with _runs_lock:
         cached = _runs.get(key)

@@ -8,6 +8,9 @@ filtered-examples count and CSV download.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import dash
 from dash import Input, Output, State, ctx, dcc, html
 
@@ -99,8 +102,15 @@ def _run_label(manifest: runformat.Manifest) -> str:
 
 def _no_runs_message() -> str:
     folder = data.runs_dir()
-    return (f"No runs in {folder}. Build one with `python -m pipeline run synthetic --runs "
-            f"{folder}` (or start `python app.py`, which builds the default runs).")
+    try:
+        with os.scandir(folder):
+            pass
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return f"The runs folder ({Path(folder).name}) cannot be read by the server: check its permissions."
+    return (f"No runs in the runs folder ({Path(folder).name}). Build one with `python -m pipeline run "
+            f"synthetic` (or start `python app.py`, which builds the default runs).")
 
 
 def all_params() -> list[state.UrlParam]:
