@@ -44,3 +44,16 @@ def text_runs_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def text_run(text_runs_dir) -> runformat.Run:
     return runformat.Run.open(text_runs_dir, "text-parens")
+
+
+@pytest.fixture
+def client_for(monkeypatch):
+    """``client_for(runs)``: a test client of a fresh app on ``runs`` (no login); the process-wide
+    runs folder is restored afterwards."""
+    from dashboard import data
+    from dashboard.app import create_app
+    previous = data.runs_dir()
+    for name in ("LSTM_LENS_USERS", "LSTM_LENS_PASSWORD", "LSTM_LENS_AUTH_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    yield lambda runs: create_app(runs).server.test_client()
+    data.configure(previous)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import base64
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -84,3 +87,24 @@ def callbacks_of(app, views):
         outputs = [part.split("@")[0].rsplit(".", 1)[0] for part in key.strip(".").split("...")]
         if any(output.startswith(prefixes) for output in outputs):
             yield outputs, callback
+
+
+def decoded(value):
+    """``value`` with plotly's base64 typed arrays ({"dtype", "bdata"}) turned back into arrays."""
+    if isinstance(value, dict):
+        if set(value) >= {"dtype", "bdata"}:
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+            shape = value.get("shape")
+            return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
+        return {key: decoded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decoded(item) for item in value]
+    return value
+
+
+CALLBACK = "/_dash-update-component"
+
+
+def post(client, body):
+    """A callback request, as the page sends it."""
+    return client.post(CALLBACK, data=json.dumps(body), content_type="application/json")

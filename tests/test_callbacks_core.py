@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -15,6 +14,8 @@ import dash
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+
+from factories import decoded
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
@@ -65,17 +66,6 @@ def as_figure(function):
     return call
 
 
-def decoded(value):
-    """``value`` with plotly's base64 typed arrays ({"dtype", "bdata"}) turned back into arrays."""
-    if isinstance(value, dict):
-        if set(value) >= {"dtype", "bdata"}:
-            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-            shape = value.get("shape")
-            return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
-        return {key: decoded(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [decoded(item) for item in value]
-    return value
 
 
 def with_trigger(prop_id: str, value, function, *args):

@@ -17,14 +17,14 @@ import numpy as np
 import plotly.utils
 import pytest
 
+from factories import post
+
 from bench.load import all_bodies, component_props, request_body, server_callbacks, split_outputs
 from browser.import_runs import CHANNELS, LSTMVIS_RUN, NPZ_RUN, TORCH_RUN, npz_import, session_imports
 from dashboard import data, errors, layout, state, views
-from dashboard.app import create_app
 from dashboard.views import film, inspector, last_step, paths
 from pipeline import runformat
 
-CALLBACK = "/_dash-update-component"
 EVERYTHING = [list(state.SPLITS), list(state.HANDS), "all"]
 NO_PREDICTIONS = "this import has no predictions (give a predictions field, docs/import-format.md)"
 
@@ -36,17 +36,8 @@ def imports(tmp_path_factory):
     return runs, ids
 
 
-@pytest.fixture
-def client_for(monkeypatch):
-    previous = data.runs_dir()
-    for name in ("LSTM_LENS_USERS", "LSTM_LENS_PASSWORD", "LSTM_LENS_AUTH_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    yield lambda runs: create_app(runs).server.test_client()
-    data.configure(previous)
 
 
-def post(client, body):
-    return client.post(CALLBACK, data=json.dumps(body), content_type="application/json")
 
 
 def answers_for(client, run_id: str, selected: int | None = 0) -> dict:

@@ -3,7 +3,6 @@ on the small real run of the synthetic signs (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import base64
 
 import dash
 import numpy as np
@@ -15,7 +14,7 @@ from dashboard.app import create_app
 from dashboard.figures import HIGHLIGHT, class_colors
 from dashboard.figures import cells as cell_figures
 from dashboard.views import cells, controls, film, gates, training
-from factories import callbacks_of, component_ids
+from factories import decoded, callbacks_of, component_ids
 
 MY_VIEWS = (gates, cells, training, film)
 ALL_SPLITS = list(state.SPLITS)
@@ -32,17 +31,6 @@ def figure_of(sent) -> go.Figure:
     return go.Figure(decoded(sent)) if isinstance(sent, dict) else sent
 
 
-def decoded(value):
-    """``value`` with plotly's base64 typed arrays ({"dtype", "bdata"}) turned back into arrays."""
-    if isinstance(value, dict):
-        if set(value) >= {"dtype", "bdata"}:
-            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-            shape = value.get("shape")
-            return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
-        return {key: decoded(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [decoded(item) for item in value]
-    return value
 
 
 def _message(figure) -> str:

@@ -13,29 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from factories import CALLBACK, post
+
 from bench.load import all_bodies, component_props, request_body, server_callbacks, split_outputs
 from dashboard import data, state
-from dashboard.app import create_app
 from dashboard.views import paths
 from pipeline import runformat
 
-CALLBACK = "/_dash-update-component"
 REWRITTEN = "This run is being rewritten; reload the page in a moment."
 
 
-@pytest.fixture
-def client_for(monkeypatch):
-    """``client_for(runs)``: a test client of a fresh app on ``runs`` (no login); the process-wide
-    runs folder is restored afterwards."""
-    previous = data.runs_dir()
-    for name in ("LSTM_LENS_USERS", "LSTM_LENS_PASSWORD", "LSTM_LENS_AUTH_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    yield lambda runs: create_app(runs).server.test_client()
-    data.configure(previous)
 
 
-def post(client, body):
-    return client.post(CALLBACK, data=json.dumps(body), content_type="application/json")
 
 
 def page(client):
