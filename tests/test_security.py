@@ -456,24 +456,16 @@ def test_sec042_frame_ancestors_are_configurable(runs_with_secret, app_factory, 
             app_factory(runs_with_secret)
 
 
-def test_sec043_the_page_renders_a_run_under_the_policy_in_chromium(synthetic_runs_dir, tmp_path):
-    """Real gunicorn with a login and Debian's chromium (the browser tests' way): the page with a
-    run renders its graphs through every view and the console reports no CSP violation; an inline
-    script the page did not bring is refused (the policy is on, and the check sees violations)."""
+def test_sec043_the_page_renders_a_run_under_the_policy_in_chromium(browser, synthetic_runs_dir, tmp_path):
+    """Real gunicorn with a login and the session's chromium: the page with a run renders its graphs
+    through every view and the console reports no CSP violation; an inline script the page did not
+    bring is refused (the policy is on, and the check sees violations)."""
     from test_operator import gunicorn
-    chromium, flags = "/usr/bin/chromium", ["--headless", "--no-sandbox", "--disable-gpu",
-                                            "--disable-background-networking", "--disable-component-update",
-                                            "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-    if not Path(chromium).exists():
-        pytest.skip(f"no chromium at {chromium} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
 
     from browser.pages import wait_for          # polls with page.evaluate: no eval in the page
     runs = tmp_path / "runs"
     shutil.copytree(synthetic_runs_dir, runs)
-    with gunicorn(runs, tmp_path, LSTM_LENS_USERS="ada", LSTM_LENS_PASSWORD="correct horse") as (port, _), \
-            sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=flags)
+    with gunicorn(runs, tmp_path, LSTM_LENS_USERS="ada", LSTM_LENS_PASSWORD="correct horse") as (port, _):
         context = browser.new_context(http_credentials={"username": "ada", "password": "correct horse"},
                                       viewport={"width": 1400, "height": 1000})
         page = context.new_page()
@@ -499,7 +491,7 @@ def test_sec043_the_page_renders_a_run_under_the_policy_in_chromium(synthetic_ru
                       "{textContent: 'window.__injected = 1'})); }")
         page.wait_for_timeout(300)
         injected, after = page.evaluate("() => [window.__injected, window.__violations]")
-        browser.close()
+        context.close()
     assert violations == [] and errors == [], (violations, errors)
     assert not [m for m in rendered if "Content Security Policy" in m or m.startswith("error")], rendered
     assert injected is None and any(v.startswith("script-src") for v in after), after

@@ -1,6 +1,5 @@
 """Browser fixtures: the real app (``python app.py``) in a child process on a free loopback port,
-serving the small synthetic run, and Debian's chromium driven by Playwright (never
-``playwright install``)."""
+serving the small synthetic run, and a fresh page of the session's browser (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -16,10 +15,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage"]
 
 
 def free_port() -> int:
@@ -80,17 +75,6 @@ def imports_served(tmp_path_factory):
     runs, ids = session_imports(tmp_path_factory)
     with serving(runs) as url:
         yield url, ids
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
