@@ -28,6 +28,7 @@ import inspect
 import io
 import logging
 import os
+import socket
 import tempfile
 import threading
 from collections import OrderedDict
@@ -40,6 +41,7 @@ import orjson
 import pandas as pd
 
 from pipeline import runformat
+from pipeline.runformat.writer import lock_holder, pid_alive
 
 _settings: dict = {"runs_dir": Path("data/runs")}
 log = logging.getLogger("lstm_lens.data")
@@ -57,6 +59,31 @@ def runs_dir() -> Path:
 def list_runs(folder: str | Path | None = None) -> list[runformat.Manifest]:
     """Manifests of the readable runs, newest first."""
     return runformat.list_runs(folder or runs_dir())
+
+
+def default_run(manifests: Sequence[runformat.Manifest]) -> str | None:
+    """The run the page opens when the URL names none: the newest complete classifier (the
+    embedded default is one), else the newest complete run of any kind; never a run still being
+    built or training (None when every run is)."""
+    complete = [m for m in manifests if m.complete]
+    chosen = next((m for m in complete if m.is_classification), complete[0] if complete else None)
+    return chosen.run_id if chosen else None
+
+
+def build_state(manifest: runformat.Manifest, folder: str | Path | None = None) -> str:
+    """How an incomplete run stands, for the run picker: ``"being built: data, train done"`` while
+    its writer holds the run's lock (``.lock``: a live process on this host, or any on another host:
+    cannot tell), ``"build stopped after data"`` when no live writer holds it; the stages named are
+    the ones the manifest records as finished. "" for a complete run or a recording (its own note)."""
+    if manifest.complete or manifest.status == "training":
+        return ""
+    done = [name for name, stage in manifest.stages.items() if isinstance(stage, dict)]
+    holder = lock_holder(Path(folder or runs_dir()) / manifest.run_id)
+    writing = bool(holder) and (holder.get("host") != socket.gethostname()
+                                      or isinstance(holder.get("pid"), int) and pid_alive(holder["pid"]))
+    if writing:
+        return "being built" + (f": {', '.join(done)} done" if done else "")
+    return "build stopped" + (f" after {done[-1]}" if done else "")
 
 
 # -- opening runs -----------------------------------------------------------------------------

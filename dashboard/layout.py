@@ -36,15 +36,15 @@ def shell() -> html.Div:
     """The page; a function so that runs built since the server started appear on reload."""
     runs = data.list_runs()
     run_options = run_choices(runs)
-    first_view = views.VIEWS[0].VIEW_ID if views.VIEWS else None
+    chosen = data.default_run(runs)          # the newest complete run, a classifier if there is one
+    first_view = first_view_of(next((m for m in runs if m.run_id == chosen), None))
     return html.Div(className="app", children=[
         dcc.Location(id=state.URL, refresh=False),
         dcc.Store(id=state.SELECTED, data=None),
         dcc.Store(id=URL_READ, data=False),
         html.Header(className="header", children=[
             html.H1("LSTM Lens", className="title"),
-            dcc.Dropdown(id=state.RUN, options=run_options,
-                         value=run_options[0]["value"] if run_options else None,
+            dcc.Dropdown(id=state.RUN, options=run_options, value=chosen,
                          clearable=False, searchable=True, placeholder="No runs yet",
                          className="run-picker"),
             html.Div(id=RUN_SUMMARY, className="run-summary"),
@@ -95,6 +95,8 @@ def _run_label(manifest: runformat.Manifest) -> str:
     if manifest.status == "training":
         epochs = (manifest.get("recording") or {}).get("epochs", 0)
         details.append(f"training now, epoch {epochs}")
+    elif not manifest.complete:
+        details.append(data.build_state(manifest))
     if accuracy is not None:
         details.append(f"test accuracy {accuracy:.1%}")
     return f"{manifest.run_id} ({', '.join(details)})"
@@ -111,6 +113,17 @@ def _no_runs_message() -> str:
         return f"The runs folder ({Path(folder).name}) cannot be read by the server: check its permissions."
     return (f"No runs in the runs folder ({Path(folder).name}). Build one with `python -m pipeline run "
             f"synthetic` (or start `python app.py`, which builds the default runs).")
+
+
+def _choose_message(manifests: list[runformat.Manifest]) -> str:
+    """What the page says when no run is chosen: how to get one, or which are still being built."""
+    if not manifests:
+        return _no_runs_message()
+    if any(m.complete for m in manifests):
+        return "Choose a run."
+    building = ", ".join(f"{m.run_id} ({data.build_state(m) or 'training now'})" for m in manifests[:3])
+    return (f"No run is complete yet: {building}. Reload the page when one is done, or choose it in "
+            f"the picker to see what it has so far.")
 
 
 def all_params() -> list[state.UrlParam]:
@@ -145,6 +158,10 @@ def register_shell_callbacks(app: dash.Dash) -> None:
             better = view_for(run_id, tab)
             if better is not None:
                 outputs[1 + tab_index] = better
+                if trigger == state.URL:          # the URL named a view the run lacks: say which shows
+                    shown = [v if o is dash.no_update else o for o, v in zip(outputs[1:], values)]
+                    fixed = state.encode_search(dict(zip([p.component_id for p in params], shown)), params)
+                    outputs[0] = fixed if fixed != (search or "") else dash.no_update
         options = class_options(run_id) if trigger in (state.URL, state.RUN) else dash.no_update
         runs = run_choices(data.list_runs(), run_id) if trigger == state.URL else dash.no_update
         return [*outputs, True if not url_read else dash.no_update, options, runs]
@@ -228,16 +245,23 @@ def run_choices(manifests: list[runformat.Manifest], wanted: str | None = None) 
 
 
 def view_for(run_id: str | None, tab: str | None) -> str | None:
-    """The view to show instead of ``tab`` when it does not apply to the run (the first that
-    does), or None to keep it."""
+    """The view to show instead of ``tab`` when it does not apply to the run, or is no view at all
+    (an unknown ``view=`` in the URL): the run's first view; None to keep ``tab``. A run that
+    cannot be read keeps a known tab (its message shows there)."""
+    current = next((view for view in views.VIEWS if tab == view.VIEW_ID), None)
     try:
         manifest = data.get_run(run_id).manifest
     except runformat.RunError:
-        return None
-    current = next((view for view in views.VIEWS if tab == view.VIEW_ID), None)
+        return None if current is not None or not views.VIEWS else views.VIEWS[0].VIEW_ID
     if current is not None and views.applies(current, manifest):
         return None
-    return next((view.VIEW_ID for view in views.VIEWS if views.applies(view, manifest)), None)
+    return first_view_of(manifest)
+
+
+def first_view_of(manifest: runformat.Manifest | None) -> str | None:
+    """The first view (in tab order) that applies to the run; the first view when none is chosen."""
+    usable = [view for view in views.VIEWS if views.applies(view, manifest)]
+    return usable[0].VIEW_ID if usable else (views.VIEWS[0].VIEW_ID if views.VIEWS else None)
 
 
 def class_options(run_id: str | None) -> list[dict]:
@@ -264,7 +288,7 @@ def run_facts(run_id: str | None) -> list:
     hidden = {"display": "none"}
     disabled_all = [False] * len(views.VIEWS)
     if not run_id:
-        message = "Choose a run." if data.list_runs() else _no_runs_message()
+        message = _choose_message(data.list_runs())
         return [hidden, None, None, None, None, None, message, *disabled_all]
     try:
         run = data.get_run(run_id)

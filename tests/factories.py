@@ -108,3 +108,30 @@ CALLBACK = "/_dash-update-component"
 def post(client, body):
     """A callback request, as the page sends it."""
     return client.post(CALLBACK, data=json.dumps(body), content_type="application/json")
+
+
+def first_launch_runs(folder: Path, complete_runs: Path, building_runs: Path, run_id: str = "text-parens",
+                      stages_done: int = 1, writer_alive: bool = True) -> Path:
+    """``folder``: the complete runs of ``complete_runs`` copied beside ``building_runs``' run
+    ``run_id``, marked the way a writer marks a run it is building: manifest ``status``
+    "incomplete", only its first ``stages_done`` stages recorded, updated last (the newest run), and
+    with ``writer_alive`` a ``.lock`` naming this live process on this host."""
+    import shutil
+    import socket
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for child in Path(complete_runs).iterdir():
+        if (child / "manifest.json").is_file():
+            shutil.copytree(child, folder / child.name)
+    target = folder / run_id
+    shutil.copytree(Path(building_runs) / run_id, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["status"] = "incomplete"
+    manifest["stages"] = dict(list(manifest["stages"].items())[:stages_done])
+    manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() + 3600))
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    if writer_alive:
+        (target / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                  "since": manifest["updated"]}))
+    return folder

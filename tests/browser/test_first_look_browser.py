@@ -1,0 +1,49 @@
+"""The first launch in a real browser (issue 14): a complete synthetic run beside a text run still
+being built (the newest run, its writer alive). The page opens the complete run on a tab it has,
+the picker marks the other as being built, and an unknown ``view=`` falls back to the first view."""
+
+from __future__ import annotations
+
+import pytest
+
+from browser.conftest import serving
+from browser.pages import wait_for
+from factories import first_launch_runs
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def first_launch_url(tmp_path_factory, synthetic_runs_dir, text_runs_dir):
+    runs = first_launch_runs(tmp_path_factory.mktemp("first-launch") / "runs", synthetic_runs_dir,
+                             text_runs_dir)
+    with serving(runs) as url:
+        yield url
+
+
+def selected_tab(page) -> str:
+    return page.evaluate("document.querySelector('.view-tabs .tab--selected')?.id || ''")
+
+
+def paths_drawn(page) -> None:
+    wait_for(page, "document.querySelector('#paths-graph .js-plotly-plot')?._fullData?.length > 0")
+
+
+def test_brfl001_first_launch_opens_the_complete_run_and_marks_the_one_being_built(page, first_launch_url):
+    page.goto(first_launch_url)
+    paths_drawn(page)
+    assert "synthetic" in page.inner_text("#run-picker")
+    assert selected_tab(page) == "tab-paths"
+    assert "tab--disabled" not in page.get_attribute("#tab-paths", "class")
+    assert page.inner_text("#run-message").strip() == ""
+    page.click("#run-picker")
+    option = page.get_by_role("option", name="text-parens", exact=False)
+    assert "being built: data done" in option.inner_text()
+    page.keyboard.press("Escape")
+
+
+def test_brfl002_an_unknown_view_in_the_url_opens_the_runs_first_view(page, first_launch_url):
+    page.goto(first_launch_url + "?view=no-such-view")
+    paths_drawn(page)
+    assert selected_tab(page) == "tab-paths"
+    wait_for(page, "!window.location.search.includes('no-such-view')")

@@ -1,0 +1,119 @@
+"""What a newcomer meets first (issue 14): the run the page opens, how runs still being built are
+marked, the tab it opens on, and what an unknown ``view=`` gives. Pure functions and the shell's
+callbacks called as functions, on copies of the small synthetic and parenthesis-language runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from factories import first_launch_runs
+from dashboard import data, layout, state
+from dashboard.app import create_app
+from pipeline import runformat
+
+
+@pytest.fixture(scope="module")
+def first_launch(tmp_path_factory, synthetic_runs_dir, text_runs_dir):
+    """A complete synthetic run beside a text run being built (the newest; its writer alive)."""
+    return first_launch_runs(tmp_path_factory.mktemp("first-launch") / "runs", synthetic_runs_dir,
+                             text_runs_dir)
+
+
+@pytest.fixture
+def in_folder(first_launch):
+    previous = data.runs_dir()
+    data.configure(first_launch)
+    yield first_launch
+    data.configure(previous)
+
+
+def manifest(run_id="r", kind=runformat.CLASSIFICATION, status="complete", stages=None):
+    return runformat.parse_manifest({"schema_version": runformat.SCHEMA_VERSION, "run_id": run_id,
+                                     "kind": kind, "status": status, "stages": stages or {}})
+
+
+def shell_params():
+    return layout.all_params()
+
+
+def sync(app):
+    for key, entry in app.callback_map.items():
+        if key.startswith("..url.search"):
+            return entry["callback"].__wrapped__
+    raise KeyError("url sync")
+
+
+def test_fl001_the_default_run_is_the_newest_complete_classifier():
+    newest_first = [manifest("text", runformat.LANGUAGE_MODEL, "incomplete"),
+                    manifest("live", status="training"), manifest("text-done", runformat.LANGUAGE_MODEL),
+                    manifest("auslan"), manifest("synthetic")]
+    assert data.default_run(newest_first) == "auslan"
+    assert data.default_run(newest_first[:3]) == "text-done"          # no classifier: any complete run
+    assert data.default_run(newest_first[:2]) is None                 # never one being built or training
+    assert data.default_run([]) is None
+
+
+def test_fl002_the_picker_marks_a_run_being_built_and_the_page_opens_the_complete_one(in_folder):
+    runs = data.list_runs()
+    assert [m.run_id for m in runs] == ["text-parens", "synthetic"]   # the one being built is newest
+    labels = {o["value"]: o["label"] for o in layout.run_choices(runs)}
+    assert "being built: data done" in labels["text-parens"]
+    assert "being built" not in labels["synthetic"]
+    page = layout.shell()
+    picker = next(c for c in page.children[3].children if getattr(c, "id", None) == state.RUN)
+    assert picker.value == "synthetic"
+    tabs = page.children[-1]
+    assert tabs.value == "paths"
+
+
+def test_fl003_a_build_whose_writer_is_gone_says_it_stopped(in_folder):
+    building = next(m for m in data.list_runs() if m.run_id == "text-parens")
+    lock = in_folder / "text-parens" / runformat.LOCK_FILE
+    saved = lock.read_text()
+    try:
+        lock.write_text(json.dumps({**json.loads(saved), "pid": 2 ** 22 + 12345}))     # no such process
+        assert data.build_state(building) == "build stopped after data"
+        lock.unlink()
+        assert data.build_state(building) == "build stopped after data"
+    finally:
+        lock.write_text(saved)
+    assert data.build_state(building) == "being built: data done"
+    assert data.build_state(manifest(status="incomplete")) == "build stopped"
+    assert data.build_state(manifest()) == ""
+
+
+def test_fl004_with_nothing_complete_no_run_is_chosen_and_the_page_says_why(tmp_path, text_runs_dir):
+    (tmp_path / "nothing").mkdir()
+    runs = first_launch_runs(tmp_path / "runs", tmp_path / "nothing", text_runs_dir)
+    previous = data.runs_dir()
+    data.configure(runs)
+    try:
+        assert data.default_run(data.list_runs()) is None
+        facts = dict(zip(layout.RUN_FACTS, layout.run_facts(None)))
+        assert "No run is complete yet: text-parens (being built: data done)" in facts["message"]
+    finally:
+        data.configure(previous)
+
+
+def test_fl005_an_unknown_view_falls_back_to_the_runs_first_view(in_folder, text_runs_dir):
+    assert layout.view_for("synthetic", "no-such-view") == "paths"
+    assert layout.view_for("synthetic", "paths") is None
+    assert layout.view_for("synthetic", "text") == "paths"               # a text view on a classifier
+    assert layout.view_for("text-parens", "no-such-view") == "paths"     # unreadable (being built)
+    assert layout.view_for("text-parens", "inspector") is None           # a known tab shows why
+
+
+def test_fl006_the_url_sync_opens_a_tab_the_run_has(in_folder):
+    app = create_app(in_folder)
+    params = shell_params()
+    ids = [p.component_id for p in params]
+    values = [p.default for p in params]
+    values[ids.index(state.RUN)] = "synthetic"
+    out = sync(app)("?view=bogus", *values, False)
+    assert out[1 + ids.index(state.TABS)] == "paths"
+    # A URL naming a text view for the classifier: its first view instead
+    values[ids.index(state.TABS)] = "paths"
+    out = sync(app)("?view=match", *values, False)
+    assert out[1 + ids.index(state.TABS)] == "paths"
