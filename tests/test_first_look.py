@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from factories import first_launch_runs
@@ -117,3 +118,33 @@ def test_fl006_the_url_sync_opens_a_tab_the_run_has(in_folder):
     values[ids.index(state.TABS)] = "paths"
     out = sync(app)("?view=match", *values, False)
     assert out[1 + ids.index(state.TABS)] == "paths"
+
+
+PYTHON_WINDOW = 'def f(x):\n    d = {"a": {1, 2}, **x}\n    return f"{d!r} {{x}}"\n'
+
+
+def test_fl007_text_with_braces_reaches_the_page_as_text():
+    """dcc.Markdown parses raw HTML as JSX, where braces are expressions: they go as entities."""
+    from html.parser import HTMLParser
+
+    from dashboard.figures import text as figures
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.spans = ""
+
+        def handle_data(self, chunk):
+            self.spans += chunk
+
+    chars = list(PYTHON_WINDOW)
+    markup = figures.heatmap_html(chars, np.linspace(-1, 1, len(chars)), 1.0, first_row=0,
+                                  document_starts={0: "module {x}"})
+    assert "{" not in markup and "}" not in markup
+    parsed = Text()
+    parsed.feed(markup)
+    assert parsed.spans == "module {x}" + PYTHON_WINDOW
+    match = figures.match_html([{"rank": 1, "name": "doc {1}", "start": 0, "end": 3, "overlap": 1, "extra": 0,
+                                 "length": 4, "rows": list(range(6)), "chars": list("{a: }}"),
+                                 "counts": [1] * 6}])
+    assert "{" not in match and "}" not in match

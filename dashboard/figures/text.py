@@ -5,7 +5,8 @@ Plotly heatmap cannot wrap lines like text), given to the page as ONE string of 
 text is thousands of spans, and as Dash components they took the page's renderer seconds to lay
 out. Characters whose colours fall in the same bin share one span. Colours are binned on a fixed
 scale (the cell's range over the whole stream), so a colour means the same value on every page.
-Every piece of text is escaped: the corpus may be any file.
+Every piece of text is escaped (braces too: ``dcc.Markdown`` parses raw HTML as JSX): the corpus
+may be any file.
 """
 
 from __future__ import annotations
@@ -65,9 +66,15 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
+# dcc.Markdown hands raw HTML to a JSX parser, where ``{...}`` is a JavaScript expression: a brace
+# in the text would swallow what follows it (most windows of Python source rendered blank).
+_ENTITIES = str.maketrans({"\n": "&#10;", "\r": "&#13;", "{": "&#123;", "}": "&#125;"})
+
+
 def escape(text: str) -> str:
-    """HTML for a piece of text: markup characters escaped, newlines as entities (one line of HTML)."""
-    return html_text.escape(text, quote=True).replace("\n", "&#10;").replace("\r", "&#13;")
+    """HTML for a piece of text: markup characters escaped; newlines and braces as entities (one
+    line of HTML that the page's JSX parser reads as text)."""
+    return html_text.escape(text, quote=True).translate(_ENTITIES)
 
 
 def heatmap_html(chars: Sequence[str], values: np.ndarray, limit: float, *, first_row: int = 0,

@@ -47,3 +47,42 @@ def test_brfl002_an_unknown_view_in_the_url_opens_the_runs_first_view(page, firs
     paths_drawn(page)
     assert selected_tab(page) == "tab-paths"
     wait_for(page, "!window.location.search.includes('no-such-view')")
+
+
+@pytest.fixture(scope="module")
+def python_text(tmp_path_factory):
+    """A small character LM on Python source full of braces (the standard library's json.encoder),
+    served: ``(url, run id, its text)``."""
+    import json.encoder
+    import shutil
+
+    from factories import TEXT_FAST
+    from pipeline import runformat
+    from pipeline.core.config import merge
+    from pipeline.kinds import language_model
+
+    folder = tmp_path_factory.mktemp("python-text")
+    source = folder / "encoder.py"
+    shutil.copy(json.encoder.__file__, source)
+    config = merge(language_model.default_config("file", str(source)), TEXT_FAST)
+    summary = language_model.run_language_model(config, folder / "runs")
+    assert summary.status == "complete"
+    run = runformat.Run.open(folder / "runs", summary.run_id)
+    text = "".join(run.steps("text", columns=["char"])["char"])
+    with serving(folder / "runs") as url:
+        yield url, summary.run_id, text
+
+
+def test_brfl003_the_text_heatmap_shows_python_source_with_braces(page, python_text):
+    url, run_id, text = python_text
+    brace = text.index("{")
+    start = max(text.rfind("\n", 0, brace - 200) + 1, 0)
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}?run={run_id}&view=text&text_pos={start}")
+    page.wait_for_selector("#text-body span", timeout=90_000)
+    shown = page.inner_text("#text-body")
+    window = text[start:start + 3000]
+    assert window.count("{") > 3                                  # the window is full of braces
+    for line in [line for line in window.splitlines() if "{" in line or "}" in line][:10]:
+        assert line.strip() in shown
+    assert len(shown) > 0.9 * len(window)
