@@ -12,7 +12,7 @@ from pathlib import Path
 import dash
 import flask
 
-from dashboard import auth, data, errors, headers
+from dashboard import auth, data, errors, headers, views
 
 HEALTH_PATH = "/healthz"
 FALLBACK_TMPDIR = "/dev/shm"          # writable in a --read-only container (Docker mounts a tmpfs)
@@ -20,7 +20,7 @@ FALLBACK_TMPDIR = "/dev/shm"          # writable in a --read-only container (Doc
 
 def install(app: dash.Dash, environ: Mapping[str, str] = os.environ) -> None:
     app.server.add_url_rule(HEALTH_PATH, "healthz", healthz)
-    errors.guard_callbacks(app)
+    errors.guard_callbacks(app, views.value_checks())
     login = auth.install(app.server, environ)
     headers.install(app, login=login is not None, environ=environ)
     register_scripts(app)

@@ -10,7 +10,10 @@ Two parts:
   on_error cannot do: a request that is not what the page sends (not JSON, an output no callback
   has, inputs that do not match the callback's, a value of a type the page never sends for that
   property, more than ``MAX_ITEMS`` values, over ``MAX_BYTES``) gets 400 / 413 with a JSON
-  ``{"error": ...}`` before any callback runs; and a run rewritten while a callback read it
+  ``{"error": ...}`` before any callback runs; a value of the right type that the page would
+  still not send for the request's run (a class, split, example id, layer, choice or epoch the run
+  lacks: ``dashboard.filters``) gets that view's usual message in its figures and texts, before any
+  callback runs; and a run rewritten while a callback read it
   (``runformat.RunChanged``, which on_error passes on) makes the callback run once more, against
   the new version.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Mapping
 
 import dash
 import flask
@@ -28,6 +32,7 @@ import pyarrow as pa
 from dash.exceptions import PreventUpdate
 from werkzeug.exceptions import HTTPException
 
+from dashboard import filters
 from dashboard.figures import message_figure
 from pipeline import runformat
 
@@ -89,21 +94,29 @@ def outputs_saying(text: str):
 
 # -- the request guard ---------------------------------------------------------------------------
 
-def guard_callbacks(app: dash.Dash) -> None:
-    """Wrap the Dash callback view of ``app`` (see the module docstring)."""
+def guard_callbacks(app: dash.Dash, checks: Mapping[tuple[str, str], filters.Check] | None = None) -> None:
+    """Wrap the Dash callback view of ``app`` (see the module docstring). ``checks``: the value
+    checks of the views (``views.value_checks()``), beside ``filters.SHARED`` and a ``one_of``
+    for every control whose options are fixed in the layout (``option_checks``)."""
     endpoint = app.config.routes_pathname_prefix + "_dash-update-component"
     dispatch = app.server.view_functions[endpoint]
     kinds: dict = {}
+    value_checks: dict = {}
 
     @functools.wraps(dispatch)
     def guarded(*args, **kwargs):
         if not kinds:
             kinds.update(value_kinds(app))
+            value_checks.update({**option_checks(app), **filters.SHARED, **(checks or {})})
         try:
             body = read_body(app, kinds)
         except BadCallbackRequest as error:
             log.warning("rejected a callback request: %s", error)
             return error_response(str(error), 400)
+        refusal = filters.check_request(body, value_checks)
+        if refusal is not None:                # before any callback runs: no work for a forged value
+            log.info("refused a callback request (%s): %s", str(body["output"])[:200], refusal)
+            return message_response(body, refusal)
         for attempt in (1, 2):
             try:
                 return dispatch(*args, **kwargs)
@@ -142,6 +155,25 @@ def value_kinds(app: dash.Dash) -> dict:
             elif isinstance(value, dict):
                 kinds[(props["id"], prop)] = (dict,)
     return kinds
+
+
+def option_checks(app: dash.Dash) -> dict:
+    """``{(component id, "value"): filters.one_of(...)}`` for every control whose options are set
+    in the layout and never by a callback (radio items, checklists, dropdowns with fixed choices):
+    its value must be one of them. Controls whose options come from the run (a layer picker, the
+    class filter) are checked by ``filters.SHARED`` and the views' ``VALUE_CHECKS``."""
+    layout = app.layout() if callable(app.layout) else app.layout
+    written = {(part.rsplit(".", 1)[0], part.rsplit(".", 1)[1].split("@")[0])
+               for key in app.callback_map for part in key.strip(".").split("...") if "." in part}
+    checks = {}
+    for props in _component_props(json.loads(json.dumps(layout, cls=plotly.utils.PlotlyJSONEncoder))):
+        options = props.get("options")
+        if not isinstance(options, list) or not options or (props["id"], "options") in written:
+            continue
+        allowed = [option.get("value") if isinstance(option, dict) else option for option in options]
+        if all(isinstance(value, (str, int, float)) for value in allowed):
+            checks[(props["id"], "value")] = filters.one_of(*allowed)
+    return checks
 
 
 def _component_props(node):

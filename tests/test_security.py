@@ -572,3 +572,201 @@ def test_sec022_image_never_debugs_and_serves_with_gunicorn():
     assert 'CMD ["gunicorn", "--config", "dashboard/gunicorn_conf.py", "app:server"]' in dockerfile
     app_source = (ROOT / "app.py").read_text()
     assert 'add_argument("--host", default="127.0.0.1")' in app_source
+
+
+# -- forged filter values: refused before any work --------------------------------------------
+
+def page_values(client) -> tuple[dict, list]:
+    props, dependencies = page(client)
+    return {(cid, prop): value for cid, p in props.items() for prop, value in p.items()}, dependencies
+
+
+def figure_text(answer: dict, output: str) -> str:
+    """The message of a figure in a callback answer ("" for a figure with data)."""
+    component, prop = output.rsplit(".", 1)
+    figure = answer["response"][component][prop]
+    notes = figure.get("layout", {}).get("annotations") or []
+    return notes[0]["text"] if notes and not figure.get("data") else ""
+
+
+def no_work(monkeypatch):
+    """Make every read of a run's examples, projections or tensors fail the test."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a refused request read the run")
+    for name in ("filtered_examples", "projection", "last_step_projection", "step_matrix", "labels"):
+        monkeypatch.setattr(data, name, forbidden)
+
+
+def test_sec070_five_thousand_unknown_classes_are_refused_before_any_work(runs_with_secret, app_factory,
+                                                                          monkeypatch):
+    """The paths request of issue 16 (5,000 unknown class names, 68 KB) took 7.3 s: now the guard
+    refuses it with the view's message before any callback runs, in milliseconds."""
+    import time
+    client = app_factory(runs_with_secret).server.test_client()
+    values, dependencies = page_values(client)
+    values.update({(state.RUN, "value"): "good", (state.TABS, "value"): "paths",
+                   (state.CLASS, "value"): [f"no-such-sign-{i:05d}" for i in range(5000)]})
+    body = request_body(callback_for(dependencies, "paths-graph.figure"), values, (state.CLASS, "value"))
+    assert len(json.dumps(body)) > 60_000
+    no_work(monkeypatch)
+    started = time.perf_counter()
+    response = post(client, body)
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    text = figure_text(response.get_json(), "paths-graph.figure")
+    assert text.startswith("5,000 of the 5,000 classes sent are not classes of run 'good' "
+                           "(first: 'no-such-sign-00000')")
+    assert elapsed < 0.5, elapsed
+
+
+def test_sec071_view_functions_refuse_classes_and_examples_the_run_lacks(runs_with_secret, app_factory):
+    """Called as functions (no request guard), the filtered views give the same refusal."""
+    from dashboard.views import cells, film, gates, inspector, last_step, paths
+    app_factory(runs_with_secret)
+    unknown = [f"no-such-sign-{i}" for i in range(5000)]
+    every = (list(state.SPLITS), list(state.HANDS), "all")
+    figures = [paths.paths_view_figure("good", unknown, *every, None, "ae", "2", []),
+               last_step.last_step_view_figure("good", unknown, *every, None, "ae2", "class", []),
+               film.film_figure("good", unknown, *every, "ae2", "end"),
+               cells.ranking_figure("good", unknown, *every, "last", "h", "last", 0),
+               gates.summary_figures("good", unknown, *every, "last", "end", None)[0]]
+    for figure in figures:
+        assert figure.layout.annotations[0].text.startswith("5,000 of the 5,000 classes sent are not classes")
+    listed = inspector.mistakes_list("good", unknown, *every)
+    assert "5,000 of the 5,000 classes" in str(listed)
+    for selected in ({"id": 3}, "3", 10 ** 30, True, 99_999):
+        figure = paths.paths_view_figure("good", [], *every, selected, "ae", "2", [])
+        assert not figure.data and ("example id is a whole number" in figure.layout.annotations[0].text
+                                    or "has no example 99999" in figure.layout.annotations[0].text)
+    assert "not a split" in paths.paths_view_figure("good", [], ["tset"], None, "all", None, "ae", "2",
+                                                   []).layout.annotations[0].text
+
+
+def test_sec072_figure_functions_get_only_checked_scalars(runs_with_secret, app_factory):
+    """A dict or text where the selected example's id goes never reaches the figure code (it
+    compared a column with it and pandas warned); a real id still draws the selection."""
+    import warnings
+    import pandas as pd
+    from dashboard.views import last_step, paths
+    app_factory(runs_with_secret)
+    every = (list(state.SPLITS), list(state.HANDS), "all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.Pandas4Warning)
+        for selected in ({"a": 1}, ["1"], "1"):
+            assert not paths.paths_view_figure("good", [], *every, selected, "ae", "2", []).data
+            assert not last_step.last_step_view_figure("good", [], *every, selected, "ae2", "class", []).data
+        drawn = paths.paths_view_figure("good", [], *every, 1, "ae", "2", [])
+        assert drawn["data"][-1]["name"] == "example 1"
+
+
+@pytest.mark.parametrize("key, value, refusal", [
+    (("paths-dims", "value"), "9", "is not one of the choices"),
+    (("paths-method", "value"), "umap", "is not one of the choices"),
+    (("paths-symlog", "value"), ["on", {"x": 1}], "is not one of the choices"),
+    ((state.SPLIT, "value"), ["train", "everything"], "are not splits"),
+    ((state.CORRECT, "value"), "some", "is not an examples filter"),
+    ((state.SELECTED, "data"), {"example": 1}, "example id is a whole number"),
+    ((state.SELECTED, "data"), 123456, "has no example 123456"),
+])
+def test_sec073_the_guard_checks_every_control_the_paths_view_reads(runs_with_secret, app_factory, monkeypatch,
+                                                                    key, value, refusal):
+    client = app_factory(runs_with_secret).server.test_client()
+    values, dependencies = page_values(client)
+    values.update({(state.RUN, "value"): "good", (state.TABS, "value"): "paths", key: value})
+    body = request_body(callback_for(dependencies, "paths-graph.figure"), values)
+    no_work(monkeypatch)
+    response = post(client, body)
+    assert response.status_code == 200
+    assert refusal in figure_text(response.get_json(), "paths-graph.figure")
+
+
+@pytest.mark.parametrize("output, key, value, refusal", [
+    ("cells-ranking.figure", ("cells-layer", "value"), "7", "has no layer 7"),
+    ("cells-ranking.figure", ("cells-kind", "value"), "forget_gate", "is not one of the choices"),
+    ("gates-over-time.figure", ("gates-thresholds", "value"), [0.1, "x"], "is not 2 numbers from 0 to 1"),
+    ("film-graph.figure", ("film-projection", "value"), "../x", "is not a projection the film can draw"),
+    ("filter-count.children", (state.CLASS, "value"), [{"$ne": 1}], "is not a class of run 'good'"),
+])
+def test_sec074_the_guard_checks_the_other_views_controls_too(runs_with_secret, app_factory, output, key,
+                                                              value, refusal):
+    client = app_factory(runs_with_secret).server.test_client()
+    values, dependencies = page_values(client)
+    values.update({(state.RUN, "value"): "good", (state.TABS, "value"): output.split("-")[0], key: value})
+    response = post(client, request_body(callback_for(dependencies, output), values))
+    assert response.status_code == 200
+    answer = response.get_json()
+    text = figure_text(answer, output) if output.endswith(".figure") else answer["response"]["filter-count"]["children"]
+    assert refusal in text
+
+
+FILTERED_OUTPUTS = ("paths-graph.figure", "last_step-graph.figure", "film-graph.figure", "cells-ranking.figure",
+                    "inspector-mistakes.children", "filter-count.children")
+FORGED_KEYS = ((state.CLASS, "value"), (state.SPLIT, "value"), (state.HAND, "value"), (state.CORRECT, "value"),
+               (state.SELECTED, "data"), ("paths-method", "value"), ("last_step-projection", "value"),
+               ("film-projection", "value"), ("cells-layer", "value"))
+FIXED_NAMES = {"other classes", "paths", "correct", "misclassified", "true label", "predicted label",
+               *state.HANDS, "unknown"}
+
+
+def _forged_values(classes: list[str]):
+    from hypothesis import strategies as st
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 20, 10 ** 20), st.floats(allow_nan=True),
+                       st.text(max_size=12), st.sampled_from([*classes, *state.SPLITS, *state.HANDS, "all", "ae2"]))
+    item = st.one_of(scalar, st.dictionaries(st.text(max_size=4), scalar, max_size=3))
+    return st.one_of(item, st.lists(item, max_size=40))
+
+
+def _trace_names(answer: dict) -> set:
+    return {str(trace.get("name") or "paths") for component in answer.get("response", {}).values()
+            if isinstance(component.get("figure"), dict) for trace in component["figure"].get("data", [])}
+
+
+def _drawn_data(answer: dict, run: runformat.Run, ids: set, names: set) -> None:
+    """Every trace of every figure in ``answer`` names a class of ``run`` (or one of the names
+    the views give their other traces) and points only at examples of ``run``."""
+    from factories import decoded
+    for component in answer.get("response", {}).values():
+        figure = component.get("figure")
+        if not isinstance(figure, dict):
+            continue
+        for trace in decoded(figure).get("data", []):
+            name = str(trace.get("name") or "paths")
+            assert name in names or name in run.classes or (
+                name.startswith("example ") and int(name.split()[1]) in ids), name
+            custom = trace.get("customdata")
+            if custom is None:
+                continue
+            first = [c[0] if isinstance(c, (list, tuple)) else c for c in custom] if not hasattr(custom, "ndim") \
+                else (custom[:, 0] if custom.ndim == 2 else custom)
+            assert {int(v) for v in first if v is not None and int(v) >= 0} <= ids
+
+
+def test_sec075_random_filter_values_never_fail_and_never_show_another_run(runs_with_secret, app_factory):
+    """Hypothesis: lists of text, numbers, None and dicts in any filter or choice the filtered
+    views read get a 200/204 answer (or the type guard's 400): a figure of this run's classes and
+    examples, or a short refusal; never a 500 or a traceback."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    client = app_factory(runs_with_secret).server.test_client()
+    values, dependencies = page_values(client)
+    run = runformat.Run.open(runs_with_secret, "good")
+    ids = set(run.examples()["example_id"].tolist())
+    callbacks = {output: callback_for(dependencies, output) for output in FILTERED_OUTPUTS}
+    names = set(FIXED_NAMES)
+    for output in FILTERED_OUTPUTS:             # the names a real request's traces have
+        sent = {**values, (state.RUN, "value"): "good", (state.TABS, "value"): output.split("-")[0]}
+        names.update(_trace_names(post(client, request_body(callbacks[output], sent)).get_json() or {}))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(output=st.sampled_from(FILTERED_OUTPUTS),
+           forged=st.dictionaries(st.sampled_from(FORGED_KEYS), _forged_values(run.classes), min_size=1, max_size=3))
+    def check(output, forged):
+        sent = {**values, (state.RUN, "value"): "good", (state.TABS, "value"): output.split("-")[0], **forged}
+        response = post(client, request_body(callbacks[output], sent))
+        assert response.status_code in (200, 204, 400), (response.status_code, forged)
+        text = response.get_data(as_text=True)
+        assert "Traceback" not in text
+        if response.status_code == 200:
+            _drawn_data(response.get_json(), run, ids, names)
+
+    check()

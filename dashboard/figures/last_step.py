@@ -76,7 +76,7 @@ def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list
     if color_by == "class":
         _add_class_names(figure, correct)
     if selected is not None:
-        chosen = frame[frame["example_id"] == selected]
+        chosen = frame[frame["example_id"].to_numpy() == int(selected)]
         if len(chosen):
             figure.add_trace(go.Scattergl(
                 x=chosen["x"], y=chosen["y"], mode="markers", name=f"example {selected}",

@@ -73,8 +73,13 @@ def paths_figure(points: pd.DataFrame, labels: pd.Series,
     if symlog:
         points = points.assign(**{a: symlog_transform(points[a]).astype(np.float32) for a in axes})
     point_labels = labels.reindex(points["example_id"]).to_numpy()
-    chosen = [c for c in dict.fromkeys(highlight or []) if c in set(point_labels)]
-    in_colour = np.isin(point_labels, chosen) if chosen else np.ones(len(points), dtype=bool)
+    # Linear in points and classes asked for: one hash pass gives each point the position of its
+    # class among the chosen (-1: not chosen), and one stable sort groups the points by it.
+    present = set(pd.unique(point_labels))
+    chosen = [c for c in dict.fromkeys(highlight or []) if c in present]
+    codes = (pd.Categorical(point_labels, categories=chosen).codes if chosen
+             else np.zeros(len(points), dtype=np.int8))
+    in_colour = codes >= 0
     figure = go.Figure()
     trace = _trace_type(three_d)
 
@@ -84,9 +89,12 @@ def paths_figure(points: pd.DataFrame, labels: pd.Series,
                                line={"color": FADED_3D if three_d else FADED, "width": 1},
                                hoverinfo="skip"))
     shown = points[in_colour]
+    shown_codes = codes[in_colour]
+    order = np.argsort(shown_codes, kind="stable")            # each class's points keep their order
+    bounds = np.searchsorted(shown_codes[order], np.arange(len(chosen) + 1))
     t_max = int(points["t"].max())
     for i, name in enumerate(chosen or [None]):
-        part = shown if name is None else shown[point_labels[in_colour] == name]
+        part = shown if name is None else shown.iloc[order[bounds[i]:bounds[i + 1]]]
         arrays = gapped(part, [*axes, "example_id", "t"])
         marker = {"color": arrays["t"], "colorscale": TIME_COLORSCALE, "cmin": 0, "cmax": t_max,
                   "size": 3 if three_d else 4, "showscale": i == 0,
@@ -145,7 +153,7 @@ def _range(values: pd.Series) -> tuple[float, float]:
 
 
 def _add_selected(figure: go.Figure, points: pd.DataFrame, selected: int, axes, trace) -> None:
-    path = points[points["example_id"] == selected]
+    path = points[points["example_id"].to_numpy() == int(selected)]
     if path.empty:
         return
     figure.add_trace(trace(**{a: path[a].to_numpy(np.float32) for a in axes}, mode="lines+markers",

@@ -10,6 +10,10 @@ A view module exposes:
                                       from what the run HAS (its kind, tensors, projections,
                                       files: ``runformat.Manifest``), never from its origin
     URL_PARAMS: list[state.UrlParam]  optional; view options kept in the URL
+    VALUE_CHECKS: dict                optional; ``{(component id, prop): check}`` for the view's
+                                      controls whose values depend on the run (a layer picker, an
+                                      epoch slider, options set by a callback): see
+                                      ``dashboard.filters`` (fixed choices are checked by themselves)
 
 Conventions for a view's callbacks (see dashboard.state): listen to ``*state.FILTER_INPUTS``
 (run_id, classes, splits, hands, correctness) and ``state.TAB_INPUT``; return ``dash.no_update``
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from dashboard import filters
 from pipeline import runformat
 
 
@@ -42,6 +47,14 @@ def applies(view: ModuleType, manifest: runformat.Manifest | None) -> bool:
 
 def url_params(views=None) -> list:
     return [param for view in (views or VIEWS) for param in getattr(view, "URL_PARAMS", [])]
+
+
+def value_checks(views=None) -> dict:
+    """The request guard's value checks: the shell's (``filters.SHARED``) and every view's."""
+    checks = dict(filters.SHARED)
+    for view in views or VIEWS:
+        checks.update(getattr(view, "VALUE_CHECKS", {}))
+    return checks
 
 
 def is_hidden(view_id: str, tab: str | None) -> bool:

@@ -7,7 +7,7 @@ import dash
 import numpy as np
 from dash import Input, Output, State, dcc, html
 
-from dashboard import data, state, views
+from dashboard import data, filters, state, views
 from dashboard.figures import cells as figures
 from dashboard.figures import message_figure
 from dashboard.figures.alignment import aligned_positions, example_rows, padded
@@ -21,6 +21,8 @@ TITLE = "Cells"
 LAYER, KIND, UNIT, SUMMARY, ALIGN = "cells-layer", "cells-kind", "cells-unit", "cells-summary", "cells-align"
 RANKING, HEATMAP = "cells-ranking", "cells-heatmap"
 KINDS = {"h": "hidden state h", "c": "cell state c"}
+
+VALUE_CHECKS = {(LAYER, "value"): filters.layer}     # the layer picker's options are the run's layers
 
 URL_PARAMS = [
     state.UrlParam("cells_layer", LAYER, "value", LAST_LAYER),
@@ -88,7 +90,7 @@ def ranking_figure(run_id, classes, splits, hands, correctness, layer, kind, sum
     try:
         run = classifier_run(run_id)
         layer = chosen_layer(run, layer)
-        frame = data.filtered_examples(run, classes, splits, hands, correctness)
+        frame = data.filtered_examples(run, *filters.filter_bar(run, classes, splits, hands, correctness))
         summaries = example_summaries(run, layer, kind, summary)[frame.index.to_numpy()]
         scores = figures.separation_scores(summaries, frame["label"].to_numpy())
     except runformat.RunError as error:
@@ -103,7 +105,7 @@ def heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, uni
         run = classifier_run(run_id)
         layer = chosen_layer(run, layer)
         unit = _unit(run, layer, unit)
-        frame = data.filtered_examples(run, classes, splits, hands, correctness)
+        frame = data.filtered_examples(run, *filters.filter_bar(run, classes, splits, hands, correctness))
         if frame.empty:
             raise runformat.RunError("no examples pass the filters")
         chosen = frame.iloc[figures.class_sorted_rows(frame["label"], run.classes, frame["example_id"])]

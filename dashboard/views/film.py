@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, dcc, html
 
-from dashboard import data, state, views
+from dashboard import data, filters, state, views
 from dashboard.figures import film as figures
 from dashboard.figures import HIGHLIGHT, as_sent, class_colors, message_figure
 from dashboard.figures.alignment import example_rows, padded, step_positions
@@ -20,6 +20,16 @@ TITLE = "Prediction film"
 
 PROJECTION, ALIGN, GRAPH = "film-projection", "film-align", "film-graph"
 DEFAULT_PROJECTION = "ae2"
+
+def _check_projection(run: runformat.Run | None, value) -> None:
+    """The projection choice (options set per run): the default, or a 2-D path projection the run has."""
+    if value is None or value == DEFAULT_PROJECTION:
+        return
+    if not isinstance(value, str) or (run is not None and value not in film_projections(run.manifest)):
+        raise filters.Refused(f"{str(value)[:40]!r} is not a projection the film can draw for this run")
+
+
+VALUE_CHECKS = {(PROJECTION, "value"): _check_projection}
 
 URL_PARAMS = [
     state.UrlParam("film_projection", PROJECTION, "value", DEFAULT_PROJECTION),
@@ -90,7 +100,9 @@ def film_classes(run_classes: list[str], chosen: list[str] | None, present) -> t
 def film_figure(run_id, classes, splits, hands, correctness, projection, align):
     """The animated figure for the filtered examples, capped as ``figures.film_plan`` decides."""
     try:
-        return _film_scene(data.get_run(run_id), classes, splits, hands, correctness, projection, align)
+        run = data.get_run(run_id)
+        classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
+        return _film_scene(run, classes, splits, hands, correctness, projection, align)
     except runformat.RunError as error:
         return message_figure(str(error))
 

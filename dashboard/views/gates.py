@@ -6,7 +6,7 @@ import dash
 import numpy as np
 from dash import Input, Output, dcc, html
 
-from dashboard import data, state, views
+from dashboard import data, filters, state, views
 from dashboard.figures import gates as figures
 from dashboard.figures import as_sent, message_figure
 from dashboard.figures.alignment import aligned_positions
@@ -20,6 +20,9 @@ TITLE = "Gate saturation"
 LAYER, ALIGN, THRESHOLDS = "gates-layer", "gates-align", "gates-thresholds"
 GATE, STATISTIC, ORDER = "gates-gate", "gates-statistic", "gates-order"
 OVER_TIME, CELLS, HISTOGRAM = "gates-over-time", "gates-cells", "gates-histogram"
+
+#: The layer picker's options are the run's layers; the thresholds are two numbers in [0, 1].
+VALUE_CHECKS = {(LAYER, "value"): filters.layer, (THRESHOLDS, "value"): filters.numbers(2, 0.0, 1.0)}
 
 URL_PARAMS = [
     state.UrlParam("gates_layer", LAYER, "value", LAST_LAYER),
@@ -106,13 +109,14 @@ def cell_grid(run: runformat.Run, layer: int, filters: tuple, align: str, gate: 
 def _checked(run_id, classes, splits, hands, correctness, thresholds):
     """The run, the filters and the thresholds, or raise ``runformat.RunError`` with what to change."""
     run = data.get_run(run_id)
-    filters = _filters(classes, splits, hands, correctness)
+    filters.numbers(2, 0.0, 1.0)(run, thresholds)
+    chosen = _filters(*filters.filter_bar(run, classes, splits, hands, correctness))
     low, high = (float(v) for v in (thresholds or (figures.DEFAULT_LOW, figures.DEFAULT_HIGH)))
     if not low < high:
         raise runformat.RunError("choose a lower threshold below the upper one")
-    if data.filtered_examples(run, *filters).empty:
+    if data.filtered_examples(run, *chosen).empty:
         raise runformat.RunError("no examples pass the filters")
-    return run, filters, low, high
+    return run, chosen, low, high
 
 
 def summary_figures(run_id, classes, splits, hands, correctness, layer, align, thresholds):

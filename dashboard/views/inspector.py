@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from dash import ALL, Input, Output, ctx, dcc, html
 
-from dashboard import data, state
+from dashboard import data, filters, state
 from dashboard.figures import message_figure
 from dashboard.figures.inspector import (confidence_figure, example_path_figure, hand_groups,
                                          inputs_figure)
@@ -140,7 +140,7 @@ def classifier_run(run_id) -> runformat.Run:
 
 def selected_row(run_id, selected) -> tuple[runformat.Run, pd.Series]:
     run = classifier_run(run_id)
-    row = data.example_row(run, int(selected))
+    row = data.example_row(run, filters.example_id(run, selected))
     if row is None:
         raise runformat.RunError(f"run {run.run_id!r} has no example {selected}")
     return run, row
@@ -253,7 +253,8 @@ def _text(value) -> str:
 def mistakes_list(run_id, classes, splits, hands, correctness, selected=None):
     try:
         run = classifier_run(run_id)
-        frame = data.filtered_examples(run, classes, splits, hands, correctness)
+        frame = data.filtered_examples(run, *filters.filter_bar(run, classes, splits, hands, correctness))
+        selected = filters.example_id(run, selected)
     except runformat.RunError as error:
         return html.Div(str(error), className="error")
     if "correct" not in frame:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, dcc, html
 
-from dashboard import data, state
+from dashboard import data, filters, state
 from dashboard.figures import as_sent, message_figure
 from dashboard.figures.last_step import last_step_figure
 from dashboard.figures.paths import document_paths_figure
@@ -24,6 +24,9 @@ PROJECTION = "last_step-projection"
 COLOR_BY = "last_step-color"
 SYMLOG = "last_step-symlog"
 PROJECTIONS = (("ae2", "autoencoder"), ("pca2", "PCA"), ("tsne2", "t-SNE"))
+
+#: The request guard's check of the projection choice (its options are set per run).
+VALUE_CHECKS = {(PROJECTION, "value"): filters.one_of(*(value for value, _ in PROJECTIONS))}
 
 URL_PARAMS = [
     state.UrlParam("last_projection", PROJECTION, "value", "ae2"),
@@ -100,6 +103,8 @@ def last_step_view_figure(run_id, classes, splits, hands, correctness, selected,
                           color_by, symlog):
     try:
         run = data.get_run(run_id)
+        classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
+        selected = filters.example_id(run, selected)
         projection_id = chosen_projection(run.manifest, projection_id)
         if run.manifest.is_language_model:
             return _document_scene(run, splits, selected, projection_id, bool(symlog))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, dcc, html
 
-from dashboard import data, state
+from dashboard import data, filters, state
 from dashboard.figures import as_sent, message_figure
 from dashboard.figures.paths import document_paths_figure, paths_figure
 from dashboard.views import is_hidden
@@ -34,6 +34,10 @@ URL_PARAMS = [
 
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 METHODS = [{"label": "autoencoder", "value": "ae"}, {"label": "PCA", "value": "pca"}]
+
+#: The request guard's checks of this view's controls whose options a callback sets (dimensions
+#: and symlog have fixed choices, checked by themselves).
+VALUE_CHECKS = {(METHOD, "value"): filters.one_of(*(option["value"] for option in METHODS))}
 
 
 def layout():
@@ -105,6 +109,8 @@ def paths_view_figure(run_id, classes, splits, hands, correctness, selected, met
     """Examples outside the class choice stay in the scene (faded), so classes are not filtered."""
     try:
         run = data.get_run(run_id)
+        classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
+        selected = filters.example_id(run, selected)
         projection_id = chosen_projection(run.manifest, method, dims)
         if run.manifest.is_language_model:
             return _document_scene(run, splits, selected, projection_id, bool(symlog))

@@ -22,7 +22,7 @@ import dash
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html
 
-from dashboard import data, state, views
+from dashboard import data, filters, state, views
 from dashboard.figures import message_figure
 from dashboard.figures import text as figures
 from dashboard.views import text_heatmap as text
@@ -43,6 +43,9 @@ LAYER, STATE_KIND, THRESHOLD, OFF, COLOUR_BY = ("match-layer", "match-kind", "ma
 POS, BACK, FORWARD, SEARCH, FIND = "match-pos", "match-back", "match-forward", "match-search", "match-find"
 START, END, CLEAR, GRAPH, CELLS_TEXT = "match-start", "match-end", "match-clear", "match-graph", "match-cells"
 HYPOTHESIS, RESULTS, SUMMARY = "match-hypothesis", "match-results", "match-summary"
+
+#: Layer pickers' options are the run's layers: this view's, and the text heatmap's beside it.
+VALUE_CHECKS = {(LAYER, "value"): filters.layer, (text.LAYER, "value"): filters.layer}
 
 URL_PARAMS = [
     state.UrlParam("match_layer", LAYER, "value", LAST_LAYER),
