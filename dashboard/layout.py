@@ -37,7 +37,10 @@ def shell() -> html.Div:
     runs = data.list_runs()
     run_options = run_choices(runs)
     chosen = data.default_run(runs)          # the newest complete run, a classifier if there is one
-    first_view = first_view_of(next((m for m in runs if m.run_id == chosen), None))
+    opened = next((m for m in runs if m.run_id == chosen), None)
+    first_view = first_view_of(opened)
+    # the classifier's controls, until show_run says what the run in the URL uses
+    classifier_only = None if opened is not None and opened.is_classification else {"display": "none"}
     return html.Div(className="app", children=[
         dcc.Location(id=state.URL, refresh=False),
         dcc.Store(id=state.SELECTED, data=None),
@@ -54,7 +57,7 @@ def shell() -> html.Div:
         html.Div(className="filter-bar", children=[
             _field("Classes", dcc.Dropdown(id=state.CLASS, options=[], value=[], multi=True,
                                            searchable=True, placeholder="All classes",
-                                           className="class-filter"), id=CLASS_BOX),
+                                           className="class-filter"), id=CLASS_BOX, style=classifier_only),
             _field("Split", dcc.Checklist(id=state.SPLIT, value=list(state.SPLITS), inline=True,
                                           options=[{"label": s, "value": s} for s in state.SPLITS])),
             _field("Hands", dcc.Checklist(id=state.HAND, value=list(state.HANDS), inline=True,
@@ -62,15 +65,17 @@ def shell() -> html.Div:
                    id=HAND_BOX),
             _field("Examples", dcc.RadioItems(id=state.CORRECT, value="all", inline=True,
                                               options=[{"label": c, "value": c}
-                                                       for c in state.CORRECTNESS]), id=CORRECT_BOX),
+                                                       for c in state.CORRECTNESS]), id=CORRECT_BOX,
+                   style=classifier_only),
             html.Span(id=FILTER_COUNT, className="filter-count"),
             html.Span(id=FILTER_NOTE, className="hint"),
-            html.Button("Download CSV", id=DOWNLOAD_BUTTON, className="button"),
+            html.Button("Download CSV", id=DOWNLOAD_BUTTON, className="button", style=classifier_only,
+                        title="the filtered examples as a CSV file"),
             dcc.Download(id=DOWNLOAD),
         ]),
         html.Div(className="selection", children=[
             html.Span(id=SELECTION_BAR, className="selection-text"),
-            html.Button("Inspect", id=INSPECT_BUTTON, className="button"),
+            html.Button("Inspect", id=INSPECT_BUTTON, className="button", style=classifier_only),
             html.Button("Clear", id=CLEAR_BUTTON, className="button secondary"),
         ]),
         dcc.Tabs(id=state.TABS, value=first_view, className="view-tabs", children=[
@@ -81,9 +86,9 @@ def shell() -> html.Div:
     ])
 
 
-def _field(label: str, control, id: str | None = None) -> html.Div:
+def _field(label: str, control, id: str | None = None, style: dict | None = None) -> html.Div:
     extra = {"id": id} if id else {}
-    return html.Div(className="field", children=[html.Label(label), control], **extra)
+    return html.Div(className="field", style=style, children=[html.Label(label), control], **extra)
 
 
 def _run_label(manifest: runformat.Manifest) -> str:
@@ -167,7 +172,7 @@ def register_shell_callbacks(app: dash.Dash) -> None:
         return [*outputs, True if not url_read else dash.no_update, options, runs]
 
     @app.callback(Output(HAND_BOX, "style"), Output(CLASS_BOX, "style"), Output(CORRECT_BOX, "style"),
-                  Output(INSPECT_BUTTON, "style"), Output(FILTER_NOTE, "children"),
+                  Output(INSPECT_BUTTON, "style"), Output(DOWNLOAD_BUTTON, "style"), Output(FILTER_NOTE, "children"),
                   Output(RUN_SUMMARY, "children"), Output(RUN_MESSAGE, "children"),
                   *[Output(f"tab-{view.VIEW_ID}", "disabled") for view in views.VIEWS],
                   Input(state.RUN, "value"))
@@ -275,35 +280,39 @@ def class_options(run_id: str | None) -> list[dict]:
 
 
 #: What ``run_facts`` returns, in order, before the tabs' disabled flags.
-RUN_FACTS = ("hand_style", "class_style", "correct_style", "inspect_style", "note", "summary", "message")
+RUN_FACTS = ("hand_style", "class_style", "correct_style", "inspect_style", "download_style", "note",
+             "summary", "message")
 
 
 def run_facts(run_id: str | None) -> list:
-    """For a run: the hand, class and correctness filters' and the Inspect button's visibility,
-    a note on what the filters cannot do, the summary, the error message and the tab states.
+    """For a run: the hand, class and correctness filters', the Inspect and Download CSV buttons'
+    visibility, a note on what the filters cannot do, the summary, the error message and the tab
+    states.
 
-    A language model's documents have no class and no verdict: those filters (and Inspect, whose
-    view is for classifiers) are hidden. A classifier without predictions keeps the class filter;
-    the correctness filter is hidden and the note says why."""
+    The controls shown are the ones the run's kind uses. A language model's documents have no class
+    and no verdict: those filters, Inspect (its view is for classifiers) and the examples CSV are
+    hidden. A classifier without predictions keeps the class filter; the correctness filter is
+    hidden and the note says why. With no run, or one that cannot be read, only the split filter
+    shows (and the message)."""
     hidden = {"display": "none"}
     disabled_all = [False] * len(views.VIEWS)
     if not run_id:
         message = _choose_message(data.list_runs())
-        return [hidden, None, None, None, None, None, message, *disabled_all]
+        return [hidden, hidden, hidden, hidden, hidden, None, None, message, *disabled_all]
     try:
         run = data.get_run(run_id)
         data.examples(run)
     except runformat.RunError as error:
-        return [hidden, None, None, None, None, None, str(error), *disabled_all]
+        return [hidden, hidden, hidden, hidden, hidden, None, None, str(error), *disabled_all]
     manifest = run.manifest
     classifier = manifest.is_classification
     verdicts = classifier and data.has_verdicts(run)
     note = None
     if classifier and not verdicts:
         note = f"{data.no_predictions_message(manifest)}: the correct/misclassified filter does not apply"
-    return [None if data.has_hand_usage(run) else hidden, None if classifier else hidden,
-            None if verdicts else hidden, None if classifier else hidden, note, _summary(run), None,
-            *[not views.applies(view, manifest) for view in views.VIEWS]]
+    shown = None if classifier else hidden
+    return [None if data.has_hand_usage(run) else hidden, shown, None if verdicts else hidden, shown, shown,
+            note, _summary(run), None, *[not views.applies(view, manifest) for view in views.VIEWS]]
 
 
 def _summary(run: runformat.Run) -> str:

@@ -35,6 +35,20 @@ def manifest(run_id="r", kind=runformat.CLASSIFICATION, status="complete", stage
                                      "kind": kind, "status": status, "stages": stages or {}})
 
 
+def find(component, component_id):
+    """The component with ``component_id`` in a layout."""
+    stack = [component]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif getattr(node, "id", None) == component_id:
+            return node
+        elif getattr(node, "children", None) is not None and not isinstance(node.children, str):
+            stack.append(node.children)
+    raise KeyError(component_id)
+
+
 def shell_params():
     return layout.all_params()
 
@@ -63,10 +77,8 @@ def test_fl002_the_picker_marks_a_run_being_built_and_the_page_opens_the_complet
     assert "being built: data done" in labels["text-parens"]
     assert "being built" not in labels["synthetic"]
     page = layout.shell()
-    picker = next(c for c in page.children[3].children if getattr(c, "id", None) == state.RUN)
-    assert picker.value == "synthetic"
-    tabs = page.children[-1]
-    assert tabs.value == "paths"
+    assert find(page, state.RUN).value == "synthetic"
+    assert find(page, state.TABS).value == "paths"
 
 
 def test_fl003_a_build_whose_writer_is_gone_says_it_stopped(in_folder):
@@ -148,3 +160,26 @@ def test_fl007_text_with_braces_reaches_the_page_as_text():
                                  "length": 4, "rows": list(range(6)), "chars": list("{a: }}"),
                                  "counts": [1] * 6}])
     assert "{" not in match and "}" not in match
+
+
+def facts_of(run_id):
+    return dict(zip(layout.RUN_FACTS, layout.run_facts(run_id)))
+
+
+def test_fl008_a_run_shows_the_controls_its_kind_uses(text_runs_dir, synthetic_runs_dir, in_folder):
+    hidden = {"display": "none"}
+    classifier_only = ("class_style", "correct_style", "inspect_style", "download_style")
+    data.configure(text_runs_dir)
+    text = facts_of("text-parens")
+    assert all(text[key] == hidden for key in classifier_only)
+    assert "classes" not in text["summary"] and "documents" in text["summary"]
+    page = layout.shell()                         # the page's first paint already fits the run it opens
+    assert find(page, layout.CLASS_BOX).style == hidden
+    data.configure(synthetic_runs_dir)
+    synthetic = facts_of("synthetic")
+    assert all(synthetic[key] is None for key in classifier_only)
+    assert find(layout.shell(), layout.CLASS_BOX).style is None
+    data.configure(in_folder)
+    building = facts_of("text-parens")              # cannot be read: the message, no classifier controls
+    assert "incomplete" in building["message"]
+    assert all(building[key] == hidden for key in classifier_only)

@@ -86,3 +86,12 @@ def test_brfl003_the_text_heatmap_shows_python_source_with_braces(page, python_t
     for line in [line for line in window.splitlines() if "{" in line or "}" in line][:10]:
         assert line.strip() in shown
     assert len(shown) > 0.9 * len(window)
+
+
+def test_brfl004_a_text_run_shows_only_the_controls_it_uses(page, text_url):
+    page.goto(text_url)                                   # the only run: it opens by itself
+    wait_for(page, "document.querySelector('#filter-count')?.innerText.endsWith('documents')")
+    for control in ("#filter-class", "#filter-correct", "#selection-inspect", "#download-csv-button"):
+        assert not page.is_visible(control), control
+    assert page.is_visible("#filter-split")
+    assert "classes" not in page.inner_text("#run-summary")
