@@ -5,6 +5,7 @@ callbacks called as functions, on copies of the small synthetic and parenthesis-
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -183,3 +184,28 @@ def test_fl008_a_run_shows_the_controls_its_kind_uses(text_runs_dir, synthetic_r
     building = facts_of("text-parens")              # cannot be read: the message, no classifier controls
     assert "incomplete" in building["message"]
     assert all(building[key] == hidden for key in classifier_only)
+
+
+@pytest.fixture
+def app_module():
+    """``app.py`` imported (it makes an app on its default runs folder: the setting is restored)."""
+    previous = data.runs_dir()
+    import app
+    yield app
+    data.configure(previous)
+
+
+def test_fl009_the_background_text_run_says_what_it_writes_and_where(app_module, tmp_path, capsys,
+                                                                       monkeypatch):
+    started = []
+    monkeypatch.setattr(app_module.subprocess, "Popen", lambda args, **kw: started.append(args))
+    app_module.start_background_runs(str(tmp_path))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and started and started[0][3:5] == ["run", "text"]
+    assert re.search(rf"about \d+(\.\d)? (GB|MB) into {re.escape(str(tmp_path / 'text-python'))} "
+                     rf"\(h, c and 4 gates at each of [\d,]+ characters, 128 cells\)", lines[0]), lines[0]
+    assert str(tmp_path / "text-build.log") in lines[0]
+    # the estimate: every step's six tensors, about 3.2 stored bytes a value
+    assert app_module.estimated_run_bytes(1000, [128]) == pytest.approx(1000 * 128 * 6 * 3.2)
+    assert [app_module.human_bytes(n) for n in (875e6, 2.5e9, 42e6, 900)] == ["0.9 GB", "2.5 GB", "42 MB",
+                                                                              "0.9 kB"]
