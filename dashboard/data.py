@@ -614,3 +614,42 @@ def class_probability(run: runformat.Run, example_id: int, class_index: int) -> 
     elif row is not None and int(row["prediction_index"]) == class_index and "predicted_prob" in steps:
         probability = steps["predicted_prob"].to_numpy(dtype=np.float32)
     return probability, len(ranks)
+
+
+# -- a recording's pictures by epoch ------------------------------------------------------------
+
+def no_epochs_message(manifest: runformat.Manifest) -> str:
+    return (f"run {manifest.run_id!r} kept no pictures by epoch (a recording with every=N keeps them: "
+            f"{runformat.EPOCH_PROJECTIONS_FILE})")
+
+
+@run_cached(maxsize=4)
+def epoch_projections(run: runformat.Run) -> pd.DataFrame:
+    """Every kept epoch's picture (``Run.epoch_projections``): ``epoch, example_id, t, x, y, last``
+    in (epoch, example_id, t) order, x and y float32."""
+    if not run.kept_epochs:
+        raise runformat.RunError(no_epochs_message(run.manifest))
+    frame = run.epoch_projections()
+    return frame.assign(x=frame["x"].astype(np.float32), y=frame["y"].astype(np.float32),
+                        last=frame["last"].astype(bool))
+
+
+def epoch_picture(run: runformat.Run, epoch: int, last_only: bool = False) -> pd.DataFrame:
+    """One kept epoch's picture, ``example_id, t, x, y`` (one row per example, its last step,
+    with ``last_only``); a slice of ``epoch_projections``."""
+    frame = epoch_projections(run)
+    start, end = np.searchsorted(frame["epoch"].to_numpy(), [epoch, epoch + 1])
+    part = frame.iloc[start:end]
+    if last_only:
+        part = part[part["last"].to_numpy()]
+    return part[["example_id", "t", "x", "y"]].reset_index(drop=True)
+
+
+@run_cached(maxsize=8)
+def epoch_ranges(run: runformat.Run, last_only: bool = False) -> dict[str, tuple[float, float]]:
+    """The extent of every kept epoch's picture together (of the last steps only, with
+    ``last_only``): fixed axes under which the epochs compare."""
+    frame = epoch_projections(run)
+    if last_only:
+        frame = frame[frame["last"].to_numpy()]
+    return {axis: (float(np.nanmin(frame[axis])), float(np.nanmax(frame[axis]))) for axis in ("x", "y")}

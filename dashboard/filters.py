@@ -144,21 +144,14 @@ def layer(run: runformat.Run | None, value) -> None:
         raise Refused(f"run {run.run_id[:60]!r} has no layer {index}")
 
 
-def kept_epochs(run: runformat.Run) -> list[int]:
-    """The epochs a recording kept pictures of (manifest ``epoch_projections.epochs``)."""
-    described = run.manifest.get("epoch_projections")
-    epochs = described.get("epochs") if isinstance(described, dict) else None
-    return [int(epoch) for epoch in epochs or [] if isinstance(epoch, int)]
-
-
 def epoch(run: runformat.Run | None, value) -> int | None:
     """An epoch slider's value: None (the last kept epoch) or an epoch the run kept."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise Refused(f"an epoch is a whole number, not {_echo(value)}")
-    if run is not None and value not in set(kept_epochs(run)):
-        kept = kept_epochs(run)
+    if run is not None and value not in set(run.kept_epochs):
+        kept = run.kept_epochs
         raise Refused(f"run {run.run_id[:60]!r} kept no picture of epoch {value}"
                       + (f" (it kept {', '.join(map(str, kept))})" if kept else ""))
     return value

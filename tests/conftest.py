@@ -64,6 +64,31 @@ def text_run(text_runs_dir) -> runformat.Run:
     return runformat.Run.open(text_runs_dir, "text-parens")
 
 
+@pytest.fixture(scope="session")
+def epoch_runs_dir(tmp_path_factory) -> Path:
+    """A runs folder holding one small recording, id ``epochs``: a Keras LSTM of the test's own on
+    two classes of drifting signs, 6 epochs with ``every=2`` (pictures of epochs 2, 4 and 6 in
+    ``projections_by_epoch.parquet``) and PCA projections of the final model."""
+    import keras
+    import numpy as np
+    from pipeline.record import LensCallback
+    runs = tmp_path_factory.mktemp("epoch-runs")
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(4, 11, 30)
+    labels = np.arange(30) % 2
+    x = np.zeros((30, 10, 3), np.float32)
+    for i, length in enumerate(lengths):
+        x[i, :length] = rng.normal(0, 1, (length, 3)) + labels[i] * np.linspace(0, 2, length)[:, None]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((10, 3)), keras.layers.Masking(0.0), keras.layers.LSTM(6),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    model.fit(x, labels, epochs=6, batch_size=10, verbose=0, callbacks=[LensCallback(
+        runs / "epochs", inputs=x, labels=labels, classes=["flat", "up"], lengths=lengths, every=2,
+        project={"methods": ["pca"]})])
+    return runs
+
+
 @pytest.fixture
 def client_for(monkeypatch):
     """``client_for(runs)``: a test client of a fresh app on ``runs`` (no login); the process-wide

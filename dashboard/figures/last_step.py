@@ -6,12 +6,14 @@ Misclassified examples are 'x' markers with the true label above and the predict
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures import HAND_COLORS, base_layout, class_colors, message_figure, spread_labels
-from dashboard.figures.paths import class_medians
+from dashboard.figures.paths import class_medians, fixed_axes
 from pipeline.analysis.transforms import symlog as symlog_transform
 
 MAX_MISTAKE_LABELS = 100    # beyond this the labels would cover the scene; hover still tells
@@ -21,11 +23,12 @@ UNKNOWN_HAND = "#999999"
 
 def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list[str],
                      color_by: str = "class", selected: int | None = None, symlog: bool = False,
-                     title: str | None = None) -> go.Figure:
+                     title: str | None = None, ranges: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
     """``points``: ``example_id, x, y`` (one row per example); ``examples``: the filtered
     examples (``example_id, label``, with predictions ``prediction, correct``, and ``hand_usage``
     for color_by="hand"). Only examples in both are drawn. Without predictions (an import that
-    has none) no example is marked misclassified and hover names the class only."""
+    has none) no example is marked misclassified and hover names the class only. ``ranges``
+    fixes the axes (``paths.fixed_axes``: a recording's pictures by epoch share them)."""
     frame = examples.merge(points[["example_id", "x", "y"]], on="example_id", how="inner")
     if frame.empty:
         return message_figure("No examples match the filters.")
@@ -83,7 +86,7 @@ def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list
                 marker={"symbol": "circle-open", "size": 22, "color": "black", "line": {"width": 3}},
                 customdata=_custom(chosen), hoverinfo="skip"))
     return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
-                       xaxis={"zeroline": False}, yaxis={"zeroline": False})
+                       **fixed_axes(ranges, symlog))
 
 
 def _colour_codes(frame: pd.DataFrame, classes: list[str], color_by: str) -> tuple[np.ndarray, list]:

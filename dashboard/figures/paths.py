@@ -8,7 +8,7 @@ last step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,14 +56,16 @@ def gapped(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, np.ndarray]
 
 def paths_figure(points: pd.DataFrame, labels: pd.Series,
                  highlight: Sequence[str] | None = None, selected: int | None = None,
-                 symlog: bool = False, max_points: int = MAX_POINTS, title: str | None = None) -> go.Figure:
+                 symlog: bool = False, max_points: int = MAX_POINTS, title: str | None = None,
+                 ranges: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
     """Paths of the examples in ``points`` (``example_id, t, x, y[, z]`` in (example_id, t) order).
 
     ``labels``: class name by example_id. ``highlight``: classes drawn in colour (one line colour
     per class, in the order chosen) over every other path faded grey; None/[] draws all. Points
     are coloured by time step on one colour scale; the class name sits at the median of its
     paths' last steps. 3-D when ``points`` has a ``z`` column. ``selected`` is drawn on top.
-    The example id of each point is its customdata (a click selects it).
+    The example id of each point is its customdata (a click selects it). ``ranges``: fixed 2-D
+    axis ranges (``fixed_axes``), e.g. the extent of every epoch of a recording's pictures.
     """
     if points.empty:
         return message_figure("No examples match the filters.")
@@ -111,8 +113,23 @@ def paths_figure(points: pd.DataFrame, labels: pd.Series,
         _add_selected(figure, points, selected, axes, trace)
     scene = {"xaxis_title": "", "yaxis_title": "", "zaxis_title": ""}
     return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
-                       **({"scene": scene} if three_d else {"xaxis": {"zeroline": False},
-                                                            "yaxis": {"zeroline": False}}))
+                       **({"scene": scene} if three_d else fixed_axes(ranges, symlog)))
+
+
+def fixed_axes(ranges: Mapping[str, tuple[float, float]] | None, symlog: bool = False,
+               margin: float = 0.05) -> dict:
+    """2-D axis settings: without ``ranges`` plotly's own (no zero lines); with ``{"x": (low,
+    high), "y": ...}`` (before symlog) axes fixed to them plus a margin, whatever part is drawn, so
+    that pictures of the same space (a recording's epochs) compare point for point."""
+    if not ranges:
+        return {"xaxis": {"zeroline": False}, "yaxis": {"zeroline": False}}
+    axes = {}
+    for axis, (low, high) in ranges.items():
+        if symlog:
+            low, high = (float(v) for v in symlog_transform([low, high]))
+        pad = (high - low) * margin or 1.0
+        axes[f"{axis}axis"] = {"zeroline": False, "autorange": False, "range": [low - pad, high + pad]}
+    return axes
 
 
 def _trace_type(three_d: bool):
@@ -168,12 +185,14 @@ DOCUMENT_LEGEND = len(HIGHLIGHT)
 
 def document_paths_figure(points: pd.DataFrame, names: pd.Series, selected: int | None = None,
                           symlog: bool = False, title: str | None = None, lines: bool = True,
-                          max_points: int = MAX_DOCUMENT_POINTS) -> go.Figure:
+                          max_points: int = MAX_DOCUMENT_POINTS,
+                          ranges: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
     """A language model's documents as paths through state space (``points``: ``example_id, t,
     x, y[, z]`` in (example_id, t) order; ``names``: document name by example_id), each document
     in its own colour (documents cycle through ten colours; up to ten get a legend entry each).
     Hover names the document and the step; customdata is the example id, so a click selects it.
-    ``lines=False`` draws the points only (each document's last step, say)."""
+    ``lines=False`` draws the points only (each document's last step, say); ``ranges`` fixes the
+    2-D axes (``fixed_axes``)."""
     if points.empty:
         return message_figure("No documents match the filters.")
     three_d = "z" in points.columns
@@ -212,5 +231,4 @@ def document_paths_figure(points: pd.DataFrame, names: pd.Series, selected: int 
         _add_selected(figure, points, selected, axes, trace)
     scene = {"xaxis_title": "", "yaxis_title": "", "zaxis_title": ""}
     return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
-                       **({"scene": scene} if three_d else {"xaxis": {"zeroline": False},
-                                                            "yaxis": {"zeroline": False}}))
+                       **({"scene": scene} if three_d else fixed_axes(ranges, symlog)))

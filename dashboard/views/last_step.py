@@ -1,7 +1,10 @@
 """Last activations view (Figure 4; Figures 11-13 for mistakes): where each example ends.
 
 Mistakes are marked when the run recorded predictions (an import without them says so in the
-title); a language model's run shows where each document ends, one colour per document."""
+title); a language model's run shows where each document ends, one colour per document. A
+recording that kept pictures by epoch gets the epoch slider of the paths view: where each example
+ended at that epoch, in the recording's one space, on fixed axes (mistakes are not marked there:
+the run's verdicts are the final model's)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from dashboard.figures import as_sent, message_figure
 from dashboard.figures.last_step import last_step_figure
 from dashboard.figures.paths import document_paths_figure
 from dashboard.views import is_hidden
-from dashboard.views.paths import GRAPH_CONFIG, plural
+from dashboard.views.paths import (GRAPH_CONFIG, by_epoch, epoch_controls, epoch_title, plural,
+                                   register_epoch_callbacks)
 from pipeline import runformat
 
 VIEW_ID = "last_step"
@@ -23,15 +27,19 @@ GRAPH = "last_step-graph"
 PROJECTION = "last_step-projection"
 COLOR_BY = "last_step-color"
 SYMLOG = "last_step-symlog"
+BY_EPOCH, EPOCH = "last_step-by-epoch", "last_step-epoch"
 PROJECTIONS = (("ae2", "autoencoder"), ("pca2", "PCA"), ("tsne2", "t-SNE"))
 
 #: The request guard's check of the projection choice (its options are set per run).
-VALUE_CHECKS = {(PROJECTION, "value"): filters.one_of(*(value for value, _ in PROJECTIONS))}
+VALUE_CHECKS = {(PROJECTION, "value"): filters.one_of(*(value for value, _ in PROJECTIONS)),
+                (EPOCH, "value"): filters.epoch}
 
 URL_PARAMS = [
     state.UrlParam("last_projection", PROJECTION, "value", "ae2"),
     state.UrlParam("last_color", COLOR_BY, "value", "class"),
     state.UrlParam("last_symlog", SYMLOG, "value", [], "bool", on_value="on"),
+    state.UrlParam("last_by_epoch", BY_EPOCH, "value", [], "bool", on_value="on"),
+    state.UrlParam("last_epoch", EPOCH, "value", None, "int"),
 ]
 
 
@@ -48,6 +56,7 @@ def layout():
             html.Span("x: misclassified (true label above, predicted below). Click to select.",
                       className="hint"),
         ]),
+        epoch_controls(BY_EPOCH, EPOCH),
         dcc.Loading(dcc.Graph(id=GRAPH, config=GRAPH_CONFIG, className="graph-tall"),
                     delay_show=300),
     ])
@@ -58,15 +67,17 @@ def register_callbacks(app: dash.Dash) -> None:
     def show_projections(run_id):
         return projection_options(run_id)
 
+    register_epoch_callbacks(app, EPOCH, URL_PARAMS[-1])
+
     @app.callback(Output(GRAPH, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT,
                   state.SELECTED_INPUT, Input(PROJECTION, "value"), Input(COLOR_BY, "value"),
-                  Input(SYMLOG, "value"))
+                  Input(SYMLOG, "value"), Input(BY_EPOCH, "value"), Input(EPOCH, "value"))
     def draw(run_id, classes, splits, hands, correctness, tab, selected, projection_id, color_by,
-             symlog):
+             symlog, switch=None, epoch=None):
         if is_hidden(VIEW_ID, tab):
             return dash.no_update
         return last_step_view_figure(run_id, classes, splits, hands, correctness, selected,
-                                     projection_id, color_by, symlog)
+                                     projection_id, color_by, symlog, switch, epoch)
 
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True),
                   Input(GRAPH, "clickData"), prevent_initial_call=True)
@@ -76,8 +87,9 @@ def register_callbacks(app: dash.Dash) -> None:
 
 
 def applies_to(manifest: runformat.Manifest) -> bool:
-    """Any run with a 2-D projection that places each example's (or document's) last step."""
-    return bool(data.last_step_projection_ids(manifest))
+    """Any run with a 2-D projection that places each example's (or document's) last step, or a
+    recording's pictures by epoch."""
+    return bool(data.last_step_projection_ids(manifest)) or bool(manifest.get("epoch_projections"))
 
 
 def projection_options(run_id) -> list[dict]:
@@ -100,11 +112,18 @@ def chosen_projection(manifest: runformat.Manifest, value: str | None) -> str:
 
 
 def last_step_view_figure(run_id, classes, splits, hands, correctness, selected, projection_id,
-                          color_by, symlog):
+                          color_by, symlog, switch=None, epoch=None):
+    """``switch`` (on) and ``epoch`` (None: the last kept): where a recording's examples ended at
+    that epoch."""
     try:
         run = data.get_run(run_id)
         classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
         selected = filters.example_id(run, selected)
+        epoch = filters.epoch(run, epoch)
+        if by_epoch(run, switch, bool(data.last_step_projection_ids(run.manifest))):
+            return _epoch_scene(run, classes, splits, hands, correctness, selected,
+                                run.kept_epochs[-1] if epoch is None else epoch, color_by or "class",
+                                bool(symlog))
         projection_id = chosen_projection(run.manifest, projection_id)
         if run.manifest.is_language_model:
             return _document_scene(run, splits, selected, projection_id, bool(symlog))
@@ -131,6 +150,26 @@ def _last_step_scene(run, classes, splits, hands, correctness, selected, project
                                     symlog=symlog,
                                     title=f"{projection_id} · last step of {len(frame):,} examples, "
                                           f"{verdicts}"))
+
+
+@data.run_cached(maxsize=16, shared=True)
+def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, color_by, symlog):
+    """Each filtered example's last step at one kept epoch, on the axes of every kept epoch's."""
+    points = data.epoch_picture(run, epoch, last_only=True)
+    ranges = data.epoch_ranges(run, last_only=True)
+    if run.manifest.is_language_model:
+        frame = data.filtered_examples(run, None, splits)
+        points = points[points["example_id"].isin(frame["example_id"])]
+        return as_sent(document_paths_figure(points, data.labels(run), selected=selected, symlog=symlog,
+                                             lines=False, ranges=ranges,
+                                             title=epoch_title(run, epoch, f"last step of {plural(len(frame), 'document')}")))
+    if color_by == "hand" and not data.has_hand_usage(run):
+        return as_sent(message_figure("This run has no hand usage to colour by."))
+    frame = data.filtered_examples(run, classes, splits, hands, correctness)
+    verdicts = [c for c in ("prediction", "correct", "confidence") if c in frame]
+    return as_sent(last_step_figure(points, frame.drop(columns=verdicts), run.classes, color_by=color_by,
+                                    selected=selected, symlog=symlog, ranges=ranges,
+                                    title=epoch_title(run, epoch, f"last step of {len(frame):,} examples")))
 
 
 @data.run_cached(maxsize=16, shared=True)

@@ -4,13 +4,16 @@ The class filter does not hide here: the chosen classes are drawn in colour over
 faded, to compare signs (drink vs danger, think vs crazy). A language model's run shows its
 documents' paths instead, one colour per document (the split filter applies). The method and
 dimensions picked are drawn when the run has them, else the closest projection it has (the
-title names it).
+title names it). A recording that kept pictures by epoch (``every=N``) also gets an epoch slider:
+the paths as they were at each kept epoch, all in the one space the recording fitted on every kept
+epoch's states, under axes fixed to the extent of them all (so the pictures compare); the last
+activations view shares the slider's code (``epoch_controls``, ``register_epoch_callbacks``).
 """
 
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from dashboard import data, filters, state
 from dashboard.figures import as_sent, message_figure
@@ -25,11 +28,16 @@ GRAPH = "paths-graph"
 METHOD = "paths-method"
 DIMS = "paths-dims"
 SYMLOG = "paths-symlog"
+BY_EPOCH, EPOCH = "paths-by-epoch", "paths-epoch"
+HIDDEN = {"display": "none"}
+MAX_EPOCH_LABELS = 12
 
 URL_PARAMS = [
     state.UrlParam("paths_method", METHOD, "value", "ae"),
     state.UrlParam("paths_dims", DIMS, "value", "2"),
     state.UrlParam("paths_symlog", SYMLOG, "value", [], "bool", on_value="on"),
+    state.UrlParam("paths_by_epoch", BY_EPOCH, "value", [], "bool", on_value="on"),
+    state.UrlParam("paths_epoch", EPOCH, "value", None, "int"),
 ]
 
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -37,7 +45,8 @@ METHODS = [{"label": "autoencoder", "value": "ae"}, {"label": "PCA", "value": "p
 
 #: The request guard's checks of this view's controls whose options a callback sets (dimensions
 #: and symlog have fixed choices, checked by themselves).
-VALUE_CHECKS = {(METHOD, "value"): filters.one_of(*(option["value"] for option in METHODS))}
+VALUE_CHECKS = {(METHOD, "value"): filters.one_of(*(option["value"] for option in METHODS)),
+                (EPOCH, "value"): filters.epoch}
 
 
 def layout():
@@ -51,6 +60,7 @@ def layout():
             html.Span("Choose classes in the filter bar to compare them; click a point to select "
                       "its example.", className="hint"),
         ]),
+        epoch_controls(BY_EPOCH, EPOCH),
         dcc.Loading(dcc.Graph(id=GRAPH, config=GRAPH_CONFIG, className="graph-tall"),
                     delay_show=300),
     ])
@@ -58,8 +68,77 @@ def layout():
 
 def applies_to(manifest: runformat.Manifest) -> bool:
     """Any run with a projection that has a point per step (trained, imported or recorded;
-    classifiers' examples and language models' documents alike)."""
-    return bool(data.path_projection_ids(manifest))
+    classifiers' examples and language models' documents alike), or a recording's pictures by
+    epoch."""
+    return bool(data.path_projection_ids(manifest)) or bool(manifest.get("epoch_projections"))
+
+
+# -- the epoch slider (this view's and the last activations') -----------------------------------
+
+def epoch_controls(switch_id: str, slider_id: str) -> html.Div:
+    """A switch and a slider over a recording's kept epochs, in a box ``{slider_id}-box`` shown
+    only for runs that kept pictures by epoch."""
+    return html.Div(id=f"{slider_id}-box", className="view-options epoch-box", style=HIDDEN, children=[
+        dcc.Checklist(id=switch_id, value=[], inline=True,
+                      options=[{"label": "as it was at epoch", "value": "on"}]),
+        html.Div(style={"width": "28em"}, children=dcc.Slider(
+            id=slider_id, min=0, max=1, step=None, marks={}, value=None, included=False)),
+        html.Span("every kept epoch in one space, on the same axes", className="hint"),
+    ])
+
+
+def epoch_slider(run_id) -> list:
+    """The box's style and the slider's min, max and marks (the kept epochs) for a run."""
+    try:
+        kept = data.get_run(run_id).kept_epochs
+    except runformat.RunError:
+        kept = []
+    if not kept:
+        return [HIDDEN, 0, 1, {}]
+    every = max(1, -(-len(kept) // MAX_EPOCH_LABELS))        # label at most ~12 of the marks
+    marks = {epoch: str(epoch) if i % every == 0 or epoch == kept[-1] else ""
+             for i, epoch in enumerate(kept)}
+    return [None, kept[0], kept[-1], marks]
+
+
+def epoch_value(run_id, search, param: state.UrlParam):
+    """The slider's value when the run changes: the URL's epoch if the run kept it, else its last
+    kept epoch (None for a run without pictures by epoch)."""
+    try:
+        kept = data.get_run(run_id).kept_epochs
+    except runformat.RunError:
+        return dash.no_update
+    if not kept:
+        return None
+    wanted = state.decode_search(search, [param])[param.component_id]
+    return wanted if wanted in kept else kept[-1]
+
+
+def register_epoch_callbacks(app: dash.Dash, slider_id: str, param: state.UrlParam) -> None:
+    @app.callback(Output(f"{slider_id}-box", "style"), Output(slider_id, "min"), Output(slider_id, "max"),
+                  Output(slider_id, "marks"), Input(state.RUN, "value"))
+    def show_epochs(run_id):
+        return epoch_slider(run_id)
+
+    # After the URL sync (whose output the run picker is); the URL holds the epoch a link names.
+    @app.callback(Output(slider_id, "value", allow_duplicate=True), Input(state.RUN, "value"),
+                  State(state.URL, "search"), prevent_initial_call="initial_duplicate")
+    def keep_epoch(run_id, search):
+        return epoch_value(run_id, search, param)
+
+
+def by_epoch(run: runformat.Run, switch, has_projections: bool) -> bool:
+    """Whether to draw the pictures by epoch: the switch is on (or the run has nothing else to
+    draw) and the run kept them."""
+    return bool(run.kept_epochs) and (bool(switch) or not has_projections)
+
+
+def epoch_title(run: runformat.Run, epoch: int, what: str) -> str:
+    described = run.manifest.get("epoch_projections") or {}
+    kept = run.kept_epochs
+    method = str(described.get("method", "pca")).upper() if isinstance(described, dict) else "PCA"
+    return (f"epoch {epoch} ({kept.index(epoch) + 1} of {len(kept)} kept) · {what} · one {method} space "
+            f"fitted on every kept epoch")
 
 
 def method_options(run_id) -> list[dict]:
@@ -89,14 +168,17 @@ def register_callbacks(app: dash.Dash) -> None:
     def show_methods(run_id):
         return method_options(run_id)
 
+    register_epoch_callbacks(app, EPOCH, URL_PARAMS[-1])
+
     @app.callback(Output(GRAPH, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT,
                   state.SELECTED_INPUT, Input(METHOD, "value"), Input(DIMS, "value"),
-                  Input(SYMLOG, "value"))
-    def draw(run_id, classes, splits, hands, correctness, tab, selected, method, dims, symlog):
+                  Input(SYMLOG, "value"), Input(BY_EPOCH, "value"), Input(EPOCH, "value"))
+    def draw(run_id, classes, splits, hands, correctness, tab, selected, method, dims, symlog,
+             switch=None, epoch=None):
         if is_hidden(VIEW_ID, tab):
             return dash.no_update
         return paths_view_figure(run_id, classes, splits, hands, correctness, selected, method,
-                                 dims, symlog)
+                                 dims, symlog, switch, epoch)
 
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True),
                   Input(GRAPH, "clickData"), prevent_initial_call=True)
@@ -105,12 +187,18 @@ def register_callbacks(app: dash.Dash) -> None:
         return dash.no_update if example is None else example
 
 
-def paths_view_figure(run_id, classes, splits, hands, correctness, selected, method, dims, symlog):
-    """Examples outside the class choice stay in the scene (faded), so classes are not filtered."""
+def paths_view_figure(run_id, classes, splits, hands, correctness, selected, method, dims, symlog,
+                      switch=None, epoch=None):
+    """Examples outside the class choice stay in the scene (faded), so classes are not filtered.
+    ``switch`` (on) and ``epoch`` (None: the last kept): a recording's paths at that epoch."""
     try:
         run = data.get_run(run_id)
         classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
         selected = filters.example_id(run, selected)
+        epoch = filters.epoch(run, epoch)
+        if by_epoch(run, switch, bool(data.path_projection_ids(run.manifest))):
+            return _epoch_scene(run, classes, splits, hands, correctness, selected,
+                                run.kept_epochs[-1] if epoch is None else epoch, bool(symlog))
         projection_id = chosen_projection(run.manifest, method, dims)
         if run.manifest.is_language_model:
             return _document_scene(run, splits, selected, projection_id, bool(symlog))
@@ -128,6 +216,23 @@ def _paths_scene(run, classes, splits, hands, correctness, selected, projection_
     points = points[points["example_id"].isin(frame["example_id"])]
     return as_sent(paths_figure(points, data.labels(run), highlight=classes, selected=selected,
                                 symlog=symlog, title=_title(projection_id, frame, classes)))
+
+
+@data.run_cached(maxsize=16, shared=True)
+def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, symlog):
+    """The recorded examples' (or documents') paths at one kept epoch, on the axes of all of them."""
+    language = run.manifest.is_language_model
+    frame = (data.filtered_examples(run, None, splits) if language
+             else data.filtered_examples(run, None, splits, hands, correctness))
+    points = data.epoch_picture(run, epoch)
+    points = points[points["example_id"].isin(frame["example_id"])]
+    ranges = data.epoch_ranges(run)
+    if language:
+        return as_sent(document_paths_figure(points, data.labels(run), selected=selected, symlog=symlog,
+                                             ranges=ranges, title=epoch_title(run, epoch, plural(len(frame), "document"))))
+    what = _title("paths", frame, classes).split(" · ", 1)[1]
+    return as_sent(paths_figure(points, data.labels(run), highlight=classes, selected=selected, symlog=symlog,
+                                title=epoch_title(run, epoch, what), ranges=ranges))
 
 
 @data.run_cached(maxsize=16, shared=True)

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from pipeline.runformat.schema import (
     DIGEST,
+    EPOCH_PROJECTIONS_FILE,
     EXAMPLES_FILE,
     HISTORY_FILE,
     MANIFEST_FILE,
@@ -248,6 +249,26 @@ class Run:
     def projections(self, projection: str | None = None) -> pd.DataFrame:
         filters = [("projection", "=", projection)] if projection else None
         return self.read_table(PROJECTIONS_FILE, filters=filters)
+
+    @property
+    def kept_epochs(self) -> list[int]:
+        """The epochs of a recording's pictures (``every=N``: each N-th epoch and the last), in
+        order, when its ``projections_by_epoch.parquet`` is there (manifest ``epoch_projections``);
+        [] for every other run."""
+        described = self.manifest.get("epoch_projections")
+        epochs = described.get("epochs") if isinstance(described, dict) else None
+        if not isinstance(epochs, list) or not self.has(EPOCH_PROJECTIONS_FILE):
+            return []
+        return sorted({int(e) for e in epochs if isinstance(e, int) and not isinstance(e, bool)})
+
+    def epoch_projections(self, epoch: int | None = None) -> pd.DataFrame:
+        """projections_by_epoch.parquet: ``epoch, example_id, t, x, y, last`` (``last``: the
+        example's last step), each kept epoch's picture of the recorded examples, all in the one
+        space fitted on every kept epoch's states (manifest ``epoch_projections``); only the rows of
+        ``epoch`` when it is given. Rows in (epoch, example_id, t) order."""
+        filters = [("epoch", "=", int(epoch))] if epoch is not None else None
+        frame = self.read_table(EPOCH_PROJECTIONS_FILE, filters=filters)
+        return frame.sort_values(["epoch", "example_id", "t"], kind="stable").reset_index(drop=True)
 
     def step_matrix(self, layer: int, kind: str, units: Sequence[int] | None = None) -> np.ndarray:
         """A (rows, units) float32 array of one tensor, rows in (example_id, t) order.
