@@ -15,6 +15,7 @@ import dash
 from dash import Input, Output, State, ctx, dcc, html
 
 from dashboard import data, export, state, views
+from dashboard.figures import run_info
 from pipeline import runformat
 
 DOWNLOAD_BUTTON = "download-csv-button"
@@ -30,6 +31,8 @@ URL_READ = "url-read"              # Store: has the page's first URL been applie
 SELECTION_BAR = "selection-bar"
 INSPECT_BUTTON = "selection-inspect"
 CLEAR_BUTTON = "selection-clear"
+RUN_INFO_BOX = "run-info-box"      # html.Details: the run-info panel, closed until clicked
+RUN_INFO = "run-info"
 
 
 def shell() -> html.Div:
@@ -54,6 +57,10 @@ def shell() -> html.Div:
         ]),
         html.Div(id=RUN_MESSAGE, className="run-message",
                  children=None if runs else _no_runs_message()),
+        html.Details(id=RUN_INFO_BOX, className="run-info", style=None if chosen else {"display": "none"},
+                     children=[html.Summary("About this run: data set and protocol, model, training, "
+                                            "stage times, library versions"),
+                               html.Div(id=RUN_INFO, className="run-info-body")]),
         html.Div(className="filter-bar", children=[
             _field("Classes", dcc.Dropdown(id=state.CLASS, options=[], value=[], multi=True,
                                            searchable=True, placeholder="All classes",
@@ -178,6 +185,10 @@ def register_shell_callbacks(app: dash.Dash) -> None:
                   Input(state.RUN, "value"))
     def show_run(run_id):
         return run_facts(run_id)
+
+    @app.callback(Output(RUN_INFO, "children"), Output(RUN_INFO_BOX, "style"), Input(state.RUN, "value"))
+    def describe_run(run_id):
+        return run_info_panel(run_id)
 
     @app.callback(Output(FILTER_COUNT, "children"), *state.FILTER_INPUTS)
     def count_filtered(run_id, classes, splits, hands, correctness):
@@ -329,6 +340,18 @@ def _summary(run: runformat.Run) -> str:
     parts += [f"{split} accuracy {metrics[split]['accuracy']:.1%}" for split in state.SPLITS
               if isinstance(metrics.get(split), dict) and metrics[split].get("accuracy") is not None]
     return " · ".join(parts)
+
+
+def run_info_panel(run_id: str | None) -> tuple[list, dict | None]:
+    """The run-info panel's sections for a run, and its box's style (hidden without a manifest).
+    A run being built shows what its manifest records so far."""
+    try:
+        manifest: runformat.Manifest | None = data.get_run(run_id).manifest
+    except runformat.RunError:
+        manifest = next((m for m in data.list_runs() if m.run_id == run_id), None)
+    if manifest is None:
+        return [], {"display": "none"}
+    return run_info.run_info(manifest), None
 
 
 def selection_text(run_id: str | None, selected: int | None) -> str:

@@ -95,3 +95,15 @@ def test_brfl004_a_text_run_shows_only_the_controls_it_uses(page, text_url):
         assert not page.is_visible(control), control
     assert page.is_visible("#filter-split")
     assert "classes" not in page.inner_text("#run-summary")
+
+
+def test_brri001_the_run_info_panel_says_what_the_run_is(page, first_launch_url, synthetic_run):
+    page.goto(first_launch_url)
+    wait_for(page, "document.querySelectorAll('#run-info .run-info-section').length >= 5")
+    assert not page.is_visible("#run-info")                       # closed until asked
+    page.click("#run-info-box > summary")
+    body = page.inner_text("#run-info").lower()                   # headings are upper-cased by the style
+    splits = synthetic_run.manifest.splits
+    for text in ("data set and protocol", "max length", f"{splits['train']} train", "seeds", "model",
+                 "training", "stage times", "library versions", "tensorflow"):
+        assert text in body, text
