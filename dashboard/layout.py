@@ -33,6 +33,8 @@ INSPECT_BUTTON = "selection-inspect"
 CLEAR_BUTTON = "selection-clear"
 RUN_INFO_BOX = "run-info-box"      # html.Details: the run-info panel, closed until clicked
 RUN_INFO = "run-info"
+FINDER = "finder"                  # dcc.Input: a sign's name or an example id, Enter selects it
+FINDER_NOTE = "finder-note"
 
 
 def shell() -> html.Div:
@@ -84,6 +86,9 @@ def shell() -> html.Div:
             html.Span(id=SELECTION_BAR, className="selection-text"),
             html.Button("Inspect", id=INSPECT_BUTTON, className="button", style=classifier_only),
             html.Button("Clear", id=CLEAR_BUTTON, className="button secondary"),
+            dcc.Input(id=FINDER, type="text", placeholder="find a sign or an example id", debounce=True,
+                      className="finder", style={"width": "16em"}),
+            html.Span(id=FINDER_NOTE, className="hint"),
         ]),
         dcc.Tabs(id=state.TABS, value=first_view, className="view-tabs", children=[
             dcc.Tab(label=view.TITLE, value=view.VIEW_ID, id=f"tab-{view.VIEW_ID}",
@@ -208,6 +213,13 @@ def register_shell_callbacks(app: dash.Dash) -> None:
                   prevent_initial_call=True)
     def inspect_selection(n_clicks):
         return "inspector"
+
+    @app.callback(Output(state.SELECTED, "data", allow_duplicate=True),
+                  Output(state.CLASS, "value", allow_duplicate=True), Output(FINDER_NOTE, "children"),
+                  Input(FINDER, "n_submit"), State(FINDER, "value"), State(state.RUN, "value"),
+                  State(state.CLASS, "value"), prevent_initial_call=True)
+    def find(_submit, text, run_id, classes):
+        return find_target(run_id, text, classes)
 
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True), Input(CLEAR_BUTTON, "n_clicks"),
                   prevent_initial_call=True)
@@ -352,6 +364,49 @@ def run_info_panel(run_id: str | None) -> tuple[list, dict | None]:
     if manifest is None:
         return [], {"display": "none"}
     return run_info.run_info(manifest), None
+
+
+FINDER_LISTED = 5
+
+
+def find_target(run_id: str | None, text: str | None, classes: list | None) -> tuple:
+    """What the finder's text names: ``(selected example, class filter, note)``, ``dash.no_update``
+    where nothing changes. An example id (``12`` or ``#12``) selects that example; a sign's name
+    (a classifier's class: exact, else the one class whose name contains the text, any case) is
+    added to the class filter; a language model's text picks the first document whose name
+    contains it."""
+    keep = dash.no_update
+    query = (text or "").strip()
+    if not query:
+        return keep, keep, ""
+    try:
+        run = data.get_run(run_id)
+        frame = data.examples(run)
+    except runformat.RunError as error:
+        return keep, keep, str(error)
+    digits = query.lstrip("#")
+    if digits.isdigit():
+        example_id = int(digits)
+        if data.example_row(run, example_id) is None:
+            return keep, keep, f"no example {example_id} in this run"
+        return example_id, keep, ""
+    lowered = query.lower()
+    if not run.manifest.is_classification:
+        hits = frame[frame["name"].astype(str).str.lower().str.contains(lowered, regex=False)]
+        if not len(hits):
+            return keep, keep, f"no document named like {query[:40]!r}"
+        return int(hits["example_id"].iat[0]), keep, (f"{len(hits)} documents match; the first chosen"
+                                                     if len(hits) > 1 else "")
+    names = list(run.classes)
+    exact = [name for name in names if name.lower() == lowered]
+    hits = exact or [name for name in names if lowered in name.lower()]
+    if not hits:
+        return keep, keep, f"no sign or example {query[:40]!r} in this run"
+    if len(hits) > 1:
+        shown = ", ".join(hits[:FINDER_LISTED]) + (" …" if len(hits) > FINDER_LISTED else "")
+        return keep, keep, f"{len(hits)} signs match: {shown}"
+    chosen = list(classes or [])
+    return keep, (chosen + [hits[0]] if hits[0] not in chosen else keep), ""
 
 
 def selection_text(run_id: str | None, selected: int | None) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import dash
 import numpy as np
 import pytest
 
@@ -209,3 +210,27 @@ def test_fl009_the_background_text_run_says_what_it_writes_and_where(app_module,
     assert app_module.estimated_run_bytes(1000, [128]) == pytest.approx(1000 * 128 * 6 * 3.2)
     assert [app_module.human_bytes(n) for n in (875e6, 2.5e9, 42e6, 900)] == ["0.9 GB", "2.5 GB", "42 MB",
                                                                               "0.9 kB"]
+
+
+def test_fd001_the_finder_selects_an_example_or_adds_a_sign(synthetic_runs_dir, text_runs_dir):
+    previous = data.runs_dir()
+    keep = dash.no_update
+    try:
+        data.configure(synthetic_runs_dir)
+        run = data.get_run("synthetic")
+        some_id = int(data.examples(run)["example_id"].iat[5])
+        assert layout.find_target("synthetic", f" {some_id} ", []) == (some_id, keep, "")
+        assert layout.find_target("synthetic", f"#{some_id}", []) == (some_id, keep, "")
+        assert layout.find_target("synthetic", "999999", [])[2] == "no example 999999 in this run"
+        assert layout.find_target("synthetic", "THINK", ["crazy"]) == (keep, ["crazy", "think"], "")
+        assert layout.find_target("synthetic", "think", ["think"]) == (keep, keep, "")
+        assert layout.find_target("synthetic", "hel", []) == (keep, ["hello"], "")     # one sign contains it
+        assert layout.find_target("synthetic", "o", [])[2].endswith("\u2026")           # many: listed, none chosen
+        assert "no sign or example 'zzz'" in layout.find_target("synthetic", "zzz", [])[2]
+        assert layout.find_target("synthetic", "  ", []) == (keep, keep, "")
+        data.configure(text_runs_dir)
+        first = data.examples(data.get_run("text-parens"))
+        selected, classes, _ = layout.find_target("text-parens", str(first["name"].iat[3]), [])
+        assert selected == int(first["example_id"].iat[3]) and classes is keep
+    finally:
+        data.configure(previous)

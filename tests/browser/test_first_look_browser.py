@@ -107,3 +107,19 @@ def test_brri001_the_run_info_panel_says_what_the_run_is(page, first_launch_url,
     for text in ("data set and protocol", "max length", f"{splits['train']} train", "seeds", "model",
                  "training", "stage times", "library versions", "tensorflow"):
         assert text in body, text
+
+
+def test_brfd001_the_finder_selects_an_example_and_adds_a_sign(page, dash_url):
+    page.goto(dash_url)
+    paths_drawn(page)
+    page.fill("#finder", "7")
+    page.press("#finder", "Enter")
+    wait_for(page, "document.querySelector('#selection-bar')?.innerText.includes('Selected: example 7,')")
+    wait_for(page, "window.location.search.includes('example=7')")
+    page.fill("#finder", "think")
+    page.press("#finder", "Enter")
+    wait_for(page, "window.location.search.includes('class=think')")
+    assert "think" in page.inner_text("#filter-class")
+    page.fill("#finder", "no such sign")
+    page.press("#finder", "Enter")
+    wait_for(page, "document.querySelector('#finder-note')?.innerText.includes('no sign or example')")
