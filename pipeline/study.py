@@ -384,7 +384,8 @@ def study_of(data: RunData) -> dict:
 
     def claim(key: str, verdict: str, numbers: dict, statement: str | None = None, rule: str | None = None,
               missing_names: list[str] | None = None) -> None:
-        entry = {"claim": key, "statement": statement or STATEMENTS[key], "verdict": verdict,
+        entry = {"claim": key, "title": CLAIM_TITLES.get(key, key), "statement": statement or STATEMENTS[key],
+                 "verdict": verdict,
                  "rule": rule or RULES[key.removesuffix("_known")], "numbers": numbers}
         if missing_names:
             entry["missing_classes"] = missing_names
