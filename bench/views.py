@@ -35,7 +35,8 @@ from pipeline import runformat  # noqa: E402
 N_EXAMPLES, N_CLASSES, N_CHANNELS, N_UNITS, MAX_LENGTH = 2528, 94, 22, 100, 136
 
 
-def build_auslan_sized_run(runs_dir: Path, run_id: str = "bench-auslan-size", seed: int = 0) -> None:
+def build_auslan_sized_run(runs_dir: Path, run_id: str = "bench-auslan-size", seed: int = 0,
+                           aggregates: bool = True) -> None:
     """A run of Auslan's shape through the pipeline's own writers: the NumPy LSTM (random weights)
     recomputes every tensor and the head's per-step probabilities (``core.steps``), the examples
     table gets the predictions, and the project stage draws PCA paths (no TensorFlow anywhere)."""
@@ -68,6 +69,9 @@ def build_auslan_sized_run(runs_dir: Path, run_id: str = "bench-auslan-size", se
     examples = with_predictions(examples_table(lengths, split, labels=labels, classes=classes),
                                 predictions.per_example())
     outputs.append(writer.write_table(runformat.EXAMPLES_FILE, examples))
+    if aggregates:                       # as the pipeline's extract stage writes them
+        from pipeline.core.aggregates import write_gate_aggregates
+        outputs += write_gate_aggregates(writer, examples, [{"index": 0}])
     epochs = np.arange(1, 101)
     history = {"epoch": epochs, "loss": 4 / epochs, "accuracy": 1 - 1 / np.sqrt(epochs),
                "val_loss": 4 / epochs + epochs / 400, "val_accuracy": 0.9 - 1 / np.sqrt(epochs),

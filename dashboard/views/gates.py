@@ -58,7 +58,7 @@ def layout():
             layer_picker(LAYER),
             alignment_switch(ALIGN),
             field("Saturated below / above", html.Div(style={"width": "16em"}, children=dcc.RangeSlider(
-                id=THRESHOLDS, min=0, max=1, step=0.01, value=[figures.DEFAULT_LOW, figures.DEFAULT_HIGH],
+                id=THRESHOLDS, min=0, max=1, step=1 / runformat.SATURATION_GRID, value=[figures.DEFAULT_LOW, figures.DEFAULT_HIGH],
                 marks={v: f"{v:g}" for v in (0, 0.1, 0.5, 0.9, 1)}, allowCross=False,
                 tooltip={"placement": "bottom"}))),
         ]),
@@ -86,14 +86,116 @@ def _filters(classes, splits, hands, correctness) -> tuple:
 
 @data.run_cached(maxsize=16)
 def gate_summary(run: runformat.Run, layer: int, filters: tuple, align: str, low: float, high: float) -> dict:
-    """Saturation by step and value histograms of the three sigmoid gates for the filtered examples."""
+    """Saturation by step and value histograms of the three sigmoid gates for the filtered examples:
+    from the run's precomputed aggregates when it has them and the thresholds are on their grid,
+    else from the full gate tables (older runs; the same numbers either way)."""
     frame = data.filtered_examples(run, *filters)
+    summary = summary_from_aggregates(run, layer, frame, align, low, high)
+    return summary if summary is not None else summary_from_tables(run, layer, frame, align, low, high)
+
+
+def summary_from_tables(run: runformat.Run, layer: int, frame, align: str, low: float, high: float) -> dict:
+    """``gate_summary`` computed from the full gate tables (three whole-table reads)."""
     rows, _, position, n_steps = aligned_positions(frame["row_start"], frame["length"], align)
     by_step, values = {}, {}
     for gate in figures.GATES:
         values[gate] = data.step_matrix(run, layer, gate)[rows]
         by_step[gate] = figures.saturation_by_step(values[gate], position, n_steps, low, high)
     edges, fractions = figures.gate_histograms(values)
+    return {"by_step": by_step, "edges": edges, "fractions": fractions, "n_examples": len(frame)}
+
+
+AGGREGATE_FILES = (runformat.GATE_GROUPS_FILE, runformat.GATE_SATURATION_FILE, runformat.GATE_VALUES_FILE)
+
+
+@data.run_cached(maxsize=4)
+def gate_aggregates(run: runformat.Run, layer: int) -> dict | None:
+    """The run's precomputed gate tables of ``layer`` as arrays (``pipeline.core.aggregates`` writes
+    them), or None when the run has none for it (runs written before them, imports of h and c).
+
+    Per (gate, alignment): each row's group, offset and step count, and ``below`` / ``above``: the
+    number of its values under / over each edge of ``runformat.saturation_edges()``."""
+    if not set(AGGREGATE_FILES) <= data.run_files(run.manifest):
+        return None
+    n_edges = runformat.SATURATION_GRID + 1
+    codes = [f"c{i}" for i in range(2 * n_edges + 1)]
+    bins = [f"b{i}" for i in range(runformat.GATE_VALUE_BINS)]
+    groups = run.arrow_table(runformat.GATE_GROUPS_FILE).sort_by("example_id")
+    saturation = run.arrow_table(runformat.GATE_SATURATION_FILE, filters=[("layer", "=", layer)])
+    values = run.arrow_table(runformat.GATE_VALUES_FILE, filters=[("layer", "=", layer)])
+    if saturation.num_rows == 0 or not set(codes) <= set(saturation.column_names) \
+            or not set(bins) <= set(values.column_names):
+        return None
+
+    def column(table, name):
+        return table.column(name).to_numpy()
+
+    group = column(groups, "group").astype(np.int64)
+    result: dict = {"example_id": column(groups, "example_id"), "group": group, "sizes": np.bincount(group),
+                    "saturation": {}, "values": {}}
+    gate_of, align_of = (saturation.column(name).to_numpy(zero_copy_only=False) for name in ("gate", "align"))
+    counts = np.column_stack([column(saturation, c) for c in codes])
+    cumulative = np.cumsum(counts, axis=1, dtype=np.int64)
+    for gate in figures.GATES:
+        for align in ("start", "end"):
+            keep = (gate_of == gate) & (align_of == align)
+            if not keep.any():
+                return None
+            part = cumulative[keep]
+            result["saturation"][gate, align] = {
+                "group": column(saturation, "group")[keep], "offset": column(saturation, "offset")[keep],
+                "rows": column(saturation, "rows")[keep],
+                "below": part[:, 0::2],                                   # #(v < E[k]) = c0 + ... + c{2k}
+                "above": part[:, -1:] - part[:, 1::2][:, :n_edges]}       # #(v > E[k]) = c{2k+2} + ...
+        value_gate = values.column("gate").to_numpy(zero_copy_only=False) == gate
+        by_group = np.zeros((len(result["sizes"]), len(bins)), np.int64)
+        by_group[column(values, "group")[value_gate]] = np.column_stack([column(values, b) for b in bins])[value_gate]
+        result["values"][gate] = by_group
+    return result
+
+
+def grid_index(threshold: float) -> int | None:
+    """``k`` when the view's float32 comparison with ``threshold`` is one with the aggregates' edge
+    ``k``; None for a threshold off their grid."""
+    edges = runformat.saturation_edges()
+    k = int(round(float(threshold) * runformat.SATURATION_GRID))
+    return k if 0 <= k < len(edges) and np.float32(threshold) == edges[k] else None
+
+
+def summary_from_aggregates(run: runformat.Run, layer: int, frame, align: str, low: float,
+                            high: float) -> dict | None:
+    """``gate_summary`` summed from the precomputed aggregates, or None when they cannot answer
+    (no aggregates, a threshold off their grid, a filter that splits a group)."""
+    aggregates = gate_aggregates(run, layer)
+    k_low, k_high = grid_index(low), grid_index(high)
+    if aggregates is None or k_low is None or k_high is None or frame.empty:
+        return None
+    ids = frame["example_id"].to_numpy(np.int64)
+    position = np.searchsorted(aggregates["example_id"], ids)
+    if np.any(position >= len(aggregates["example_id"])) or np.any(aggregates["example_id"][position] != ids):
+        return None
+    chosen = np.bincount(aggregates["group"][position], minlength=len(aggregates["sizes"]))
+    whole = chosen > 0
+    if np.any(chosen[whole] != aggregates["sizes"][whole]):
+        return None
+    n_steps = int(frame["length"].max())
+    units = run.manifest.layer(layer).units
+    by_step, fractions = {}, {}
+    for gate in figures.GATES:
+        part = aggregates["saturation"][gate, align]
+        keep = whole[part["group"]]
+        offset = part["offset"][keep]
+        step = offset if align == "start" else n_steps - 1 - offset
+        examples = np.bincount(step, weights=part["rows"][keep], minlength=n_steps)
+        below = np.bincount(step, weights=part["below"][keep, k_low], minlength=n_steps)
+        above = np.bincount(step, weights=part["above"][keep, k_high], minlength=n_steps)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pairs = examples * units
+            by_step[gate] = {"low": below / pairs, "high": above / pairs, "examples": examples}
+        histogram = aggregates["values"][gate][whole].sum(axis=0)
+        total = histogram.sum()
+        fractions[gate] = histogram / total if total else histogram.astype(np.float64)
+    edges = np.linspace(0.0, 1.0, runformat.GATE_VALUE_BINS + 1)
     return {"by_step": by_step, "edges": edges, "fractions": fractions, "n_examples": len(frame)}
 
 

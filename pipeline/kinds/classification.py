@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import attribute, project
-from pipeline.core import steps
+from pipeline.core import aggregates, steps
 from pipeline.core.config import merge
 from pipeline.core.errors import DataError
 from pipeline.core.examples import examples_table, with_predictions
@@ -185,6 +185,7 @@ def _extract_stage(ctx: StageContext) -> str:
     outputs = steps.write_steps(writer, source, predictions, progress=ctx.progress)
     examples = with_predictions(prepared.examples, predictions.per_example())
     outputs.append(writer.write_table(EXAMPLES_FILE, examples))
+    outputs += aggregates.write_gate_aggregates(writer, examples, source.layers)
     metrics = predictions.metrics(prepared.split)
     ctx.finish(outputs, top_k=top_k, metrics=metrics)
     accuracy = metrics.get("test", {}).get("accuracy")

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import project
-from pipeline.core import steps
+from pipeline.core import aggregates, steps
 from pipeline.core.config import merge
 from pipeline.core.errors import DataError
 from pipeline.core.examples import examples_table, with_predictions
@@ -111,6 +111,8 @@ def _import_stage(ctx: StageContext, imported: ImportedRun, partition_rows, top_
                              "tokens": "given" if imported.tokens is not None else "placeholder",
                              "state": "as imported"})
     outputs.append(writer.write_table(EXAMPLES_FILE, examples))
+    if imported.kind == CLASSIFICATION:
+        outputs += aggregates.write_gate_aggregates(writer, examples, imported.layers)
     for stale in previous - set(outputs) - {"manifest.json"}:
         remove(writer.path / stale)
     counts = pd.Series(split).value_counts()

@@ -15,13 +15,16 @@ numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one dat
     steps/text.parquet       language models: the token read at each step and its annotations
     projections.parquet      one row per (projection, example, t): x, y, z
     history.parquet          one row per epoch
+    aggregates/              small precomputed tables (gate saturation by group and step), optional
     models/                  Keras models in their native format, weights as .npz
 """
 
-from pipeline.runformat.reader import Run, Verification, list_runs, resolve_run_path, validate_run_id, verify_run
+from pipeline.runformat.reader import (Run, Verification, list_runs, resolve_run_path, saturation_edges,
+                                       validate_run_id, verify_run)
 from pipeline.runformat.schema import (ATTRIBUTION_BY_CLASS_FILE, ATTRIBUTION_FILES, CLASS_STABILITY_FILE,
                                        CLASSIFICATION, EPOCH_PROJECTIONS_FILE, OCCLUSION_FILE,
-                                       EXAMPLES_FILE, FILES_KEY, GATE_KINDS,
+                                       EXAMPLES_FILE, FILES_KEY, GATE_GROUPS_FILE, GATE_KINDS,
+                                       GATE_SATURATION_FILE, GATE_VALUE_BINS, GATE_VALUES_FILE, SATURATION_GRID,
                                        HISTORY_FILE, INPUTS_FILE, LANGUAGE_MODEL, LOCK_FILE, MANIFEST_FILE,
                                        MANIFEST_KEYS, MODELS_DIR, PAIR_STABILITY_FILE, PREDICTIONS_FILE,
                                        PROJECTIONS_FILE, RUN_ID_PATTERN, RUN_KINDS, SCHEMA_VERSION,
@@ -33,12 +36,13 @@ from pipeline.runformat.writer import (RunWriter, TableSink, atomic_path, file_d
 
 __all__ = [
     "ATTRIBUTION_BY_CLASS_FILE", "ATTRIBUTION_FILES", "OCCLUSION_FILE",
-    "CLASSIFICATION", "CLASS_STABILITY_FILE", "EPOCH_PROJECTIONS_FILE", "EXAMPLES_FILE", "FILES_KEY", "GATE_KINDS", "HISTORY_FILE",
+    "CLASSIFICATION", "CLASS_STABILITY_FILE", "EPOCH_PROJECTIONS_FILE", "EXAMPLES_FILE", "FILES_KEY", "GATE_GROUPS_FILE", "GATE_KINDS",
+    "GATE_SATURATION_FILE", "GATE_VALUE_BINS", "GATE_VALUES_FILE", "SATURATION_GRID", "HISTORY_FILE",
     "INPUTS_FILE", "LANGUAGE_MODEL", "LOCK_FILE", "MANIFEST_FILE", "MANIFEST_KEYS", "MODELS_DIR", "PAIR_STABILITY_FILE",
     "PREDICTIONS_FILE", "PROJECTIONS_FILE", "RUN_ID_PATTERN", "RUN_KINDS", "SCHEMA_VERSION",
     "SIGMOID_GATES", "SPLITS", "TENSOR_KINDS", "TEXT_FILE", "WEIGHTS_FILE", "Layer", "Manifest", "Run", "RunChanged",
     "RunError", "RunWriter", "SchemaVersionError", "TableSink", "Verification", "atomic_path", "file_digest",
-    "list_runs", "parse_manifest", "remove", "resolve_run_path", "stable_hash", "step_table", "steps_file",
+    "list_runs", "parse_manifest", "saturation_edges", "remove", "resolve_run_path", "stable_hash", "step_table", "steps_file",
     "sweep_temporaries", "temporary_owner", "unit_columns", "validate_run_id", "verify_run", "write_error",
     "write_json", "write_parquet",
 ]

@@ -35,6 +35,7 @@ from pipeline.runformat.schema import (
     MANIFEST_FILE,
     PROJECTIONS_FILE,
     RUN_ID_PATTERN,
+    SATURATION_GRID,
     SCHEMA_VERSION,
     UNIT_PREFIX,
     Layer,
@@ -48,6 +49,11 @@ from pipeline.runformat.schema import (
 from pipeline.runformat.writer import file_digest, lock_holder, pid_alive, stable_hash
 
 CHECKSUMS = {"page_checksum_verification": True}     # every parquet read verifies the page CRCs
+
+
+def saturation_edges() -> np.ndarray:
+    """The thresholds the gate saturation table answers exactly: float32(k / SATURATION_GRID)."""
+    return (np.arange(SATURATION_GRID + 1) / SATURATION_GRID).astype(np.float32)
 
 
 def validate_run_id(run_id: str) -> str:
@@ -230,11 +236,15 @@ class Run:
 
     def read_table(self, name: str, columns: Sequence[str] | None = None,
                    filters: Any = None) -> pd.DataFrame:
+        return self.arrow_table(name, columns, filters).to_pandas()
+
+    def arrow_table(self, name: str, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
+        """A table as pyarrow reads it (no pandas conversion: columns go to numpy without a copy)."""
         path = self._file(name)
         try:
             with _source(path) as source:
                 return pq.read_table(source, columns=list(columns) if columns else None,
-                                     filters=filters, **CHECKSUMS).to_pandas()
+                                     filters=filters, **CHECKSUMS)
         except (pa.ArrowException, OSError) as error:
             raise _problem(self.run_id, name, error, self.path) from error
 

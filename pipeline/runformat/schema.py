@@ -40,6 +40,20 @@ ATTRIBUTION_FILES = {"predicted": "steps/attribution-predicted.parquet",    # in
                      "true": "steps/attribution-true.parquet"}              # one column per channel
 OCCLUSION_FILE = "steps/occlusion.parquet"
 ATTRIBUTION_BY_CLASS_FILE = "attribution_by_class.parquet"  # mean |attribution| per class, tenth, channel
+# Precomputed aggregates (the extract stage writes them; a run without them is read the long way).
+# Examples are grouped so that every filter of the filter bar lets through whole groups (same label,
+# split, hand usage and verdict); a view sums its groups' rows instead of reading every step.
+GATE_GROUPS_FILE = "aggregates/gate_groups.parquet"          # example_id -> group
+# Per layer, sigmoid gate, alignment ("start": offset = t; "end": offset = steps before the last),
+# group and offset: ``rows`` (steps there) and ``c0..c{2N}``, how many of their values have each
+# threshold code: with E = SATURATION_EDGES, code = #(E < v) + #(E <= v), so #(v < E[k]) is the sum
+# of c0..c{2k} and #(v > E[k]) the sum of c{2k+2}..c{2N} (exact for thresholds on the grid).
+GATE_SATURATION_FILE = "aggregates/gate_saturation.parquet"
+# Per layer, sigmoid gate and group: ``b0..b{B-1}``, np.histogram's counts of the values in
+# GATE_VALUE_BINS equal bins of [0, 1] (float64 edges; the last bin holds 1.0).
+GATE_VALUES_FILE = "aggregates/gate_values.parquet"
+SATURATION_GRID = 20                  # the saturation table answers thresholds float32(k / 20), k = 0..20
+GATE_VALUE_BINS = 50
 CLASS_STABILITY_FILE = "projection_class_stability.parquet"
 PAIR_STABILITY_FILE = "projection_pair_stability.parquet"
 MODELS_DIR = "models"

@@ -1,0 +1,147 @@
+"""Small precomputed tables of what views aggregate, so that no request reads every gate table.
+
+``write_gate_aggregates`` runs at the end of a classifier's extract stage, once the examples table
+(labels, splits, verdicts) is known. It groups the examples so that every filter of the filter bar
+lets through whole groups (same label, split, hand usage and verdict), reads each sigmoid gate
+table back batch by batch (bounded memory) and writes, through the run writer (atomic files):
+
+- ``GATE_GROUPS_FILE``: each example's group;
+- ``GATE_SATURATION_FILE``: per layer, gate, alignment, group and step offset, the number of steps
+  there and how many values carry each threshold code (``runformat.schema`` says how to read it);
+  the gate saturation view sums the rows of the groups a filter lets through;
+- ``GATE_VALUES_FILE``: per layer, gate and group, the value histogram of the view's histogram.
+
+The numbers are counts, so sums over groups are exactly what the view computes from the full
+tables (tests test_agg*).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.runformat import (
+    GATE_GROUPS_FILE,
+    GATE_SATURATION_FILE,
+    GATE_VALUE_BINS,
+    GATE_VALUES_FILE,
+    SIGMOID_GATES,
+    RunWriter,
+    saturation_edges,
+    steps_file,
+)
+from pipeline.runformat.schema import UNIT_PREFIX
+
+GROUP_KEYS = ("label", "split", "hand_usage", "correct")   # what the filter bar filters by
+ALIGNS = ("start", "end")
+BATCH_ROWS = 1 << 16
+
+
+def example_groups(examples: pd.DataFrame) -> np.ndarray:
+    """Each example's group (0..n-1): examples alike in every column the filter bar reads."""
+    frame = pd.DataFrame(index=examples.index)
+    for key in GROUP_KEYS:
+        if key in examples:
+            frame[key] = examples[key].astype(str)
+    if "correct" not in examples and {"label", "prediction"} <= set(examples.columns):
+        frame["correct"] = (examples["label"] == examples["prediction"]).astype(str)
+    if frame.columns.empty:
+        return np.zeros(len(examples), np.int32)
+    return frame.groupby(list(frame.columns), sort=True, dropna=False).ngroup().to_numpy(np.int32)
+
+
+def threshold_codes(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``#(edges < v) + #(edges <= v)`` per value (float32 comparisons, as the view makes them)."""
+    values = np.asarray(values, np.float32)
+    return np.searchsorted(edges, values, "left") + np.searchsorted(edges, values, "right")
+
+
+def value_bins(values: np.ndarray, bins: int = GATE_VALUE_BINS) -> np.ndarray:
+    """np.histogram's bin of each value over ``linspace(0, 1, bins + 1)`` (-1: outside, or NaN)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.searchsorted(edges, values, "right") - 1
+    index[(index == bins) & (values <= 1.0)] = bins - 1      # the last bin holds 1.0
+    index[(index < 0) | (index >= bins)] = -1
+    return index
+
+
+def _batches(path):
+    """``example_id, t, u0, u1, ...`` record batches of a per-step table (a file or part files)."""
+    parts = sorted(p for p in path.rglob("*.parquet") if p.is_file()) if path.is_dir() else [path]
+    for part in parts:
+        parquet = pq.ParquetFile(part, page_checksum_verification=True)
+        units = [c for c in parquet.schema_arrow.names if c.startswith(UNIT_PREFIX)]
+        yield from parquet.iter_batches(BATCH_ROWS, columns=["example_id", "t", *units])
+
+
+def gate_aggregates(gate_tables: dict, examples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(groups, saturation, values) tables for ``{(layer, gate): path of its per-step table}``."""
+    examples = examples.sort_values("example_id").reset_index(drop=True)
+    ids = examples["example_id"].to_numpy(np.int64)
+    lengths = examples["length"].to_numpy(np.int64)
+    group = example_groups(examples)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    longest = np.zeros(n_groups, np.int64)
+    np.maximum.at(longest, group, lengths)
+    base = np.cumsum(longest) - longest          # (group, offset) -> base[group] + offset
+    n_pairs = int(longest.sum())
+    pair_group = np.repeat(np.arange(n_groups), longest)
+    pair_offset = np.arange(n_pairs) - base[pair_group]
+    edges = saturation_edges()
+    n_codes = 2 * len(edges) + 1
+    saturation, value_rows = [], []
+    for (layer, gate), path in sorted(gate_tables.items()):
+        counts = {align: np.zeros(n_pairs * n_codes, np.int64) for align in ALIGNS}
+        rows = {align: np.zeros(n_pairs, np.int64) for align in ALIGNS}
+        histogram = np.zeros(n_groups * GATE_VALUE_BINS, np.int64)
+        for batch in _batches(path):
+            position = np.searchsorted(ids, batch.column(0).to_numpy())
+            t = batch.column(1).to_numpy().astype(np.int64)
+            values = np.column_stack([batch.column(i).to_numpy() for i in range(2, batch.num_columns)]
+                                     ).astype(np.float32, copy=False)
+            g = group[position]
+            offsets = {"start": t, "end": lengths[position] - 1 - t}
+            codes = threshold_codes(values, edges)
+            finite = ~np.isnan(values)
+            for align in ALIGNS:
+                pair = base[g] + offsets[align]
+                rows[align] += np.bincount(pair, minlength=n_pairs)
+                flat = (pair[:, None] * n_codes + codes)[finite]
+                counts[align] += np.bincount(flat, minlength=n_pairs * n_codes)
+            bins = value_bins(values)
+            keep = bins >= 0
+            histogram += np.bincount((g[:, None] * GATE_VALUE_BINS + bins)[keep],
+                                     minlength=n_groups * GATE_VALUE_BINS)
+        for align in ALIGNS:
+            frame = pd.DataFrame({"layer": np.full(n_pairs, layer, np.int32), "gate": gate, "align": align,
+                                  "group": pair_group.astype(np.int32), "offset": pair_offset.astype(np.int32),
+                                  "rows": rows[align].astype(np.int32)})
+            matrix = counts[align].reshape(n_pairs, n_codes)
+            frame = pd.concat([frame, pd.DataFrame(matrix.astype(np.int32),
+                                                   columns=[f"c{i}" for i in range(n_codes)])], axis=1)
+            saturation.append(frame[frame["rows"] > 0])
+        by_group = histogram.reshape(n_groups, GATE_VALUE_BINS)
+        value_rows.append(pd.concat([
+            pd.DataFrame({"layer": np.full(n_groups, layer, np.int32), "gate": gate,
+                          "group": np.arange(n_groups, dtype=np.int32)}),
+            pd.DataFrame(by_group, columns=[f"b{i}" for i in range(GATE_VALUE_BINS)])], axis=1))
+    groups = pd.DataFrame({"example_id": ids, "group": group})
+    return (groups, pd.concat(saturation, ignore_index=True) if saturation else pd.DataFrame(),
+            pd.concat(value_rows, ignore_index=True) if value_rows else pd.DataFrame())
+
+
+def write_gate_aggregates(writer: RunWriter, examples: pd.DataFrame, layers: list[dict]) -> list[str]:
+    """Write the gate aggregates of every layer that recorded the sigmoid gates (``layers``: the
+    manifest's entries, ``index`` and ``tensors``); returns the files written ([] when none has)."""
+    tables = {(int(layer["index"]), gate): writer.path / steps_file(int(layer["index"]), gate)
+              for layer in layers if set(SIGMOID_GATES) <= set(layer.get("tensors") or SIGMOID_GATES)
+              for gate in SIGMOID_GATES}
+    tables = {key: path for key, path in tables.items() if path.exists()}
+    if not tables or "length" not in examples:
+        return []
+    groups, saturation, values = gate_aggregates(tables, examples)
+    return [writer.write_table(GATE_GROUPS_FILE, pa.Table.from_pandas(groups, preserve_index=False)),
+            writer.write_table(GATE_SATURATION_FILE, saturation),
+            writer.write_table(GATE_VALUES_FILE, values)]
