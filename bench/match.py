@@ -93,6 +93,21 @@ def timed_match(source, cells, **kwargs):
     return result, stats, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def read_bandwidth(n_bytes=256 * 2**20, repeat=5):
+    """This machine's memory-read rate in bytes/s: the best of ``repeat`` max() passes over an
+    array of ``n_bytes`` (a reduction that streams from memory; far larger than the caches)."""
+    array = np.ones(n_bytes // 4, np.float32)
+    array.max()
+    best = min(_timed_max(array) for _ in range(repeat))
+    return n_bytes / best
+
+
+def _timed_max(array):
+    started = time.perf_counter()
+    array.max()
+    return time.perf_counter() - started
+
+
 def part_memory(n_steps, n_cells, n_queries, seed=0):
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
@@ -233,13 +248,17 @@ def main():
           f"(VmHWM {hwm / 1024 if hwm else float('nan'):.0f} MiB; {base / 1024:.0f} MiB after imports;"
           f" the data are {pq_t * pq_d * 4 / 2**30:.1f} GiB)\n")
     setup, rows = part_memory(mem_t, mem_d, n_mem_queries)
+    bandwidth = read_bandwidth()
+    limit_ms = 1e3 * mem_t * N_SELECTED * 4 / bandwidth
     print(f"2) in memory: T = {mem_t:,} x D = {mem_d} float32 ({mem_t * mem_d * 4 / 2**30:.1f} GiB), "
           f"{n_mem_queries} queries (data generated in {setup:.0f} s)")
-    print(f"   {'query':<15} {'layout':<17} {'median wall':>11} {'median CPU':>10} {'scored':>7}"
+    print(f"   memory-read limit: the {N_SELECTED} selected columns are {mem_t * N_SELECTED * 4 / 1e6:.0f} MB, "
+          f"{limit_ms:.2f} ms at this machine's {bandwidth / 1e9:.1f} GB/s (best max() over 256 MiB)")
+    print(f"   {'query':<15} {'layout':<17} {'median wall':>11} {'median CPU':>10} {'x limit':>8} {'scored':>7}"
           f"   all walls (ms)")
     for r in rows:
         print(f"   {r['kind']:<15} {r['layout']:<17} {r['wall_ms']:>8.1f} ms {r['cpu_ms']:>7.1f} ms"
-              f" {r['scored']:>7,}   {r['wall_all']}")
+              f" {r['wall_ms'] / limit_ms:>7.1f}x {r['scored']:>7,}   {r['wall_all']}")
     print("   (scored: median number of candidate ranges whose overlap was computed)")
     s, e, best, stats = rows[0]["found"][0]
     print(f"   e.g. selection [{s}, {e}] -> best {best}; scored {stats['candidates_scored']:,} "

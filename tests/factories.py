@@ -28,6 +28,8 @@ FAST = {
     "project": {"dims": [2, 3], "hidden": [16, 8], "seeds": 2, "max_epochs": 2, "patience": 1,
                 "max_vectors": 1500, "batch_size": 256},
     "attribute": {"steps": 8, "batch": 256},
+    # Every tensor in float32, as the golden digests were written (gates default to float16 since).
+    "extract": {"storage": dict.fromkeys(("input_gate", "forget_gate", "candidate", "output_gate"), "float32")},
 }
 
 
@@ -61,7 +63,7 @@ def random_dataset(n: int = 48, n_steps: int = 20, n_channels: int = 4, n_classe
 TEXT_FAST = {"dataset": {"n_documents": 200},
              "model": {"units": [32], "embedding": 8},
              "train": {"epochs": 6, "window": 64, "learning_rate": 0.01, "patience": 3},
-             "extract": {"block_rows": 8192}}
+             "extract": {"block_rows": 8192, "storage": FAST["extract"]["storage"]}}
 
 
 def component_ids(component) -> set:

@@ -24,7 +24,7 @@ N, CLASSES, CHANNELS, UNITS = 90, 4, 3, 7
 AGGREGATE_FILES = (runformat.GATE_GROUPS_FILE, runformat.GATE_SATURATION_FILE, runformat.GATE_VALUES_FILE)
 
 
-def build_run(runs, run_id: str, with_aggregates: bool = True, seed: int = 0) -> None:
+def build_run(runs, run_id: str, with_aggregates: bool = True, seed: int = 0, storage: dict | None = None) -> None:
     """A small classifier run through the pipeline's writers: random weights (no TensorFlow), two
     layers, varied lengths, hand usage, so that every filter of the filter bar has groups to pick."""
     rng = np.random.default_rng(seed)
@@ -43,7 +43,7 @@ def build_run(runs, run_id: str, with_aggregates: bool = True, seed: int = 0) ->
     writer = runformat.RunWriter(runs, run_id)
     predictions = Predictions(runformat.CLASSIFICATION, lengths, classes, 3, labels=labels)
     source = network_source(weights, lambda r0, r1: inputs[r0:r1], lengths)
-    outputs = write_steps(writer, source, predictions)
+    outputs = write_steps(writer, source, predictions, storage=storage)
     split = np.array(runformat.SPLITS)[rng.choice(3, N)]
     meta = pd.DataFrame({"hand_usage": np.where(rng.random(N) < 0.5, "one-handed", "two-handed")})
     examples = with_predictions(examples_table(lengths, split, labels=labels, classes=classes, meta=meta),

@@ -229,7 +229,7 @@ class _ParquetSource:
         for gi, g0, g1 in self._groups_for(r0, r1):
             table = self._read(gi, columns)
             lo, hi = max(r0, g0) - g0, min(r1, g1) - g0
-            cols = [table.column(n).to_numpy()[lo:hi] for n in names]
+            cols = [_float32(table.column(n).to_numpy()[lo:hi]) for n in names]
             bcol = table.column(boundary_column).to_numpy()[lo:hi] if boundary_column else None
             yield g0 + lo, cols, bcol
 
@@ -245,7 +245,7 @@ class _ParquetSource:
                 names = self.cell_names[c0:c0 + _COLUMNS_PER_READ]
                 table = self._read(gi, names)
                 for j, name in enumerate(names, start=c0):
-                    np.greater_equal(table.column(name).to_numpy()[local], threshold, out=on[:, j])
+                    np.greater_equal(_float32(table.column(name).to_numpy()[local]), threshold, out=on[:, j])
                 del table
             out.append(_pack(on))
         return np.concatenate(out) if out else _pack(np.zeros((0, self.n_cells), bool))
@@ -256,6 +256,11 @@ class _ParquetSource:
             values = self._read(gi, [name]).column(name).to_numpy()
             parts.append(values[max(r0, g0) - g0:min(r1, g1) - g0])
         return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    """A float16 column (compact storage) compared as the float32 one it stands for."""
+    return values.astype(np.float32) if values.dtype == np.float16 else values
 
 
 def _open(source):

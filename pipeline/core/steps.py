@@ -21,6 +21,7 @@ from pipeline.analysis.lstm import NetworkWeights, layer_steps, step_probabiliti
 from pipeline.core.predictions import Predictions
 from pipeline.core.progress import QUIET, Progress
 from pipeline.runformat import (
+    DEFAULT_STORAGE,
     PREDICTIONS_FILE,
     TENSOR_KINDS,
     RunWriter,
@@ -104,8 +105,14 @@ def network_source(weights: NetworkWeights, read_rows: Callable[[int, int], np.n
 
 
 def write_steps(writer: RunWriter, source: StepSource, predictions: Predictions | None = None,
-                partition_rows: int | None = None, progress: Progress = QUIET) -> list[str]:
-    """Stream every per-step table of ``source`` into the run; returns the files written."""
+                partition_rows: int | None = None, progress: Progress = QUIET,
+                storage: dict[str, str] | None = None) -> list[str]:
+    """Stream every per-step table of ``source`` into the run; returns the files written.
+
+    ``storage``: ``{tensor kind: "float32" | "float16"}`` over ``runformat.DEFAULT_STORAGE`` (the
+    gates in float16, h and c in float32); a run's ``extract.storage`` config.
+    """
+    dtypes = {**DEFAULT_STORAGE, **(storage or {})}
     starts = row_starts(source.lengths)
     names: dict = {key: steps_file(*key) for key in source.widths}
     if predictions is not None and source.n_outputs:
@@ -131,7 +138,8 @@ def write_steps(writer: RunWriter, source: StepSource, predictions: Predictions 
                     if values.shape != (size, source.widths[key]):
                         raise DataError(f"layer {key[0]} {key[1]}: a block of shape {values.shape}, "
                                          f"expected ({size}, {source.widths[key]})")
-                    sinks[key].write(first, step_table(ids, t, values, unit_columns(values.shape[1])))
+                    sinks[key].write(first, step_table(ids, t, values, unit_columns(values.shape[1]),
+                                                       dtypes.get(key[1], "float32")))
                 if PREDICTIONS in sinks:
                     probabilities = tensors[PREDICTIONS]
                     if probabilities.shape != (size, source.n_outputs):

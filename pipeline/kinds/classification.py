@@ -182,7 +182,8 @@ def _extract_stage(ctx: StageContext) -> str:
     rows = layout.real_rows(prepared.X)
     source = steps.network_source(weights, lambda r0, r1: rows[r0:r1], prepared.lengths)
     predictions = Predictions(CLASSIFICATION, prepared.lengths, prepared.classes, top_k, labels=prepared.labels)
-    outputs = steps.write_steps(writer, source, predictions, progress=ctx.progress)
+    outputs = steps.write_steps(writer, source, predictions, progress=ctx.progress,
+                                storage=ctx.config["extract"].get("storage"))
     examples = with_predictions(prepared.examples, predictions.per_example())
     outputs.append(writer.write_table(EXAMPLES_FILE, examples))
     outputs += aggregates.write_gate_aggregates(writer, examples, source.layers)

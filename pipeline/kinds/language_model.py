@@ -199,7 +199,8 @@ def _extract_stage(ctx: StageContext) -> str:
                                   int(settings["block_rows"]), int(settings["lanes"]))
     predictions = Predictions(LANGUAGE_MODEL, prepared.lengths, prepared.vocabulary, int(settings["top_k"]),
                               targets=next_token_targets(prepared.ids, prepared.lengths))
-    outputs = steps.write_steps(writer, source, predictions, progress=ctx.progress)
+    outputs = steps.write_steps(writer, source, predictions, progress=ctx.progress,
+                                storage=ctx.config["extract"].get("storage"))
     per_document = predictions.per_example()
     outputs.append(writer.write_table(EXAMPLES_FILE, with_predictions(prepared.examples, per_document)))
     metrics = predictions.metrics(prepared.split)

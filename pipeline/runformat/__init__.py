@@ -9,7 +9,8 @@ numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one dat
     examples.parquet         one row per example (sequence), ordered by example_id
     steps/inputs.parquet     one row per (example, t): the model's input channels
     steps/layer{L}-{kind}.parquet
-                             one row per (example, t): one float32 column per unit (u0, u1, ...)
+                             one row per (example, t): one column per unit (u0, u1, ...), float32,
+                             or float16 (the gates' default, schema.DEFAULT_STORAGE)
     steps/predictions.parquet
                              one row per (example, t): true-class probability and top-k classes
     steps/text.parquet       language models: the token read at each step and its annotations
@@ -22,13 +23,13 @@ numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one dat
 from pipeline.runformat.reader import (Run, Verification, list_runs, resolve_run_path, saturation_edges,
                                        validate_run_id, verify_run)
 from pipeline.runformat.schema import (ATTRIBUTION_BY_CLASS_FILE, ATTRIBUTION_FILES, CLASS_STABILITY_FILE,
-                                       CLASSIFICATION, EPOCH_PROJECTIONS_FILE, OCCLUSION_FILE,
+                                       CLASSIFICATION, DEFAULT_STORAGE, EPOCH_PROJECTIONS_FILE, OCCLUSION_FILE,
                                        EXAMPLES_FILE, FILES_KEY, GATE_GROUPS_FILE, GATE_KINDS,
                                        GATE_SATURATION_FILE, GATE_VALUE_BINS, GATE_VALUES_FILE, SATURATION_GRID,
                                        HISTORY_FILE, INPUTS_FILE, LANGUAGE_MODEL, LOCK_FILE, MANIFEST_FILE,
                                        MANIFEST_KEYS, MODELS_DIR, PAIR_STABILITY_FILE, PREDICTIONS_FILE,
                                        PROJECTIONS_FILE, RUN_ID_PATTERN, RUN_KINDS, SCHEMA_VERSION,
-                                       SIGMOID_GATES, SPLITS, TENSOR_KINDS, TEXT_FILE, WEIGHTS_FILE, Layer,
+                                       SIGMOID_GATES, SPLITS, STORAGE_TYPES, TENSOR_KINDS, TEXT_FILE, WEIGHTS_FILE, Layer,
                                        Manifest, RunChanged, RunError, SchemaVersionError, parse_manifest,
                                        steps_file, temporary_owner, unit_columns)
 from pipeline.runformat.writer import (RunWriter, TableSink, atomic_path, file_digest, remove, stable_hash,
@@ -36,11 +37,11 @@ from pipeline.runformat.writer import (RunWriter, TableSink, atomic_path, file_d
 
 __all__ = [
     "ATTRIBUTION_BY_CLASS_FILE", "ATTRIBUTION_FILES", "OCCLUSION_FILE",
-    "CLASSIFICATION", "CLASS_STABILITY_FILE", "EPOCH_PROJECTIONS_FILE", "EXAMPLES_FILE", "FILES_KEY", "GATE_GROUPS_FILE", "GATE_KINDS",
+    "CLASSIFICATION", "CLASS_STABILITY_FILE", "DEFAULT_STORAGE", "EPOCH_PROJECTIONS_FILE", "EXAMPLES_FILE", "FILES_KEY", "GATE_GROUPS_FILE", "GATE_KINDS",
     "GATE_SATURATION_FILE", "GATE_VALUE_BINS", "GATE_VALUES_FILE", "SATURATION_GRID", "HISTORY_FILE",
     "INPUTS_FILE", "LANGUAGE_MODEL", "LOCK_FILE", "MANIFEST_FILE", "MANIFEST_KEYS", "MODELS_DIR", "PAIR_STABILITY_FILE",
     "PREDICTIONS_FILE", "PROJECTIONS_FILE", "RUN_ID_PATTERN", "RUN_KINDS", "SCHEMA_VERSION",
-    "SIGMOID_GATES", "SPLITS", "TENSOR_KINDS", "TEXT_FILE", "WEIGHTS_FILE", "Layer", "Manifest", "Run", "RunChanged",
+    "SIGMOID_GATES", "SPLITS", "STORAGE_TYPES", "TENSOR_KINDS", "TEXT_FILE", "WEIGHTS_FILE", "Layer", "Manifest", "Run", "RunChanged",
     "RunError", "RunWriter", "SchemaVersionError", "TableSink", "Verification", "atomic_path", "file_digest",
     "list_runs", "parse_manifest", "saturation_edges", "remove", "resolve_run_path", "stable_hash", "step_table", "steps_file",
     "sweep_temporaries", "temporary_owner", "unit_columns", "validate_run_id", "verify_run", "write_error",

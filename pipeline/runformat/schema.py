@@ -27,6 +27,13 @@ TENSOR_KINDS = ("h", "c", "input_gate", "forget_gate", "candidate", "output_gate
 GATE_KINDS = ("input_gate", "forget_gate", "candidate", "output_gate")   # Keras' column order i, f, c, o
 SIGMOID_GATES = ("input_gate", "forget_gate", "output_gate")
 SPLITS = ("train", "validation", "test")
+# How per-step tensors are stored: float32, or float16 (2 bytes a value; relative error <= 2^-11,
+# absolute <= 2^-12 on the gates' [0, 1]). The gates default to float16, h and c to float32
+# (select & match and the heatmaps read them); ``extract.storage`` in a run's config overrides it.
+# Readers get float32 either way (``Run.step_matrix``); the stored type is the parquet column's own.
+STORAGE_TYPES = ("float32", "float16")
+DEFAULT_STORAGE = dict.fromkeys(GATE_KINDS, "float16")
+FLOAT16_MAX = 65504.0
 
 MANIFEST_FILE = "manifest.json"
 EXAMPLES_FILE = "examples.parquet"

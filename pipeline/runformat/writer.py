@@ -38,10 +38,12 @@ import pyarrow.parquet as pq
 from pipeline.runformat.schema import (
     DIGEST,
     FILES_KEY,
+    FLOAT16_MAX,
     LOCK_FILE,
     MANIFEST_FILE,
     RUN_ID_PATTERN,
     SCHEMA_VERSION,
+    STORAGE_TYPES,
     RunError,
     temporary_owner,
 )
@@ -178,9 +180,20 @@ def stable_hash(*parts: Any) -> str:
 
 
 def step_table(example_ids: np.ndarray, t: np.ndarray, values: np.ndarray,
-               columns: Sequence[str]) -> pa.Table:
-    """Build a per-step table (example_id, t, one float32 column per unit) without copying twice."""
+               columns: Sequence[str], dtype: str = "float32") -> pa.Table:
+    """Build a per-step table (example_id, t, one column per unit) without copying twice.
+
+    ``dtype``: "float32", or "float16" (half the bytes; ``RunError`` for a value beyond float16's
+    range, which would be stored as infinity)."""
+    if dtype not in STORAGE_TYPES:
+        raise RunError(f"unknown storage type {dtype!r}; expected one of {', '.join(STORAGE_TYPES)}")
     values = np.asarray(values, dtype=np.float32)
+    if dtype == "float16":
+        finite = values[np.isfinite(values)]
+        if finite.size and float(np.abs(finite).max()) > FLOAT16_MAX:
+            raise RunError(f"values up to {float(np.abs(finite).max()):.4g} do not fit float16 (at most "
+                           f"{FLOAT16_MAX:g}); store this tensor as float32")
+        values = values.astype(np.float16)
     arrays = [pa.array(np.asarray(example_ids, dtype=np.int32)), pa.array(np.asarray(t, dtype=np.int32))]
     arrays += [pa.array(np.ascontiguousarray(values[:, j])) for j in range(values.shape[1])]
     return pa.Table.from_arrays(arrays, names=[*ID_COLUMNS, *columns])
