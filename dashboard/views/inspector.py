@@ -18,7 +18,7 @@ from dashboard import data, filters, state
 from dashboard.figures import message_figure
 from dashboard.figures.inspector import (confidence_figure, example_path_figure, hand_groups,
                                          inputs_figure)
-from dashboard.views import is_hidden
+from dashboard.views import is_hidden, why
 from dashboard.views.paths import GRAPH_CONFIG
 from pipeline import runformat
 
@@ -36,6 +36,9 @@ SYMLOG = "inspector-symlog"
 LINK = "example-link"              # pattern id {"type": LINK, "list": ..., "index": example_id}
 N_NEAREST = 8
 MAX_MISTAKES = 200
+
+#: The why panels' sliders (their ranges are set per example).
+VALUE_CHECKS = why.VALUE_CHECKS
 
 URL_PARAMS = [
     state.UrlParam("inspector_projection", PROJECTION, "value", "ae2"),
@@ -74,6 +77,7 @@ def layout():
             html.Div(className="panel", children=[
                 html.H3("Input channels"),
                 dcc.Graph(id=INPUTS, className="graph-inputs", **graph)]),
+            why.panel(),                 # attribution and what-if edits (dashboard.views.why)
         ]),
         html.Div(className="inspector-side", children=[
             html.H3("Nearest examples (last-step h)"),
@@ -128,6 +132,8 @@ def register_callbacks(app: dash.Dash) -> None:
     def select_from_path(click):
         example = state.example_from_click(click)
         return dash.no_update if example is None else example
+
+    why.register_callbacks(app)
 
 
 def classifier_run(run_id) -> runformat.Run:
