@@ -11,14 +11,21 @@ Match: the top ``TOP_K`` ranges of the whole corpus whose on-cells best overlap 
 a chosen annotation and a match-count heatmap, and how the matches' annotation values distribute.
 
 The match runs in a plain callback: the engine answers in well under a second for the embedded
-runs, with the states in memory (column-major, cached per run, layer and state).
+runs, with the states in memory (column-major, cached per run, layer and state). With
+``LSTM_LENS_BACKGROUND=1`` (for big runs) it runs as a Dash background callback instead
+(``DiskcacheManager``, its folder beside the shared cache): off the request thread, in
+``MATCH_PARTS`` row ranges merged exactly (``engine.merge_matches``), with a progress bar and a
+Cancel button.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import dash
+import diskcache
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html
 
@@ -43,6 +50,9 @@ LAYER, STATE_KIND, THRESHOLD, OFF, COLOUR_BY = ("match-layer", "match-kind", "ma
 POS, BACK, FORWARD, SEARCH, FIND = "match-pos", "match-back", "match-forward", "match-search", "match-find"
 START, END, CLEAR, GRAPH, CELLS_TEXT = "match-start", "match-end", "match-clear", "match-graph", "match-cells"
 HYPOTHESIS, RESULTS, SUMMARY = "match-hypothesis", "match-results", "match-summary"
+PROGRESS, CANCEL = "match-progress", "match-cancel"
+BACKGROUND_ENV = "LSTM_LENS_BACKGROUND"      # "1": matches run as background callbacks
+MATCH_PARTS = 16                             # row ranges of a background match (its progress steps)
 
 #: Layer pickers' options are the run's layers: this view's, and the text heatmap's beside it.
 VALUE_CHECKS = {(LAYER, "value"): filters.layer, (text.LAYER, "value"): filters.layer}
@@ -95,6 +105,9 @@ def layout():
         dcc.Store(id=HYPOTHESIS, data=None),
         html.H4("Matches", style={"margin": "8px 0 4px"}),
         html.Div(id=SUMMARY, style={"color": "#555", "marginBottom": "6px"}),
+        html.Div(style={"display": "flex", "gap": "8px", "alignItems": "center"}, children=[
+            html.Progress(id=PROGRESS, value="0", max=str(MATCH_PARTS), style={"width": "12em"}),
+            html.Button("Cancel", id=CANCEL, className="button", disabled=True)]),
         dcc.Loading(html.Div(id=RESULTS, className="match-results")),
     ])
 
@@ -183,15 +196,33 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
     return figure, note, chosen
 
 
-def match_view(chosen: dict | None, colour_by: str | None) -> tuple:
-    """(summary text, result rows) for a hypothesis from ``select_view``."""
+def match_in_parts(matrix: np.ndarray, chosen: dict, starts: np.ndarray, parts: int = MATCH_PARTS,
+                   progress=None) -> list:
+    """``engine.match`` over ``parts`` row ranges merged into the one ranking (exact: a range is
+    found in the part it starts in); ``progress(done, parts)`` after each."""
+    edges = np.linspace(0, len(matrix), parts + 1).astype(int)
+    found = []
+    for done, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]), start=1):
+        found.append(engine.match(matrix, chosen["cells"], chosen["threshold"], chosen["off_before"],
+                                  chosen["off_after"], top_k=TOP_K, boundaries=starts, row_range=(int(lo), int(hi))))
+        if progress is not None:
+            progress(done, parts)
+    return engine.merge_matches(found, TOP_K)
+
+
+def match_view(chosen: dict | None, colour_by: str | None, progress=None) -> tuple:
+    """(summary text, result rows) for a hypothesis from ``select_view``; with ``progress``, the
+    match runs in parts and reports after each (``match_in_parts``)."""
     if not chosen or not chosen.get("cells"):
         return "Select a range with cells on to see its matches.", []
     run = text.text_run(chosen["run"])
     matrix = text.states(run, chosen["layer"], chosen["kind"])
     started = time.perf_counter()
-    found = engine.match(matrix, chosen["cells"], chosen["threshold"], chosen["off_before"],
-                         chosen["off_after"], top_k=TOP_K, boundaries=boundaries(run))
+    if progress is None:
+        found = engine.match(matrix, chosen["cells"], chosen["threshold"], chosen["off_before"],
+                             chosen["off_after"], top_k=TOP_K, boundaries=boundaries(run))
+    else:
+        found = match_in_parts(matrix, chosen, boundaries(run), progress=progress)
     seconds = time.perf_counter() - started
     info = text.annotation_names(run).get(colour_by) if colour_by else None
     values = text.annotation(run, colour_by) if info else None
@@ -288,6 +319,10 @@ def register_callbacks(app: dash.Dash) -> None:
             return dash.no_update, dash.no_update, dash.no_update
         return select_view(run_id, layer, kind, position, start, end, threshold, off, colour_by)
 
+    if os.environ.get(BACKGROUND_ENV) == "1":
+        register_background_match(app)
+        return
+
     @app.callback(Output(SUMMARY, "children"), Output(RESULTS, "children"), Input(HYPOTHESIS, "data"),
                   Input(COLOUR_BY, "value"), state.TAB_INPUT)
     def update_matches(chosen, colour_by, tab):
@@ -295,5 +330,25 @@ def register_callbacks(app: dash.Dash) -> None:
             return dash.no_update, dash.no_update
         try:
             return match_view(chosen, colour_by)
+        except runformat.RunError as error:
+            return str(error), []
+
+
+def background_manager() -> dash.DiskcacheManager:
+    """Dash's DiskcacheManager on a folder beside the shared cache (jobs and their results)."""
+    return dash.DiskcacheManager(diskcache.Cache(str(Path(data.disk_cache().directory) / "background")))
+
+
+def register_background_match(app: dash.Dash) -> None:
+    """The match as a background callback: progress bar, Cancel button, the request thread free."""
+    @app.callback(Output(SUMMARY, "children"), Output(RESULTS, "children"), Input(HYPOTHESIS, "data"),
+                  Input(COLOUR_BY, "value"), state.TAB_INPUT, background=True, manager=background_manager(),
+                  progress=[Output(PROGRESS, "value"), Output(PROGRESS, "max")],
+                  running=[(Output(CANCEL, "disabled"), False, True)], cancel=[Input(CANCEL, "n_clicks")])
+    def update_matches(set_progress, chosen, colour_by, tab):
+        if views.is_hidden(VIEW_ID, tab):
+            return dash.no_update, dash.no_update
+        try:
+            return match_view(chosen, colour_by, progress=lambda done, parts: set_progress((str(done), str(parts))))
         except runformat.RunError as error:
             return str(error), []

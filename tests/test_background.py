@@ -1,0 +1,71 @@
+"""Long work off the request thread (issue 15 item 6): with LSTM_LENS_BACKGROUND=1 the select &
+match view's match runs as a Dash background callback (DiskcacheManager) in row ranges merged
+exactly, reporting progress; the answer is the plain callback's."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from dashboard import data
+from dashboard.views import select_match
+from factories import post
+from pipeline.analysis import match as engine
+
+RUN = "text-parens"
+
+
+def chosen_group(run):
+    from dashboard.views import text_heatmap
+    text = text_heatmap.corpus_text(run)
+    group = max(re.finditer(r"\(3+", text), key=lambda m: (len(m.group()), -m.start()))
+    _, _, chosen = select_match.select_view(RUN, "last", "h", group.start(), group.start(), group.end() - 1,
+                                            0.3, [], "")
+    return chosen
+
+
+def test_bg001_a_match_in_parts_is_the_match_and_reports_each_part(text_runs_dir):
+    data.configure(text_runs_dir)
+    run = data.get_run(RUN)
+    chosen = chosen_group(run)
+    assert chosen and chosen["cells"]
+    states = run.step_matrix(chosen["layer"], chosen["kind"])
+    starts = data.examples(run)["row_start"].to_numpy()
+    reported = []
+    for parts in (1, 7, select_match.MATCH_PARTS):
+        reported.clear()
+        found = select_match.match_in_parts(states, chosen, starts, parts, progress=lambda d, n: reported.append((d, n)))
+        assert found == engine.match(states, chosen["cells"], 0.3, top_k=select_match.TOP_K, boundaries=starts)
+        assert reported == [(d, parts) for d in range(1, parts + 1)]
+
+
+def test_bg002_the_background_match_answers_what_the_plain_one_does(text_runs_dir, client_for, monkeypatch,
+                                                                   tmp_path):
+    monkeypatch.setenv(select_match.BACKGROUND_ENV, "1")
+    monkeypatch.setenv("LSTM_LENS_CACHE", str(tmp_path / "cache"))
+    client = client_for(text_runs_dir)
+    run = data.get_run(RUN)
+    chosen = chosen_group(run)
+    expected, _ = select_match.match_view(chosen, "")
+    dependencies = client.get("/_dash-dependencies").get_json()
+    dep = next(d for d in dependencies if d["output"].startswith(f"..{select_match.SUMMARY}.children"))
+    assert dep.get("background"), dep                # registered as a background callback
+    body = {"output": dep["output"], "outputs": [{"id": select_match.SUMMARY, "property": "children"},
+                                                 {"id": select_match.RESULTS, "property": "children"}],
+            "inputs": [{"id": select_match.HYPOTHESIS, "property": "data", "value": chosen},
+                       {"id": select_match.COLOUR_BY, "property": "value", "value": ""},
+                       {"id": "view-tabs", "property": "value", "value": select_match.VIEW_ID}],
+            "changedPropIds": [f"{select_match.HYPOTHESIS}.data"], "state": []}
+    first = post(client, body).get_json()
+    assert "cacheKey" in first and "job" in first    # the request thread only started a job
+    answer, deadline = None, time.monotonic() + 120
+    while time.monotonic() < deadline:
+        polled = client.post(f"/_dash-update-component?cacheKey={first['cacheKey']}&job={first['job']}",
+                             json=body).get_json() or {}
+        if "response" in polled:
+            answer = polled["response"]
+            break
+        time.sleep(0.2)
+    assert answer is not None
+    summary = answer[select_match.SUMMARY]["children"]
+    assert summary.split(" in ")[0] == expected.split(" in ")[0]      # "N matches" (timing aside)
