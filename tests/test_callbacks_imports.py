@@ -175,7 +175,7 @@ def test_cbim020_torch_import_opens_every_classifier_view(imports, client_for):
     wrong = int(frame.loc[~frame["correct"], "example_id"].iat[0])
     answers = answers_for(client, TORCH_RUN, selected=wrong)
     assert {view for view, on in tabs(answers).items() if on} == {
-        "paths", "last_step", "inspector", "confusion", "decisive", "gates", "cells", "film"}
+        "paths", "last_step", "inspector", "confusion", "decisive", "compare", "gates", "cells", "film"}
     shown = texts_of(answers)
     assert not [text for text in shown if any(word in text for word in FAILURE_WORDS)], shown
     assert answer(answers, layout.CORRECT_BOX)["style"] is None and not answer(answers, layout.FILTER_NOTE)["children"]

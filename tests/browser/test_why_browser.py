@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
+import pandas as pd
 import pytest
 
 from browser.pages import wait_for
@@ -106,3 +107,35 @@ def test_brwhy003_inspector_shows_attribution_and_a_what_if_edit_recomputes(page
     wait_for(page, f"{plot('inspector-whatif')}._fullLayout.title.text.includes('right hand dropped')")
     page.click("#inspector-why-target label:has-text('to the true class')")
     wait_for(page, f"{plot('inspector-why-attribution')}._fullLayout.title.text.includes(\"'{wrong['label']}'\")")
+
+
+@pytest.fixture(scope="module")
+def compare_url(synthetic_runs_dir, tmp_path_factory):
+    """The app serving the small run beside a copy of it whose predictions differ for every seventh
+    example (the same examples: comparable)."""
+    import shutil
+
+    from browser.conftest import serving
+    runs = tmp_path_factory.mktemp("compare-browser") / "runs"
+    shutil.copytree(synthetic_runs_dir / "synthetic", runs / "synthetic")
+    shutil.copytree(synthetic_runs_dir / "synthetic", runs / "variant")
+    frame = pd.read_parquet(runs / "variant" / "examples.parquet")
+    flip = frame.index[::7]
+    frame.loc[flip, "prediction"] = (frame.loc[flip, "label"] + 1) % (int(frame["label"].max()) + 1)
+    frame["correct"] = frame["prediction"] == frame["label"]
+    frame.to_parquet(runs / "variant" / "examples.parquet")
+    with serving(runs) as url:
+        yield url
+
+
+def test_brwhy004_compare_view_shows_two_runs_and_a_click_on_a_disagreement_selects(page, compare_url):
+    page.goto(f"{compare_url}?run=synthetic&view=compare")
+    drawn(page, "compare-difference")
+    drawn(page, "compare-paths")
+    wait_for(page, "document.querySelector('#compare-cka')?.innerText.includes('1.000')")
+    assert "variant" in page.inner_text("#compare-other")
+    link = page.locator("#compare-disagree button").first
+    link.wait_for()
+    example = link.inner_text().split()[0].lstrip("#")
+    link.click()
+    wait_for(page, f"document.querySelector('#selection-bar')?.innerText.includes('example {example},')")
