@@ -89,12 +89,13 @@ def decisive_figure(frame: pd.DataFrame, order: Sequence[str], selected: int | N
                                             "line": {"color": "black", "width": 2}}))
     big = len(order) > 30
     return base_layout(
-        figure, title={"text": title, "font": {"size": 13}} if title else None,
+        figure, title={"text": title, "font": {"size": 13}, "y": 0.98, "yanchor": "top"} if title else None,
         xaxis={"tickmode": "array", "tickvals": list(range(len(order))), "ticktext": list(order),
                "tickangle": -90, "tickfont": {"size": 8 if big else 11}, "range": [-0.6, len(order) - 0.1]},
         yaxis={"range": [-0.03, 1.03], "tickformat": ".0%",
                "title": {"text": "decisive step / sign length"}},
         shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": LATE, "y1": LATE,
                  "line": {"color": "#999", "dash": "dot", "width": 1}}],
-        legend={"orientation": "h", "y": 1.08}, height=560, margin={"l": 60, "r": 20, "t": 60, "b": 120 if big else 80},
+        legend={"orientation": "h", "y": 1.01, "yanchor": "bottom", "x": 1, "xanchor": "right"}, height=560,
+        margin={"l": 60, "r": 20, "t": 80, "b": 120 if big else 80},
         uirevision="decisive")

@@ -66,13 +66,15 @@ def attribution_figure(t: np.ndarray, attribution: pd.DataFrame, groups: Mapping
         figure.add_trace(go.Bar(x=t, y=occlusion, name="occlusion drop", marker={"color": "#8c564b"},
                                 hovertemplate="t=%{x}: %{y:.3f}<extra></extra>"), row=rows, col=1)
     figure.update_yaxes(range=[0, 1.02], title={"text": "probability"}, row=1, col=1)
+    for row in range(2, 2 + len(hands)):
+        figure.update_yaxes(dtick=1, tickfont={"size": 9}, row=row, col=1)        # every channel named
     figure.update_xaxes(title={"text": "time step"}, row=rows, col=1)
     total = float(np.nansum(values))
     title = f"integrated gradients of {target!r}: sum {total:.3f}" + (
         f", completeness gap {gap:.1%}" if gap is not None and np.isfinite(gap) else "")
     return base_layout(figure, title={"text": title, "font": {"size": 12}}, height=260 + 14 * len(channels),
-                       legend={"orientation": "h", "y": 1.06, "x": 0.5}, hovermode="closest",
-                       margin={"l": 80, "r": 20, "t": 70, "b": 40}, uirevision=False)
+                       legend={"orientation": "h", "y": -0.04, "yanchor": "top"}, hovermode="closest",
+                       margin={"l": 80, "r": 20, "t": 60, "b": 70}, uirevision=False)
 
 
 def class_attribution_figure(tables: Mapping[str, pd.DataFrame], groups: Mapping[str, Sequence[str]]) -> go.Figure:
