@@ -13,7 +13,7 @@ from pipeline.runformat import CLASS_STABILITY_FILE, PAIR_STABILITY_FILE, PROJEC
 
 # Small enough for two shared cores: a short training and light autoencoders.
 SMALL = {
-    "model": {"units": [48]},
+    "model": {"units": [48], "dropout": 0.0},
     "train": {"epochs": 20, "patience": 20},
     "project": {"seeds": 2, "max_vectors": 3000, "max_epochs": 8, "tsne_iterations": 300},
 }

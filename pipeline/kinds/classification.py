@@ -62,9 +62,10 @@ BASE = {
 }
 
 DATASET_OVERRIDES = {
-    # The generated signs are learnt in a minute: no dropout, fewer epochs, lighter projections.
-    "synthetic": {"model": {"dropout": 0.0}, "train": {"epochs": 60, "patience": 10, "lr_patience": 4,
-                                                       "batch_size": 32},      # its 450 training signs
+    # The generated signs: batches of 32 for their 450 training signs, lighter projections. With
+    # the dropout and patience of Auslan's protocol (150 epochs at most), a seed that stopped at
+    # 0.926 test accuracy after 30 epochs without dropout reached 0.963 (bench/accuracy.py).
+    "synthetic": {"train": {"epochs": 150, "patience": 25, "lr_patience": 8, "batch_size": 32},
                   "project": {"max_vectors": 6000, "max_epochs": 20}},
 }
 
