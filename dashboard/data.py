@@ -167,6 +167,36 @@ def last_step_projection_ids(manifest: runformat.Manifest) -> list[str]:
     return [str(entry["id"]) for entry in projection_entries(manifest, dims=2)]
 
 
+#: The projection methods' short names (the views' choices) and the manifest's names for them.
+METHOD_KEYS = {"ae": "autoencoder", "pca": "pca", "tsne": "tsne"}
+
+
+def projection_state(entry: dict) -> str:
+    """Which states a projection pictures, as ``"layer:tensor"`` (``"1:h"``); ``"?:h"`` when the
+    entry does not say which layer."""
+    layer = entry.get("layer")
+    return f"{layer if isinstance(layer, int) else '?'}:{entry.get('state') or 'h'}"
+
+
+def projection_states(manifest: runformat.Manifest, scope: str | None = None, dims: int | None = None) -> list[str]:
+    """The ``"layer:tensor"`` pairs the run's projections picture, in the manifest's order (one,
+    for runs the project stage wrote: it projects one layer's one tensor per run)."""
+    return list(dict.fromkeys(projection_state(entry) for entry in projection_entries(manifest, scope, dims)))
+
+
+def projection_for(manifest: runformat.Manifest, method: str, dims: int, states: str | None,
+                   scope: str | None = None) -> str | None:
+    """The id of the projection by ``method`` ("ae", "pca", "tsne") in ``dims`` dimensions of the
+    ``states`` pair (None: any), a path projection first; None when the run has none."""
+    wanted = METHOD_KEYS.get(method, method)
+    found = [entry for entry in projection_entries(manifest, scope, dims)
+             if (states is None or projection_state(entry) == states)
+             and (entry.get("method") == wanted
+                  or "method" not in entry and str(entry["id"]).partition("-")[0].rstrip("0123456789") == method)]
+    found.sort(key=lambda entry: entry.get("scope", "paths") != "paths")
+    return str(found[0]["id"]) if found else None
+
+
 def _runs_option() -> str:
     folder = runs_dir()
     return "" if Path(folder) == DEFAULT_RUNS else f" --runs {folder}"

@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from dashboard import data, state
 from pipeline import runformat
 
@@ -125,6 +127,41 @@ def example_id(run: runformat.Run | None, value) -> int | None:
     return value
 
 
+MAX_CHOSEN = 100_000          # a chosen set larger than this is no lasso's
+
+
+def example_ids(run: runformat.Run | None, value) -> list[int] | None:
+    """A chosen set (a box or lasso's): None (no set) or a list of ids of the run's examples,
+    each once (checked in O(values x log examples))."""
+    if value is None:
+        return None
+    ids = _listed(value, "the chosen examples")
+    if len(ids) > MAX_CHOSEN:
+        raise Refused(f"{len(ids):,} chosen examples is more than any run here holds")
+    bad = [v for v in ids if isinstance(v, bool) or not isinstance(v, int) or abs(v) > LARGEST_ID]
+    if bad:
+        raise Refused(f"an example id is a whole number, not {_echo(bad[0])}")
+    if run is not None and ids:
+        known = data.examples(run)["example_id"].to_numpy()
+        wanted = np.asarray(ids, dtype=np.int64)
+        position = np.clip(np.searchsorted(known, wanted), 0, len(known) - 1)
+        missing = wanted[known[position] != wanted] if len(known) else wanted
+        if len(missing):
+            raise Refused(f"run {run.run_id[:60]!r} has no example {int(missing[0])}"
+                          + (f" ({len(missing):,} of the chosen are not its)" if len(missing) > 1 else ""))
+    return list(dict.fromkeys(ids))
+
+
+def table_cell(run: runformat.Run | None, value) -> None:
+    """A click in the examples table (DataTable's ``active_cell``): its ``row_id`` is an example
+    of the run."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise Refused(f"a table cell is a dict, not {type(value).__name__}")
+    example_id(run, value.get("row_id"))
+
+
 def filter_bar(run: runformat.Run | None, classes, split_values, hand_values, correct_value) -> tuple:
     """The filter bar's values checked: ``(classes, splits, hands, correctness)``."""
     return (class_names(run, classes), splits(run, split_values), hands(run, hand_values),
@@ -142,6 +179,17 @@ def layer(run: runformat.Run | None, value) -> None:
         raise Refused(f"{_echo(value)} is not a layer")
     if run is not None and index not in {item.index for item in run.layers}:
         raise Refused(f"run {run.run_id[:60]!r} has no layer {index}")
+
+
+def projected_states(run: runformat.Run | None, value) -> None:
+    """A states choice's value: None (the first) or a ``"layer:tensor"`` pair the run's
+    projections picture."""
+    if value is None:
+        return
+    if not isinstance(value, str) or len(value) > 40:
+        raise Refused(f"{_echo(value)} is not a layer and tensor")
+    if run is not None and value not in data.projection_states(run.manifest):
+        raise Refused(f"run {run.run_id[:60]!r} has no projections of {_echo(value)}")
 
 
 def epoch(run: runformat.Run | None, value) -> int | None:
@@ -189,6 +237,7 @@ SHARED: dict[tuple[str, str], Check] = {
     (state.HAND, "value"): hands,
     (state.CORRECT, "value"): correctness,
     (state.SELECTED, "data"): example_id,
+    (state.CHOSEN, "data"): example_ids,
 }
 
 

@@ -31,6 +31,8 @@ URL_READ = "url-read"              # Store: has the page's first URL been applie
 SELECTION_BAR = "selection-bar"
 INSPECT_BUTTON = "selection-inspect"
 CLEAR_BUTTON = "selection-clear"
+CHOSEN_TEXT = "selection-chosen"   # how many examples a box or lasso chose
+CLEAR_SET_BUTTON = "selection-clear-set"
 RUN_INFO_BOX = "run-info-box"      # html.Details: the run-info panel, closed until clicked
 RUN_INFO = "run-info"
 FINDER = "finder"                  # dcc.Input: a sign's name or an example id, Enter selects it
@@ -49,6 +51,7 @@ def shell() -> html.Div:
     return html.Div(className="app", children=[
         dcc.Location(id=state.URL, refresh=False),
         dcc.Store(id=state.SELECTED, data=None),
+        dcc.Store(id=state.CHOSEN, data=None),
         dcc.Store(id=URL_READ, data=False),
         html.Header(className="header", children=[
             html.H1("LSTM Lens", className="title"),
@@ -86,6 +89,9 @@ def shell() -> html.Div:
             html.Span(id=SELECTION_BAR, className="selection-text"),
             html.Button("Inspect", id=INSPECT_BUTTON, className="button", style=classifier_only),
             html.Button("Clear", id=CLEAR_BUTTON, className="button secondary"),
+            html.Span(id=CHOSEN_TEXT, className="selection-text"),
+            html.Button("Clear chosen set", id=CLEAR_SET_BUTTON, className="button secondary",
+                        title="drop the examples chosen by box or lasso", style={"display": "none"}),
             dcc.Input(id=FINDER, type="text", placeholder="find a sign or an example id", debounce=True,
                       className="finder", style={"width": "16em"}),
             html.Span(id=FINDER_NOTE, className="hint"),
@@ -225,6 +231,22 @@ def register_shell_callbacks(app: dash.Dash) -> None:
                   prevent_initial_call=True)
     def clear_selection(n_clicks):
         return None
+
+    @app.callback(Output(state.CHOSEN, "data", allow_duplicate=True), Input(CLEAR_SET_BUTTON, "n_clicks"),
+                  prevent_initial_call=True)
+    def clear_chosen(n_clicks):
+        return None
+
+    @app.callback(Output(state.CHOSEN, "data", allow_duplicate=True), Input(state.RUN, "value"),
+                  prevent_initial_call=True)
+    def forget_chosen(run_id):             # another run's examples are other examples
+        return None
+
+    @app.callback(Output(CHOSEN_TEXT, "children"), Output(CLEAR_SET_BUTTON, "style"), state.CHOSEN_INPUT,
+                  Input(state.RUN, "value"))
+    def describe_chosen(chosen, run_id):
+        text = chosen_text(run_id, chosen)
+        return text, None if text else {"display": "none"}
 
     @app.callback(Output(DOWNLOAD, "data"), Input(DOWNLOAD_BUTTON, "n_clicks"),
                   *[State(i.component_id, i.component_property) for i in state.FILTER_INPUTS],
@@ -407,6 +429,15 @@ def find_target(run_id: str | None, text: str | None, classes: list | None) -> t
         return keep, keep, f"{len(hits)} signs match: {shown}"
     chosen = list(classes or [])
     return keep, (chosen + [hits[0]] if hits[0] not in chosen else keep), ""
+
+
+def chosen_text(run_id: str | None, chosen: list | None) -> str:
+    """What the selection bar says of a set chosen by box or lasso ("" without one)."""
+    if not chosen:
+        return ""
+    n = len(chosen) if isinstance(chosen, list) else 0
+    return (f"{n:,} example{'' if n == 1 else 's'} chosen by box or lasso: the paths, last activations "
+            f"and the examples table show them")
 
 
 def selection_text(run_id: str | None, selected: int | None) -> str:

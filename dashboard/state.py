@@ -26,6 +26,7 @@ SPLIT = "filter-split"               # dcc.Checklist, value: subset of SPLITS
 HAND = "filter-hand"                 # dcc.Checklist, value: subset of HANDS (hidden without hand data)
 CORRECT = "filter-correct"           # dcc.RadioItems, value: one of CORRECTNESS
 SELECTED = "selected-example"        # dcc.Store, data: int example_id or None
+CHOSEN = "chosen-examples"           # dcc.Store, data: list of example ids (a box or lasso's) or None
 TABS = "view-tabs"                   # dcc.Tabs, value: a view id
 
 SPLITS = ("train", "validation", "test")
@@ -40,6 +41,9 @@ FILTER_INPUTS = [Input(RUN, "value"), Input(CLASS, "value"), Input(SPLIT, "value
 #: (see ``dashboard.views.is_hidden``) so only the visible view does work.
 TAB_INPUT = Input(TABS, "value")
 SELECTED_INPUT = Input(SELECTED, "data")
+#: A set of examples chosen by box or lasso selection (None: no set): the views that draw or list
+#: examples show it (``dashboard.views.examples_table``, paths, last activations).
+CHOSEN_INPUT = Input(CHOSEN, "data")
 
 
 @dataclass(frozen=True)

@@ -139,17 +139,18 @@ def test_cbcr101_paths_callback_draws_one_scene_and_skips_when_hidden(app, run):
     assert draw(*filters(), "last_step", None, "ae", "2", []) is dash.no_update
     figure = draw(*filters(), "paths", None, "ae", "2", [])
     assert not message(figure)
-    assert len(figure.data) == 1 and figure.data[0].mode == "lines+markers"     # one trace, gaps
+    assert sorted(t.name for t in figure.data) == sorted(set(data.labels(run)))   # one trace per class
+    assert all(t.mode == "lines+markers" for t in figure.data)
 
 
 def test_cbcr102_paths_overlay_two_classes_and_switch_to_3d(app, run):
     draw = callback(app, "paths-graph.figure")
     pair = run.classes[:2]
     figure = draw(*filters(classes=pair), "paths", None, "pca", "3", ["on"])
-    names = [t.name for t in figure.data]
+    names = [t.name for t in figure.data if t.showlegend]
     assert names[:3] == ["other classes", *pair]
     assert all(t.type == "scatter3d" for t in figure.data)
-    assert "pca3" in figure.layout.title.text
+    assert figure.layout.title.text.startswith("PCA 3-D")
 
 
 def test_cbcr103_last_step_marks_misclassified_per_split(app, run):

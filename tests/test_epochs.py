@@ -81,7 +81,7 @@ def test_epo003_the_paths_callback_draws_the_chosen_epoch(run, epoch_runs_dir):
                 if key.startswith("paths-graph.figure"))
     args = ("epochs", [], *EVERY, "paths", None, "pca", "2", [])
     normal = figure_of(draw(*args))
-    assert normal.layout.title.text.startswith("pca2")
+    assert normal.layout.title.text.startswith("PCA 2-D")
     two, six = (figure_of(draw(*args, ["on"], epoch)) for epoch in (2, 6))
     assert two.layout.title.text.startswith("epoch 2 (1 of 3 kept)")
     assert six.layout.title.text.startswith("epoch 6 (3 of 3 kept)")
@@ -102,7 +102,7 @@ def test_epo004_the_last_activations_callback_draws_the_chosen_epoch(run):
     assert not np.allclose(xy(two), xy(six))
     assert not [t for t in two.data if t.name == "misclassified"]
     final = figure_of(last_step.last_step_view_figure("epochs", [], *EVERY, None, "pca2", "class", []))
-    assert final.layout.title.text.startswith("pca2")
+    assert final.layout.title.text.startswith("PCA 2-D")
 
 
 def test_epo005_the_slider_shows_only_for_runs_that_kept_epochs(run, synthetic_runs_dir):

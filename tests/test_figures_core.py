@@ -50,30 +50,53 @@ def test_fig001_gapped_puts_one_gap_after_each_path():
     assert arrays["example_id"].tolist()[:4] == [0, 0, 0, -1]
 
 
-def test_fig002_all_paths_share_one_trace_coloured_by_time():
+def test_fig002_one_trace_per_class_coloured_by_time_and_hover_names_the_sign():
     points = make_points([5] * 40)
     figure = paths_figure(points, labels_for(40))
-    assert len(figure.data) == 1 and isinstance(figure.data[0], go.Scattergl)
-    (paths,) = marked(figure)
-    colour = np.asarray(paths.marker.color, dtype=float)
-    assert colour.max() == 4 and (paths.marker.cmin, paths.marker.cmax) == (0, 4)
-    assert np.isnan(np.asarray(paths.x, dtype=float)).sum() == 40
-    assert set(np.asarray(paths.customdata)) == set(range(40)) | {-1}
+    assert len(figure.data) == len(CLASSES) and all(isinstance(t, go.Scattergl) for t in figure.data)
+    traces = marked(figure)
+    assert [t.name for t in traces] == CLASSES                 # one per class, not one per example
+    colour = np.concatenate([np.asarray(t.marker.color, dtype=float) for t in traces])
+    assert colour.max() == 4 and {(t.marker.cmin, t.marker.cmax) for t in traces} == {(0, 4)}
+    assert [t.marker.showscale for t in traces] == [True, False, False, False]   # one colour scale
+    assert sum(np.isnan(np.asarray(t.x, dtype=float)).sum() for t in traces) == 40
+    ids = set().union(*(set(np.asarray(t.customdata)) for t in traces))
+    assert ids == set(range(40)) | {-1}
     # Plain values, not a numpy array: Dash takes a click's customdata from the figure's JSON,
     # where numpy arrays stay base64-encoded and the click would name no example.
-    assert not isinstance(paths.to_plotly_json()["customdata"], np.ndarray)
+    assert not isinstance(traces[0].to_plotly_json()["customdata"], np.ndarray)
 
 
-def test_fig003_chosen_classes_in_colour_others_faded_not_hidden():
+def test_lbl001_hovering_any_path_point_names_sign_example_and_step():
+    points = make_points([3] * 8)
+    for highlight in (None, ["drink"]):
+        figure = paths_figure(points, labels_for(8), highlight=highlight)
+        for trace in figure.data:
+            if trace.hoverinfo == "skip":
+                continue
+            ids = np.asarray(trace.customdata)
+            (sign,) = set(labels_for(8)[ids[ids >= 0]])                  # a trace holds one class
+            assert trace.hovertemplate.startswith(f"<b>{sign}</b>")
+            assert "example %{customdata}" in trace.hovertemplate and "step %{text}" in trace.hovertemplate
+            assert set(np.asarray(trace.text)[ids >= 0]) == {"0", "1", "2"}
+        assert not [t for t in figure.data if t.hoverinfo == "skip" and t.name != "example 1"]
+    odd = paths_figure(make_points([2]), pd.Series(["%{x} {y}"], index=[0]))
+    assert "%{x}" not in odd.data[0].hovertemplate.split("<br>")[0]     # a name is never a template
+
+
+def test_fig003_chosen_classes_coloured_by_class_time_as_size_others_faded_not_hidden():
     points = make_points([6] * 8)
     figure = paths_figure(points, labels_for(8), highlight=["drink", "danger"])
-    faded = [t for t in figure.data if t.name == "other classes"]
-    assert len(faded) == 1 and faded[0].line.color == FADED
-    assert len(faded[0].x) == 4 * 6 + 4                      # think and crazy stay in the scene
-    drink, danger = marked(figure)
-    assert (drink.name, danger.name) == ("drink", "danger")
+    faded = [t for t in figure.data if t.legendgroup == "other"]
+    assert [t.showlegend for t in faded] == [True, False] and faded[0].name == "other classes"
+    assert {t.line.color for t in faded} == {FADED}
+    assert sum(len(t.x) for t in faded) == 4 * 6 + 4          # think and crazy stay in the scene
+    drink, danger = [t for t in figure.data if t.legendgroup != "other"]
+    assert (drink.name, danger.name) == ("drink", "danger") and drink.showlegend and danger.showlegend
     assert (drink.line.color, danger.line.color) == tuple(HIGHLIGHT[:2])     # in the order chosen
-    assert drink.marker.showscale and not danger.marker.showscale          # one colour scale
+    assert (drink.marker.color, danger.marker.color) == tuple(HIGHLIGHT[:2])  # points by class too
+    sizes = np.asarray(drink.marker.size, dtype=float)[np.asarray(drink.customdata) == 0]
+    assert np.all(np.diff(sizes) > 0)                                       # time as marker size
     assert set(np.asarray(drink.customdata)) == {0, 4, -1}
     names = sorted(a.text for a in figure.layout.annotations)
     assert names == ["danger", "drink"]
@@ -95,8 +118,7 @@ def test_fig005_decimation_caps_points_and_keeps_last_steps():
     last = kept.groupby("example_id")["t"].max()
     assert (last == 499).all()
     figure = paths_figure(points, labels_for(30), max_points=3000)
-    (paths,) = marked(figure)
-    assert np.isfinite(np.asarray(paths.x, dtype=float)).sum() <= 3000
+    assert sum(np.isfinite(np.asarray(t.x, dtype=float)).sum() for t in marked(figure)) <= 3000
 
 
 def test_fig006_three_d_uses_scatter3d_and_symlog_is_applied():
@@ -104,8 +126,7 @@ def test_fig006_three_d_uses_scatter3d_and_symlog_is_applied():
     points["x"] = np.float32(100.0)
     figure = paths_figure(points, labels_for(4), symlog=True)
     assert all(isinstance(t, go.Scatter3d) for t in figure.data)
-    (paths,) = marked(figure)
-    finite = np.asarray(paths.x, dtype=float)
+    finite = np.concatenate([np.asarray(t.x, dtype=float) for t in marked(figure)])
     assert np.allclose(finite[np.isfinite(finite)], np.log1p(100.0), rtol=1e-5)
 
 
@@ -225,3 +246,51 @@ def test_fig203_confidence_gaps_where_prediction_was_not_in_top_k():
 def test_fig204_missing_data_gives_a_message_figure(builder):
     figure = builder()
     assert not figure.data and figure.layout.annotations
+
+
+def many_classes(n_classes=40, per_class=3):
+    """Last steps of ``n_classes`` classes, each class's points around its own centre."""
+    names = [f"sign{k:02d}" for k in range(n_classes)]
+    n = n_classes * per_class
+    label = np.repeat(names, per_class)
+    centre = np.repeat(np.arange(n_classes, dtype=np.float32), per_class)
+    examples = pd.DataFrame({"example_id": np.arange(n), "label": label, "prediction": label, "correct": True})
+    points = pd.DataFrame({"example_id": np.arange(n), "x": centre + np.tile([-0.1, 0.0, 0.1], n_classes),
+                           "y": centre * 2})
+    return names, points, examples
+
+
+def test_lbl002_last_activations_name_chosen_classes_at_their_centroids_with_a_colour_key():
+    names, points, examples = many_classes()
+    crowded = last_step_figure(points, examples, names)
+    assert not crowded.layout.annotations                       # 40 classes: no labels unless asked
+    asked = last_step_figure(points, examples, names, name_all=True)
+    assert sorted(a.text for a in asked.layout.annotations) == names
+    chosen = ["sign07", "sign03"]
+    shown = examples[examples["label"].isin(chosen)]
+    figure = last_step_figure(points, shown, names, highlight=chosen)
+    notes = {a.text: (a.x, a.y) for a in figure.layout.annotations}
+    assert notes == {"sign07": (7.0, 14.0), "sign03": (3.0, 6.0)}          # one label per class, at its median
+    key = [t for t in figure.data if t.name in chosen]
+    assert [t.name for t in key] == chosen and all(t.showlegend is not False for t in key)
+    assert [t.marker.color for t in key] == list(HIGHLIGHT[:2])            # far apart, in the order chosen
+    correct = figure.data[0]
+    stops = {round(v * len(names)): c for v, c in correct.marker.colorscale}
+    assert {stops[int(code)] for code in correct.marker.color} == set(HIGHLIGHT[:2])  # points match the key
+    few = last_step_figure(points[points["example_id"] < 12], examples.iloc[:12], names)
+    assert sorted(a.text for a in few.layout.annotations) == names[:4]    # few classes: all named
+
+
+def test_sel001_a_chosen_set_is_drawn_over_the_others_in_grey():
+    points, examples = make_last(12, wrong=[1])
+    figure = last_step_figure(points, examples, CLASSES, chosen_ids=[0, 1, 5])
+    outside = next(t for t in figure.data if t.name == "outside the selection")
+    assert len(outside.x) == 9 and figure.data[0] is outside               # drawn first, underneath
+    assert len(figure.data[1].x) == 2 and len(next(t for t in figure.data if t.name == "misclassified").x) == 1
+    assert figure.layout.dragmode == "lasso"
+    paths = paths_figure(make_points([3] * 6), labels_for(6), chosen_ids=[2, 3])
+    coloured = [t for t in paths.data if t.legendgroup != "other"]
+    assert {int(i) for t in coloured for i in t.customdata if i >= 0} == {2, 3}
+    assert {int(i) for t in paths.data if t.legendgroup == "other" for i in t.customdata if i >= 0} == {0, 1, 4, 5}
+    titled = paths_figure(make_points([3] * 2), labels_for(2), axis_title="PCA")
+    assert (titled.layout.xaxis.title.text, titled.layout.yaxis.title.text) == ("PCA 1", "PCA 2")

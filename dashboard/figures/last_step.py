@@ -6,43 +6,68 @@ Misclassified examples are 'x' markers with the true label above and the predict
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import HAND_COLORS, base_layout, class_colors, message_figure, spread_labels
+from dashboard.figures import (HAND_COLORS, HIGHLIGHT, base_layout, class_colors, message_figure,
+                               spread_labels)
 from dashboard.figures.paths import class_medians, fixed_axes
 from pipeline.analysis.transforms import symlog as symlog_transform
 
 MAX_MISTAKE_LABELS = 100    # beyond this the labels would cover the scene; hover still tells
 MAX_CLASS_LABELS = 30
 UNKNOWN_HAND = "#999999"
+OUTSIDE = "rgba(150,150,150,0.35)"     # examples outside a lasso's selection
 
 
 def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list[str],
                      color_by: str = "class", selected: int | None = None, symlog: bool = False,
-                     title: str | None = None, ranges: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
+                     title: str | None = None, ranges: Mapping[str, tuple[float, float]] | None = None,
+                     highlight: Sequence[str] | None = None, name_all: bool = False,
+                     chosen_ids: Sequence[int] | None = None, axis_title: str = "") -> go.Figure:
     """``points``: ``example_id, x, y`` (one row per example); ``examples``: the filtered
     examples (``example_id, label``, with predictions ``prediction, correct``, and ``hand_usage``
     for color_by="hand"). Only examples in both are drawn. Without predictions (an import that
     has none) no example is marked misclassified and hover names the class only. ``ranges``
-    fixes the axes (``paths.fixed_axes``: a recording's pictures by epoch share them)."""
+    fixes the axes (``paths.fixed_axes``: a recording's pictures by epoch share them).
+
+    Class names sit at the class centroids (the median of each class's correctly classified
+    points): for the ``highlight`` classes (the ones chosen in the filter bar, in far-apart
+    colours with a legend entry each), else for every class when there are at most
+    ``MAX_CLASS_LABELS`` or ``name_all`` asks. ``chosen_ids``: a set of examples (a lasso's)
+    drawn as usual over the others, which stay as small grey points. ``axis_title``: "PCA" gives
+    the axes "PCA 1" and "PCA 2"."""
     frame = examples.merge(points[["example_id", "x", "y"]], on="example_id", how="inner")
     if frame.empty:
         return message_figure("No examples match the filters.")
     if symlog:
         frame = frame.assign(x=symlog_transform(frame["x"]), y=symlog_transform(frame["y"]))
     frame = frame.assign(x=frame["x"].astype(np.float32), y=frame["y"].astype(np.float32))
-    codes, colorscale = _colour_codes(frame, classes, color_by)
+    present = set(frame["label"])
+    chosen = [name for name in dict.fromkeys(highlight or []) if name in present]
+    figure = go.Figure()
+    if chosen_ids is not None:
+        inside = frame["example_id"].isin(list(chosen_ids)).to_numpy()
+        outside = frame[~inside]
+        if len(outside):
+            figure.add_trace(go.Scattergl(
+                x=outside["x"], y=outside["y"], mode="markers", name="outside the selection",
+                marker={"color": OUTSIDE, "size": 5}, customdata=_custom(outside),
+                hovertemplate="%{customdata[1]}<br>example %{customdata[0]}<extra></extra>"))
+        frame = frame[inside]
+        if frame.empty:
+            return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
+                               **_axes(ranges, symlog, axis_title))
+    codes, colorscale = _colour_codes(frame, classes, color_by, chosen)
     frame = frame.assign(colour=codes)
     colour_axis = {"colorscale": colorscale, "cmin": 0, "cmax": max(len(colorscale) - 1, 1),
                    "showscale": False}
     verdicts = frame["correct"].astype(bool) if "correct" in frame else pd.Series(True, index=frame.index)
     correct = frame[verdicts]
     wrong = frame[~verdicts]
-    figure = go.Figure()
     hover = ("%{customdata[1]}<br>example %{customdata[0]}"
              + ("<br>predicted %{customdata[2]}" if "prediction" in frame else "") + "<extra></extra>")
     groups = ([(hand, part) for hand, part in correct.groupby(correct["hand_usage"].fillna("unknown"),
@@ -77,7 +102,13 @@ def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list
                     name="true label" if column == "label" else "predicted label",
                     customdata=_custom(wrong), hoverinfo="skip", showlegend=False))
     if color_by == "class":
-        _add_class_names(figure, correct)
+        if chosen:              # the key to the chosen classes' colours
+            for name in chosen:
+                figure.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=name,
+                                              marker={"color": colorscale[classes.index(name)][1]
+                                                      if name in classes else UNKNOWN_HAND, "size": 9}))
+        named = chosen or (sorted(present) if name_all or len(present) <= MAX_CLASS_LABELS else [])
+        _add_class_names(figure, correct if len(correct) else frame, named)
     if selected is not None:
         chosen = frame[frame["example_id"].to_numpy() == int(selected)]
         if len(chosen):
@@ -86,10 +117,19 @@ def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list
                 marker={"symbol": "circle-open", "size": 22, "color": "black", "line": {"width": 3}},
                 customdata=_custom(chosen), hoverinfo="skip"))
     return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
-                       **fixed_axes(ranges, symlog))
+                       **_axes(ranges, symlog, axis_title))
 
 
-def _colour_codes(frame: pd.DataFrame, classes: list[str], color_by: str) -> tuple[np.ndarray, list]:
+def _axes(ranges, symlog: bool, axis_title: str) -> dict:
+    layout = fixed_axes(ranges, symlog)
+    if axis_title:
+        for i, axis in enumerate(("xaxis", "yaxis")):
+            layout[axis]["title"] = {"text": f"{axis_title} {i + 1}"}
+    return {**layout, "dragmode": "lasso"}
+
+
+def _colour_codes(frame: pd.DataFrame, classes: list[str], color_by: str,
+                  chosen: Sequence[str] = ()) -> tuple[np.ndarray, list]:
     """A number per point and a stepped colour scale that maps number ``i`` to colour ``i``:
     numbers cost nothing to validate and send, unlike one colour string per point."""
     if color_by == "hand":
@@ -100,6 +140,7 @@ def _colour_codes(frame: pd.DataFrame, classes: list[str], color_by: str) -> tup
         colours = [*HAND_COLORS.values(), UNKNOWN_HAND]
     else:
         palette = class_colors(classes)
+        palette.update({name: HIGHLIGHT[i % len(HIGHLIGHT)] for i, name in enumerate(chosen)})
         lookup = {name: i for i, name in enumerate(classes)}
         codes = frame["label"].map(lookup).fillna(len(classes)).to_numpy()
         colours = [palette[name] for name in classes] + [UNKNOWN_HAND]
@@ -115,9 +156,10 @@ def _custom(part: pd.DataFrame) -> np.ndarray:
                             predicted.astype(str)]).astype(str)
 
 
-def _add_class_names(figure: go.Figure, correct: pd.DataFrame) -> None:
-    """Class names at the median of their correctly classified points, when few enough to read."""
-    if correct.empty or correct["label"].nunique() > MAX_CLASS_LABELS:
+def _add_class_names(figure: go.Figure, correct: pd.DataFrame, names: Sequence[str]) -> None:
+    """The ``names`` of classes at the median of their points in ``correct``, lifted apart."""
+    correct = correct[correct["label"].isin(list(names))]
+    if correct.empty:
         return
     centres = class_medians(correct, correct["label"].to_numpy(), ["x", "y"])
     figure.update_layout(annotations=spread_labels(

@@ -1,7 +1,7 @@
 """Example paths (the study's Figures 3 and 5): each example's projected hidden state, step by step.
 
-All paths go into ONE trace per role with NaN gaps between examples (thousands of traces would
-stall the browser), in float32, in Scattergl (2-D) or Scatter3d (3-D); long scenes are
+All paths go into ONE trace per class with NaN gaps between examples (a trace per example, thousands,
+would stall the browser; a class's trace names its sign on hover without a text per point), in float32, in Scattergl (2-D) or Scatter3d (3-D); long scenes are
 decimated by a stride so at most ``max_points`` points are drawn, always keeping each path's
 last step.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import (FADED, HIGHLIGHT, TIME_COLORSCALE, base_layout, message_figure,
+from dashboard.figures import (FADED, HIGHLIGHT, PALETTE, TIME_COLORSCALE, base_layout, message_figure,
                                spread_labels)
 from pipeline.analysis.transforms import symlog as symlog_transform
 
@@ -57,15 +57,22 @@ def gapped(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, np.ndarray]
 def paths_figure(points: pd.DataFrame, labels: pd.Series,
                  highlight: Sequence[str] | None = None, selected: int | None = None,
                  symlog: bool = False, max_points: int = MAX_POINTS, title: str | None = None,
-                 ranges: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
+                 ranges: Mapping[str, tuple[float, float]] | None = None,
+                 chosen_ids: Sequence[int] | None = None, axis_title: str = "") -> go.Figure:
     """Paths of the examples in ``points`` (``example_id, t, x, y[, z]`` in (example_id, t) order).
 
-    ``labels``: class name by example_id. ``highlight``: classes drawn in colour (one line colour
-    per class, in the order chosen) over every other path faded grey; None/[] draws all. Points
-    are coloured by time step on one colour scale; the class name sits at the median of its
-    paths' last steps. 3-D when ``points`` has a ``z`` column. ``selected`` is drawn on top.
-    The example id of each point is its customdata (a click selects it). ``ranges``: fixed 2-D
+    ``labels``: class name by example_id. One trace per class (a few dozen traces, never one per
+    example), with NaN gaps between its examples' paths, so that hovering any point names its
+    sign, example and step without a text per point. ``highlight``: classes drawn in colour (one
+    colour per class, in the order chosen, with a legend entry each; marker size grows with the
+    time step) over every other path faded grey; ``chosen_ids``: a set of examples (a lasso's)
+    drawn that way, the rest faded (with ``highlight``, the chosen set's examples of those
+    classes). With neither, every point is coloured by time step on one colour scale. The class
+    name sits at the median of its paths' last steps (at most ``MAX_NAME_LABELS`` names). 3-D
+    when ``points`` has a ``z`` column. ``selected`` is drawn on top. The example id of each
+    point is its customdata (a click selects it, a lasso selects a set). ``ranges``: fixed 2-D
     axis ranges (``fixed_axes``), e.g. the extent of every epoch of a recording's pictures.
+    ``axis_title``: what the axes are ("PCA", "autoencoder"): "PCA 1", "PCA 2" on the axes.
     """
     if points.empty:
         return message_figure("No examples match the filters.")
@@ -74,46 +81,88 @@ def paths_figure(points: pd.DataFrame, labels: pd.Series,
     points = decimate(points, max_points)
     if symlog:
         points = points.assign(**{a: symlog_transform(points[a]).astype(np.float32) for a in axes})
-    point_labels = labels.reindex(points["example_id"]).to_numpy()
-    # Linear in points and classes asked for: one hash pass gives each point the position of its
-    # class among the chosen (-1: not chosen), and one stable sort groups the points by it.
-    present = set(pd.unique(point_labels))
-    chosen = [c for c in dict.fromkeys(highlight or []) if c in present]
-    codes = (pd.Categorical(point_labels, categories=chosen).codes if chosen
-             else np.zeros(len(points), dtype=np.int8))
-    in_colour = codes >= 0
+    point_labels = labels.reindex(points["example_id"]).astype(object).fillna("?").to_numpy()
+    # Linear in points and classes asked for: one hash pass gives each point its class's code,
+    # and one stable sort groups the points by it (each class's points keep their order).
+    present = list(dict.fromkeys(pd.unique(point_labels)))
+    chosen = [c for c in dict.fromkeys(highlight or []) if c in set(present)]
+    emphasis = chosen_ids is not None or bool(chosen)
+    in_colour = np.ones(len(points), dtype=bool)
+    if chosen:
+        in_colour &= pd.Index(chosen).get_indexer(point_labels) >= 0
+    if chosen_ids is not None:
+        in_colour &= points["example_id"].isin(list(chosen_ids)).to_numpy()
     figure = go.Figure()
     trace = _trace_type(three_d)
+    t_max = max(int(points["t"].max()), 1)
 
-    faded = points[~in_colour]
-    if len(faded):
-        figure.add_trace(trace(**gapped(faded, axes), mode="lines", name="other classes",
-                               line={"color": FADED_3D if three_d else FADED, "width": 1},
-                               hoverinfo="skip"))
-    shown = points[in_colour]
-    shown_codes = codes[in_colour]
-    order = np.argsort(shown_codes, kind="stable")            # each class's points keep their order
-    bounds = np.searchsorted(shown_codes[order], np.arange(len(chosen) + 1))
-    t_max = int(points["t"].max())
-    for i, name in enumerate(chosen or [None]):
-        part = shown if name is None else shown.iloc[order[bounds[i]:bounds[i + 1]]]
+    faded = points[~in_colour] if emphasis else points.iloc[:0]
+    for k, (name, part) in enumerate(_by_class(faded, point_labels[~in_colour] if emphasis else [], present)):
         arrays = gapped(part, [*axes, "example_id", "t"])
-        marker = {"color": arrays["t"], "colorscale": TIME_COLORSCALE, "cmin": 0, "cmax": t_max,
-                  "size": 3 if three_d else 4, "showscale": i == 0,
-                  "colorbar": {"title": {"text": "time step"}, "thickness": 12}}
-        colour = HIGHLIGHT[i % len(HIGHLIGHT)] if name else LINE_NEUTRAL
-        figure.add_trace(trace(**{a: arrays[a] for a in axes}, mode="lines+markers",
-                               name=name or "paths", showlegend=bool(name),
-                               line={"color": colour, "width": 2 if name else 1}, marker=marker,
+        figure.add_trace(trace(**{a: arrays[a] for a in axes}, mode="lines",
+                               name="other classes" if k == 0 else name, legendgroup="other",
+                               showlegend=k == 0,
+                               line={"color": FADED_3D if three_d else FADED, "width": 1},
+                               customdata=arrays["example_id"].tolist(), text=arrays["t"].tolist(),
+                               hovertemplate=_hover(name)))
+    shown = points[in_colour]
+    shown_labels = point_labels[in_colour]
+    order = chosen or list(dict.fromkeys(pd.unique(shown_labels)))
+    palette = HIGHLIGHT if len(order) <= len(HIGHLIGHT) else PALETTE
+    colour_of = {name: palette[i % len(palette)] for i, name in enumerate(order)}
+    first = True
+    for name, part in _by_class(shown, shown_labels, order):
+        arrays = gapped(part, [*axes, "example_id", "t"])
+        if emphasis:      # colour by class; time as marker size (small at the start, large at the end)
+            marker = {"color": colour_of[name], "size": _time_sizes(arrays["t"], t_max, three_d)}
+            line = {"color": colour_of[name], "width": 2}
+        else:
+            marker = {"color": arrays["t"], "colorscale": TIME_COLORSCALE, "cmin": 0, "cmax": t_max,
+                      "size": 3 if three_d else 4, "showscale": first,
+                      "colorbar": {"title": {"text": "time step"}, "thickness": 12}}
+            line = {"color": LINE_NEUTRAL, "width": 1}
+        figure.add_trace(trace(**{a: arrays[a] for a in axes}, mode="lines+markers", name=name,
+                               showlegend=emphasis, legendgroup=name, line=line, marker=marker,
                                customdata=arrays["example_id"].tolist(),  # a list: Dash reads clicks from it
-                               hovertemplate=f"{name or ''} example %{{customdata}}<br>"
-                                             f"t = %{{marker.color}}<extra></extra>"))
+                               text=arrays["t"].tolist(), hovertemplate=_hover(name)))
+        first = False
     _add_class_names(figure, shown, labels, axes, trace)
     if selected is not None:
         _add_selected(figure, points, selected, axes, trace)
-    scene = {"xaxis_title": "", "yaxis_title": "", "zaxis_title": ""}
+    titles = [f"{axis_title} {i + 1}" if axis_title else "" for i in range(len(axes))]
+    if three_d:
+        scene = {f"{a}axis_title": text for a, text in zip(axes, titles)}
+        return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08}, scene=scene)
+    layout = fixed_axes(ranges, symlog)
+    for axis, text in zip(axes, titles):
+        layout[f"{axis}axis"]["title"] = {"text": text}
     return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
-                       **({"scene": scene} if three_d else fixed_axes(ranges, symlog)))
+                       dragmode="lasso", **layout)
+
+
+def _hover(name: str) -> str:
+    """Hover text of a class's trace: the sign, the example and the step (from ``text``)."""
+    safe = str(name).replace("{", "&#123;").replace("}", "&#125;")
+    return f"<b>{safe}</b><br>example %{{customdata}}<br>step %{{text}}<extra></extra>"
+
+
+def _by_class(frame: pd.DataFrame, names, order: Sequence[str]):
+    """``(class name, its rows)`` for each class of ``order`` present in ``frame`` (``names``:
+    each row's class), rows in their order; one stable sort, no groupby."""
+    if not len(frame):
+        return
+    codes = pd.Index(list(order)).get_indexer(np.asarray(names, dtype=object))
+    sort = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[sort], np.arange(len(order) + 1))
+    for i, name in enumerate(order):
+        if bounds[i + 1] > bounds[i]:
+            yield name, frame.iloc[sort[bounds[i]:bounds[i + 1]]]
+
+
+def _time_sizes(t: np.ndarray, t_max: int, three_d: bool) -> np.ndarray:
+    """Marker sizes growing with the time step (the gaps' -1 get the smallest)."""
+    low, high = (1.5, 6.0) if three_d else (2.0, 9.0)
+    return (low + (high - low) * np.clip(t, 0, None) / t_max).astype(np.float32)
 
 
 def fixed_axes(ranges: Mapping[str, tuple[float, float]] | None, symlog: bool = False,
@@ -232,3 +281,26 @@ def document_paths_figure(points: pd.DataFrame, names: pd.Series, selected: int 
     scene = {"xaxis_title": "", "yaxis_title": "", "zaxis_title": ""}
     return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
                        **({"scene": scene} if three_d else fixed_axes(ranges, symlog)))
+
+
+METHOD_NAMES = {"ae": "Autoencoder", "pca": "PCA", "tsne": "t-SNE"}
+
+
+def projection_title(projection_id: str) -> str:
+    """A projection's id as people say it: "ae2" -> "Autoencoder 2-D", "pca3" -> "PCA 3-D",
+    "ae2-seed1" -> "Autoencoder 2-D (seed 1)" (other suffixes are left out: the view names the
+    layer and tensor); an id of another form is kept as it is."""
+    base, _, rest = str(projection_id).partition("-")
+    method = base.rstrip("0123456789")
+    dims = base[len(method):]
+    if method not in METHOD_NAMES or not dims:
+        return str(projection_id)
+    extra = f" (seed {rest[4:]})" if rest.startswith("seed") else ""
+    return f"{METHOD_NAMES[method]} {dims}-D{extra}"
+
+
+def axis_name(projection_id: str) -> str:
+    """What a projection's axes are called: "PCA" ("PCA 1", "PCA 2"), "Autoencoder code",
+    "t-SNE"."""
+    method = str(projection_id).partition("-")[0].rstrip("0123456789")
+    return {"ae": "Autoencoder code", "pca": "PCA", "tsne": "t-SNE"}.get(method, "")

@@ -63,9 +63,9 @@ def is_hidden(view_id: str, tab: str | None) -> bool:
 
 
 # Last, so that view modules can import the helpers above while the registry loads them.
-from dashboard.views import (cells, compare, confusion, decisive, film, gates, inspector, last_step,  # noqa: E402
-                             paths, select_match, study, text_heatmap, training)
+from dashboard.views import (cells, compare, confusion, decisive, examples_table, film, gates,  # noqa: E402
+                             inspector, last_step, paths, select_match, study, text_heatmap, training)
 
 #: The views in tab order.
-VIEWS: list[ModuleType] = [paths, last_step, inspector, confusion, decisive, compare, gates, cells, training,
-                           film, study, text_heatmap, select_match]
+VIEWS: list[ModuleType] = [paths, last_step, inspector, examples_table, confusion, decisive, compare, gates, cells,
+                           training, film, study, text_heatmap, select_match]

@@ -60,3 +60,46 @@ def alignment_switch(component_id: str, value: str = "end") -> html.Div:
         id=component_id, value=value, inline=True,
         options=[{"label": "at the end" if key == "end" else "at the start", "value": key}
                  for key in ALIGNMENTS]))
+
+
+TENSOR_NAMES = {"h": "h (hidden state)", "c": "c (cell state)", "input_gate": "input gate",
+                "forget_gate": "forget gate", "candidate": "candidate", "output_gate": "output gate"}
+
+
+def states_picker(component_id: str) -> html.Div:
+    """The choice of which layer's tensor the projections picture (``"layer:tensor"`` values),
+    with a note ``{component_id}-note`` saying what the run has."""
+    return field("States", html.Div(className="states-choice", children=[
+        dcc.RadioItems(id=component_id, options=[], value=None, inline=True),
+        html.Span(id=f"{component_id}-note", className="hint")]), id=f"{component_id}-box")
+
+
+def states_label(pair: str, last: int | None) -> str:
+    layer, _, tensor = pair.partition(":")
+    suffix = " (last)" if layer.isdigit() and int(layer) == last else ""
+    return f"layer {layer}{suffix} · {TENSOR_NAMES.get(tensor, tensor)}"
+
+
+def states_options(run_id: str | None, scope: str | None = None, dims: int | None = None) -> tuple[list[dict], str]:
+    """The states choice's options for a run (the layer and tensor pairs its projections picture)
+    and the note: with one pair, that the pipeline projects one layer's one tensor per run and
+    how to picture another."""
+    try:
+        run = data.get_run(run_id)
+    except runformat.RunError:
+        return [], ""
+    pairs = data.projection_states(run.manifest, scope, dims)
+    last = data.last_layer(run) if run.layers else None
+    options = [{"label": states_label(pair, last), "value": pair} for pair in pairs]
+    if len(pairs) != 1:
+        return options, ""
+    layers = len(run.layers)
+    return options, (f"the projections picture this one tensor{' of ' + str(layers) + ' layers' if layers > 1 else ''}: "
+                     f"the pipeline projects one layer's one tensor per run (`python -m pipeline project "
+                     f"{run.run_id} --layer L --state c` pictures another instead)")
+
+
+def chosen_states(manifest: runformat.Manifest, value, scope: str | None = None) -> str | None:
+    """The states pair picked if the run's projections picture it, else the first they picture."""
+    pairs = data.projection_states(manifest, scope)
+    return value if value in pairs else (pairs[0] if pairs else None)

@@ -14,10 +14,11 @@ from dash import Input, Output, dcc, html
 from dashboard import data, filters, state
 from dashboard.figures import as_sent, message_figure
 from dashboard.figures.last_step import last_step_figure
-from dashboard.figures.paths import document_paths_figure
-from dashboard.views import is_hidden
+from dashboard.figures.paths import axis_name, document_paths_figure, projection_title
+from dashboard.views import controls, is_hidden
 from dashboard.views.paths import (GRAPH_CONFIG, by_epoch, epoch_controls, epoch_title, plural,
-                                   register_epoch_callbacks)
+                                   register_choose_callback, register_epoch_callbacks,
+                                   register_states_callback)
 from pipeline import runformat
 
 VIEW_ID = "last_step"
@@ -27,17 +28,21 @@ GRAPH = "last_step-graph"
 PROJECTION = "last_step-projection"
 COLOR_BY = "last_step-color"
 SYMLOG = "last_step-symlog"
+NAMES = "last_step-names"
+STATES = "last_step-states"
 BY_EPOCH, EPOCH = "last_step-by-epoch", "last_step-epoch"
 PROJECTIONS = (("ae2", "autoencoder"), ("pca2", "PCA"), ("tsne2", "t-SNE"))
 
 #: The request guard's check of the projection choice (its options are set per run).
 VALUE_CHECKS = {(PROJECTION, "value"): filters.one_of(*(value for value, _ in PROJECTIONS)),
-                (EPOCH, "value"): filters.epoch}
+                (EPOCH, "value"): filters.epoch, (STATES, "value"): filters.projected_states}
 
 URL_PARAMS = [
     state.UrlParam("last_projection", PROJECTION, "value", "ae2"),
     state.UrlParam("last_color", COLOR_BY, "value", "class"),
     state.UrlParam("last_symlog", SYMLOG, "value", [], "bool", on_value="on"),
+    state.UrlParam("last_names", NAMES, "value", [], "bool", on_value="on"),
+    state.UrlParam("last_states", STATES, "value", None),
     state.UrlParam("last_by_epoch", BY_EPOCH, "value", [], "bool", on_value="on"),
     state.UrlParam("last_epoch", EPOCH, "value", None, "int"),
 ]
@@ -53,9 +58,12 @@ def layout():
                                     {"label": "colour by hand usage", "value": "hand"}]),
             dcc.Checklist(id=SYMLOG, value=[], inline=True,
                           options=[{"label": "symlog", "value": "on"}]),
-            html.Span("x: misclassified (true label above, predicted below). Click to select.",
+            dcc.Checklist(id=NAMES, value=[], inline=True,
+                          options=[{"label": "name every class", "value": "on"}]),
+            html.Span("Classes chosen in the filter bar are named and keyed; x: misclassified (true label above, predicted below). Click to select.",
                       className="hint"),
         ]),
+        html.Div(className="view-options", children=[controls.states_picker(STATES)]),
         epoch_controls(BY_EPOCH, EPOCH),
         dcc.Loading(dcc.Graph(id=GRAPH, config=GRAPH_CONFIG, className="graph-tall"),
                     delay_show=300),
@@ -67,23 +75,27 @@ def register_callbacks(app: dash.Dash) -> None:
     def show_projections(run_id):
         return projection_options(run_id)
 
-    register_epoch_callbacks(app, EPOCH, URL_PARAMS[-1])
+    register_epoch_callbacks(app, EPOCH, next(p for p in URL_PARAMS if p.component_id == EPOCH))
+    register_states_callback(app, STATES, None)
 
     @app.callback(Output(GRAPH, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT,
                   state.SELECTED_INPUT, Input(PROJECTION, "value"), Input(COLOR_BY, "value"),
-                  Input(SYMLOG, "value"), Input(BY_EPOCH, "value"), Input(EPOCH, "value"))
+                  Input(SYMLOG, "value"), Input(BY_EPOCH, "value"), Input(EPOCH, "value"),
+                  Input(NAMES, "value"), state.CHOSEN_INPUT, Input(STATES, "value"))
     def draw(run_id, classes, splits, hands, correctness, tab, selected, projection_id, color_by,
-             symlog, switch=None, epoch=None):
+             symlog, switch=None, epoch=None, names=None, chosen=None, states=None):
         if is_hidden(VIEW_ID, tab):
             return dash.no_update
         return last_step_view_figure(run_id, classes, splits, hands, correctness, selected,
-                                     projection_id, color_by, symlog, switch, epoch)
+                                     projection_id, color_by, symlog, switch, epoch, names, chosen, states)
 
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True),
                   Input(GRAPH, "clickData"), prevent_initial_call=True)
     def select(click):
         example = state.example_from_click(click)
         return dash.no_update if example is None else example
+
+    register_choose_callback(app, GRAPH)
 
 
 def applies_to(manifest: runformat.Manifest) -> bool:
@@ -102,40 +114,50 @@ def projection_options(run_id) -> list[dict]:
             for value, label in PROJECTIONS]
 
 
-def chosen_projection(manifest: runformat.Manifest, value: str | None) -> str:
+def chosen_projection(manifest: runformat.Manifest, value: str | None, states: str | None = None) -> str:
+    """The 2-D projection ``value`` ("ae2", "pca2", "tsne2") of the ``states`` pair (None or one
+    the run lacks: its first) when the run has it, else the first of those it has."""
     ids = data.last_step_projection_ids(manifest)
     if not ids:
         raise runformat.RunError(data.no_projections_message(manifest, "2-D projection"))
-    if value in ids:
-        return value
-    return next((pid for pid, _ in PROJECTIONS if pid in ids), ids[0])
+    pairs = data.projection_states(manifest, dims=2)
+    states = states if states in pairs else pairs[0]
+    method = str(value or "ae2").rstrip("0123456789")
+    for key in (method, *(pid.rstrip("0123456789") for pid, _ in PROJECTIONS)):
+        found = data.projection_for(manifest, key, 2, states)
+        if found:
+            return found
+    return ids[0]
 
 
 def last_step_view_figure(run_id, classes, splits, hands, correctness, selected, projection_id,
-                          color_by, symlog, switch=None, epoch=None):
+                          color_by, symlog, switch=None, epoch=None, names=None, chosen=None, states=None):
     """``switch`` (on) and ``epoch`` (None: the last kept): where a recording's examples ended at
-    that epoch."""
+    that epoch. ``names`` (on): every class named at its centroid, however many. ``chosen``: a set
+    of examples (a box or lasso's) drawn as usual over the others in grey."""
     try:
         run = data.get_run(run_id)
         classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
         selected = filters.example_id(run, selected)
         epoch = filters.epoch(run, epoch)
+        chosen = filters.example_ids(run, chosen)
+        filters.projected_states(run, states)
         if by_epoch(run, switch, bool(data.last_step_projection_ids(run.manifest))):
             return _epoch_scene(run, classes, splits, hands, correctness, selected,
                                 run.kept_epochs[-1] if epoch is None else epoch, color_by or "class",
-                                bool(symlog))
-        projection_id = chosen_projection(run.manifest, projection_id)
+                                bool(symlog), bool(names), chosen)
+        projection_id = chosen_projection(run.manifest, projection_id, states)
         if run.manifest.is_language_model:
             return _document_scene(run, splits, selected, projection_id, bool(symlog))
         return _last_step_scene(run, classes, splits, hands, correctness, selected, projection_id,
-                                color_by or "class", bool(symlog))
+                                color_by or "class", bool(symlog), bool(names), chosen)
     except runformat.RunError as error:
         return message_figure(str(error))
 
 
 @data.run_cached(maxsize=16, shared=True)
 def _last_step_scene(run, classes, splits, hands, correctness, selected, projection_id, color_by,
-                     symlog):
+                     symlog, names=False, chosen=None):
     """Memoised as sent, like the paths: the same scene is asked for again on every tab switch."""
     frame = data.filtered_examples(run, classes, splits, hands, correctness)
     points = data.last_step_projection(run, projection_id)
@@ -147,13 +169,15 @@ def _last_step_scene(run, classes, splits, hands, correctness, selected, project
     else:
         verdicts = data.no_predictions_message(run.manifest)
     return as_sent(last_step_figure(points, frame, run.classes, color_by=color_by, selected=selected,
-                                    symlog=symlog,
-                                    title=f"{projection_id} · last step of {len(frame):,} examples, "
-                                          f"{verdicts}"))
+                                    symlog=symlog, highlight=classes, name_all=names,
+                                    axis_title=axis_name(projection_id), chosen_ids=chosen,
+                                    title=f"{projection_title(projection_id)} · last step of "
+                                          f"{len(frame):,} examples, {verdicts}"))
 
 
 @data.run_cached(maxsize=16, shared=True)
-def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, color_by, symlog):
+def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, color_by, symlog, names=False,
+                 chosen=None):
     """Each filtered example's last step at one kept epoch, on the axes of every kept epoch's."""
     points = data.epoch_picture(run, epoch, last_only=True)
     ranges = data.epoch_ranges(run, last_only=True)
@@ -168,7 +192,8 @@ def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, colo
     frame = data.filtered_examples(run, classes, splits, hands, correctness)
     verdicts = [c for c in ("prediction", "correct", "confidence") if c in frame]
     return as_sent(last_step_figure(points, frame.drop(columns=verdicts), run.classes, color_by=color_by,
-                                    selected=selected, symlog=symlog, ranges=ranges,
+                                    selected=selected, symlog=symlog, ranges=ranges, highlight=classes,
+                                    name_all=names, axis_title="PCA", chosen_ids=chosen,
                                     title=epoch_title(run, epoch, f"last step of {len(frame):,} examples")))
 
 
@@ -180,4 +205,5 @@ def _document_scene(run, splits, selected, projection_id, symlog):
     points = points[points["example_id"].isin(frame["example_id"])]
     return as_sent(document_paths_figure(points, data.labels(run), selected=selected, symlog=symlog,
                                          lines=False,
-                                         title=f"{projection_id} · last step of {plural(len(frame), 'document')}"))
+                                         title=f"{projection_title(projection_id)} · last step of "
+                                               f"{plural(len(frame), 'document')}"))

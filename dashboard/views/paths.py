@@ -13,12 +13,12 @@ activations view shares the slider's code (``epoch_controls``, ``register_epoch_
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, State, dcc, html
+from dash import ClientsideFunction, Input, Output, State, dcc, html
 
 from dashboard import data, filters, state
 from dashboard.figures import as_sent, message_figure
-from dashboard.figures.paths import document_paths_figure, paths_figure
-from dashboard.views import is_hidden
+from dashboard.figures.paths import axis_name, document_paths_figure, paths_figure, projection_title
+from dashboard.views import controls, is_hidden
 from pipeline import runformat
 
 VIEW_ID = "paths"
@@ -29,6 +29,7 @@ METHOD = "paths-method"
 DIMS = "paths-dims"
 SYMLOG = "paths-symlog"
 BY_EPOCH, EPOCH = "paths-by-epoch", "paths-epoch"
+STATES = "paths-states"
 HIDDEN = {"display": "none"}
 MAX_EPOCH_LABELS = 12
 
@@ -38,6 +39,7 @@ URL_PARAMS = [
     state.UrlParam("paths_symlog", SYMLOG, "value", [], "bool", on_value="on"),
     state.UrlParam("paths_by_epoch", BY_EPOCH, "value", [], "bool", on_value="on"),
     state.UrlParam("paths_epoch", EPOCH, "value", None, "int"),
+    state.UrlParam("paths_states", STATES, "value", None),
 ]
 
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -46,7 +48,7 @@ METHODS = [{"label": "autoencoder", "value": "ae"}, {"label": "PCA", "value": "p
 #: The request guard's checks of this view's controls whose options a callback sets (dimensions
 #: and symlog have fixed choices, checked by themselves).
 VALUE_CHECKS = {(METHOD, "value"): filters.one_of(*(option["value"] for option in METHODS)),
-                (EPOCH, "value"): filters.epoch}
+                (EPOCH, "value"): filters.epoch, (STATES, "value"): filters.projected_states}
 
 
 def layout():
@@ -60,6 +62,7 @@ def layout():
             html.Span("Choose classes in the filter bar to compare them; click a point to select "
                       "its example.", className="hint"),
         ]),
+        html.Div(className="view-options", children=[controls.states_picker(STATES)]),
         epoch_controls(BY_EPOCH, EPOCH),
         dcc.Loading(dcc.Graph(id=GRAPH, config=GRAPH_CONFIG, className="graph-tall"),
                     delay_show=300),
@@ -152,15 +155,23 @@ def method_options(run_id) -> list[dict]:
             for option in METHODS]
 
 
-def chosen_projection(manifest: runformat.Manifest, method: str | None, dims: str | None) -> str:
-    """``{method}{dims}`` when the run has that path projection, else the closest it has: the
-    same dimensions by another method, then any path projection."""
+def chosen_projection(manifest: runformat.Manifest, method: str | None, dims: str | None,
+                      states: str | None = None) -> str:
+    """The path projection by ``method`` in ``dims`` dimensions of the ``states`` pair (None or
+    one the run lacks: its first) when the run has it, else the closest it has: the same
+    dimensions by another method, then any path projection of those states, then any."""
     ids = data.path_projection_ids(manifest)
     if not ids:
         raise runformat.RunError(data.no_projections_message(manifest, "projection with a point per step"))
-    wanted = f"{method or 'ae'}{dims or '2'}"
-    same_dims = [i for i in ids if i.endswith(str(dims or "2"))]
-    return wanted if wanted in ids else (same_dims or ids)[0]
+    states = controls.chosen_states(manifest, states, "paths")
+    wanted_dims = int(dims) if str(dims or "2").isdigit() else 2
+    found = data.projection_for(manifest, method or "ae", wanted_dims, states, "paths")
+    if found:
+        return found
+    same = [str(e["id"]) for e in data.projection_entries(manifest, "paths")
+            if data.projection_state(e) == states]
+    same_dims = [i for i in same if i in data.path_projection_ids(manifest, wanted_dims)]
+    return (same_dims or same or ids)[0]
 
 
 def register_callbacks(app: dash.Dash) -> None:
@@ -168,17 +179,20 @@ def register_callbacks(app: dash.Dash) -> None:
     def show_methods(run_id):
         return method_options(run_id)
 
+    register_states_callback(app, STATES, "paths")
+
     register_epoch_callbacks(app, EPOCH, URL_PARAMS[-1])
 
     @app.callback(Output(GRAPH, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT,
                   state.SELECTED_INPUT, Input(METHOD, "value"), Input(DIMS, "value"),
-                  Input(SYMLOG, "value"), Input(BY_EPOCH, "value"), Input(EPOCH, "value"))
+                  Input(SYMLOG, "value"), Input(BY_EPOCH, "value"), Input(EPOCH, "value"),
+                  state.CHOSEN_INPUT, Input(STATES, "value"))
     def draw(run_id, classes, splits, hands, correctness, tab, selected, method, dims, symlog,
-             switch=None, epoch=None):
+             switch=None, epoch=None, chosen=None, states=None):
         if is_hidden(VIEW_ID, tab):
             return dash.no_update
         return paths_view_figure(run_id, classes, splits, hands, correctness, selected, method,
-                                 dims, symlog, switch, epoch)
+                                 dims, symlog, switch, epoch, chosen, states)
 
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True),
                   Input(GRAPH, "clickData"), prevent_initial_call=True)
@@ -186,40 +200,65 @@ def register_callbacks(app: dash.Dash) -> None:
         example = state.example_from_click(click)
         return dash.no_update if example is None else example
 
+    register_choose_callback(app, GRAPH)
+
+
+def register_states_callback(app: dash.Dash, picker_id: str, scope: str | None) -> None:
+    """The states choice's options and note follow the run (``controls.states_options``)."""
+    @app.callback(Output(picker_id, "options"), Output(f"{picker_id}-note", "children"), Input(state.RUN, "value"))
+    def show_states(run_id):
+        return list(controls.states_options(run_id, scope))
+
+
+def register_choose_callback(app: dash.Dash, graph_id: str) -> None:
+    """A box or lasso on ``graph_id`` chooses the examples it covers (``state.CHOSEN``), in the
+    browser (``assets/lens-selection.js``: a lasso over the paths covers tens of thousands of
+    points, too many to send; only their example ids go to the views); a cleared selection keeps
+    the set (the selection bar's "Clear chosen set" drops it)."""
+    app.clientside_callback(ClientsideFunction(namespace="lens", function_name="chosen"),
+                            Output(state.CHOSEN, "data", allow_duplicate=True), Input(graph_id, "selectedData"),
+                            State(state.CHOSEN, "data"), prevent_initial_call=True)
+
 
 def paths_view_figure(run_id, classes, splits, hands, correctness, selected, method, dims, symlog,
-                      switch=None, epoch=None):
+                      switch=None, epoch=None, chosen=None, states=None):
     """Examples outside the class choice stay in the scene (faded), so classes are not filtered.
-    ``switch`` (on) and ``epoch`` (None: the last kept): a recording's paths at that epoch."""
+    ``switch`` (on) and ``epoch`` (None: the last kept): a recording's paths at that epoch.
+    ``chosen``: a set of examples (a box or lasso's) drawn in colour by class, the rest faded.
+    ``states``: which ``"layer:tensor"`` the projection pictures (None: the run's first)."""
     try:
         run = data.get_run(run_id)
         classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
         selected = filters.example_id(run, selected)
         epoch = filters.epoch(run, epoch)
+        chosen = filters.example_ids(run, chosen)
+        filters.projected_states(run, states)
         if by_epoch(run, switch, bool(data.path_projection_ids(run.manifest))):
             return _epoch_scene(run, classes, splits, hands, correctness, selected,
-                                run.kept_epochs[-1] if epoch is None else epoch, bool(symlog))
-        projection_id = chosen_projection(run.manifest, method, dims)
+                                run.kept_epochs[-1] if epoch is None else epoch, bool(symlog), chosen)
+        projection_id = chosen_projection(run.manifest, method, dims, states)
         if run.manifest.is_language_model:
             return _document_scene(run, splits, selected, projection_id, bool(symlog))
-        return _paths_scene(run, classes, splits, hands, correctness, selected, projection_id, bool(symlog))
+        return _paths_scene(run, classes, splits, hands, correctness, selected, projection_id, bool(symlog),
+                            chosen)
     except runformat.RunError as error:
         return message_figure(str(error))
 
 
 @data.run_cached(maxsize=16, shared=True)
-def _paths_scene(run, classes, splits, hands, correctness, selected, projection_id, symlog):
+def _paths_scene(run, classes, splits, hands, correctness, selected, projection_id, symlog, chosen=None):
     """Memoised as sent: at Auslan size the scene costs 110-190 ms to build and ~35 ms to encode,
     and is asked for again and again (tab switches, selections elsewhere, other users)."""
     frame = data.filtered_examples(run, None, splits, hands, correctness)
     points = data.projection(run, projection_id)
     points = points[points["example_id"].isin(frame["example_id"])]
     return as_sent(paths_figure(points, data.labels(run), highlight=classes, selected=selected,
-                                symlog=symlog, title=_title(projection_id, frame, classes)))
+                                symlog=symlog, title=_title(projection_id, frame, classes, chosen, _states_named(run, projection_id)),
+                                axis_title=axis_name(projection_id), chosen_ids=chosen))
 
 
 @data.run_cached(maxsize=16, shared=True)
-def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, symlog):
+def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, symlog, chosen=None):
     """The recorded examples' (or documents') paths at one kept epoch, on the axes of all of them."""
     language = run.manifest.is_language_model
     frame = (data.filtered_examples(run, None, splits) if language
@@ -232,7 +271,8 @@ def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, syml
                                              ranges=ranges, title=epoch_title(run, epoch, plural(len(frame), "document"))))
     what = _title("paths", frame, classes).split(" · ", 1)[1]
     return as_sent(paths_figure(points, data.labels(run), highlight=classes, selected=selected, symlog=symlog,
-                                title=epoch_title(run, epoch, what), ranges=ranges))
+                                title=epoch_title(run, epoch, what), ranges=ranges, axis_title="PCA",
+                                chosen_ids=chosen))
 
 
 @data.run_cached(maxsize=16, shared=True)
@@ -244,15 +284,30 @@ def _document_scene(run, splits, selected, projection_id, symlog):
     steps = int(frame["length"].sum())
     return as_sent(document_paths_figure(
         points, data.labels(run), selected=selected, symlog=symlog,
-        title=f"{projection_id} · {plural(len(frame), 'document')}, {steps:,} steps (hover: document and step)"))
+        title=f"{projection_title(projection_id)} · {plural(len(frame), 'document')}, {steps:,} steps "
+              f"(hover: document and step)"))
+
+
+def _states_named(run: runformat.Run, projection_id: str) -> str:
+    """The projection's ``"layer:tensor"`` when the run's projections picture more than one."""
+    if len(data.projection_states(run.manifest)) < 2:
+        return ""
+    entry = next((e for e in run.manifest.projections if str(e.get("id")) == projection_id), None)
+    return data.projection_state(entry) if entry else ""
 
 
 def plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def _title(projection_id: str, frame, classes) -> str:
+def _title(projection_id: str, frame, classes, chosen=None, states: str = "") -> str:
+    name = projection_title(projection_id) + (f" of {controls.states_label(states, None)}" if states else "")
+    if chosen is not None:
+        inside = frame["example_id"].isin(chosen) & (frame["label"].isin(classes) if classes else True)
+        return (f"{name} · {int(inside.sum()):,} chosen of {len(frame):,} examples in colour "
+                f"(marker size: time step)")
     if not classes:
-        return f"{projection_id} · {len(frame):,} examples"
+        return f"{name} · {len(frame):,} examples (hover: sign, example, step)"
     chosen = int(frame["label"].isin(classes).sum())
-    return f"{projection_id} · {chosen:,} of {len(frame):,} examples in colour ({', '.join(classes)})"
+    return (f"{name} · {chosen:,} of {len(frame):,} examples in colour ({', '.join(classes)}; "
+            f"marker size: time step)")

@@ -1,0 +1,98 @@
+"""Issue 14's linked views in a real browser on the small synthetic run: the examples table
+(sortable, following the filter bar, a click on a row selects the example) and a lasso in the
+paths view choosing a set the table then lists, dropped again by "Clear chosen set"."""
+
+from __future__ import annotations
+
+import pytest
+
+from browser.pages import wait_for
+from pipeline import runformat
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def examples(synthetic_runs_dir):
+    run = runformat.Run.open(synthetic_runs_dir, "synthetic")
+    return run.examples()
+
+
+def table_ids(page) -> list[int]:
+    cells = page.locator("#examples-table td[data-dash-column='id']")
+    return [int(text) for text in cells.all_inner_texts()]
+
+
+def test_brtbl001_the_examples_table_sorts_follows_the_filters_and_selects_on_click(page, dash_url, examples):
+    page.goto(dash_url + "?view=examples")
+    wait_for(page, "document.querySelectorAll('#examples-table td[data-dash-column=\"id\"]').length > 0")
+    headers = page.locator("#examples-table th.dash-header").all_inner_texts()
+    for name in ("id", "sign", "split", "length", "prediction", "confidence", "correct"):
+        assert any(name in text for text in headers), headers
+    wait_for(page, f"document.querySelector('#examples-note')?.innerText.startsWith('{len(examples):,} examples')")
+    # sort by length, twice: descending
+    sorter = page.locator("#examples-table th[data-dash-column='length'] .column-header--sort")
+    sorter.click()
+    sorter.click()
+    wait_for(page, "(() => { const v = [...document.querySelectorAll('#examples-table td[data-dash-column=\"length\"]')]"
+                   ".map(c => +c.innerText); return v.length > 1 && v.every((x, i) => i === 0 || v[i - 1] >= x) })()")
+    assert int(page.locator("#examples-table td[data-dash-column='length']").first.inner_text()) == int(
+        examples["length"].max())
+    # the filter bar: misclassified only
+    page.get_by_label("misclassified").check()
+    wrong = int((~examples["correct"]).sum())
+    wait_for(page, f"document.querySelector('#examples-note')?.innerText.startsWith('{wrong:,} examples')")
+    assert all(text == "false" for text in
+               page.locator("#examples-table td[data-dash-column='correct']").all_inner_texts())
+    # a click on a row selects its example everywhere
+    first = table_ids(page)[0]
+    page.locator("#examples-table td[data-dash-column='sign']").first.click()
+    wait_for(page, f"document.querySelector('#selection-bar')?.innerText.includes('example {first},')")
+    wait_for(page, f"window.location.search.includes('example={first}')")
+
+
+def lasso(page, graph: str) -> None:
+    """A lasso over most of the plot area of ``graph`` (its drag layer)."""
+    box = page.locator(f"#{graph} .nsewdrag").first.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    corners = [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9), (0.1, 0.12)]
+    page.mouse.move(x0 + w * 0.1, y0 + h * 0.1)
+    page.mouse.down()
+    for fx, fy in corners:
+        for step in range(1, 6):
+            page.mouse.move(x0 + w * fx, y0 + h * fy, steps=step)
+    page.mouse.up()
+
+
+def test_brsel001_a_lasso_in_the_paths_chooses_a_set_that_the_table_lists_until_cleared(page, dash_url, examples):
+    page.goto(dash_url + "?view=paths")
+    wait_for(page, "document.querySelector('#paths-graph .js-plotly-plot')?._fullData?.length > 0")
+    assert page.evaluate("document.querySelector('#paths-graph .js-plotly-plot')._fullLayout.dragmode") == "lasso"
+    lasso(page, "paths-graph")
+    wait_for(page, "document.querySelector('#selection-chosen')?.innerText.includes('chosen by box or lasso')")
+    chosen = int(page.inner_text("#selection-chosen").split()[0].replace(",", ""))
+    assert 0 < chosen <= len(examples)
+    # the paths redraw the set in colour (its classes in the legend), the rest faded
+    wait_for(page, "document.querySelector('#paths-graph .js-plotly-plot')?._fullLayout?.title?.text?.includes('chosen of')")
+    page.click("#tab-examples")
+    wait_for(page, f"document.querySelector('#examples-note')?.innerText.startsWith('{chosen:,} examples in the chosen set')")
+    page.click("#selection-clear-set")
+    wait_for(page, f"document.querySelector('#examples-note')?.innerText.startsWith('{len(examples):,} examples,')")
+    assert page.inner_text("#selection-chosen").strip() == ""
+
+
+@pytest.fixture(scope="module")
+def two_states_url(tmp_path_factory, synthetic_runs_dir):
+    from browser.conftest import serving
+    from linked_runs import two_state_runs
+    with serving(two_state_runs(tmp_path_factory.mktemp("two-states") / "runs", synthetic_runs_dir)) as url:
+        yield url
+
+
+def test_brlyr001_the_layer_and_tensor_switch_in_paths_redraws_another_layers_states(page, two_states_url):
+    page.goto(two_states_url + "?view=paths&paths_method=pca")
+    title = "document.querySelector('#paths-graph .js-plotly-plot')?._fullLayout?.title?.text || ''"
+    wait_for(page, f"({title}).includes('· h (hidden state)')")
+    page.locator("#paths-states label", has_text="c (cell state)").click()
+    wait_for(page, f"({title}).startsWith('PCA 2-D of layer 0 · c (cell state)')")
+    wait_for(page, "window.location.search.includes('paths_states=0%3Ac')")
