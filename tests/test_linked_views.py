@@ -164,3 +164,13 @@ def test_lyr002_with_one_projected_pair_the_view_says_so_and_how_to_picture_anot
     options, note = controls.states_options("synthetic", "paths")
     assert len(options) == 1 and "one layer's one tensor per run" in note
     assert "python -m pipeline project synthetic --layer L --state c" in note
+
+
+def test_txt001_a_phrase_that_is_not_found_says_so_beside_the_search(app):
+    from dashboard.views import text_heatmap
+    assert text_heatmap.search_note(text_heatmap.FIND, "no such phrase", None) == "'no such phrase' does not occur in the text"
+    assert text_heatmap.search_note(text_heatmap.SEARCH, "x" * 60, None).startswith("'" + "x" * 37 + "...'")
+    assert text_heatmap.search_note(text_heatmap.FIND, "def", [10, 13]) == ""            # found: nothing to say
+    assert text_heatmap.search_note(text_heatmap.FORWARD, "def", None) == ""             # paging is no search
+    writers = [key for key in app.callback_map if f"{text_heatmap.SEARCH_NOTE}.children" in key]
+    assert len(writers) == 1 and f"{text_heatmap.POS}.value" in writers[0]               # the move callback says it

@@ -30,6 +30,7 @@ NONE = ""          # the "no annotation" choice: radio items, because a Dropdown
 
 LAYER, STATE_KIND, CELL, PREV, NEXT = "text-layer", "text-kind", "text-cell", "text-prev", "text-next"
 RANK_BY, RANKING, RANK_BUTTON = "text-rank-by", "text-ranking", "text-rank"
+SEARCH_NOTE = "text-search-note"     # says when a phrase is not in the text
 POS, BACK, FORWARD, SEARCH, FIND, FOUND = ("text-pos", "text-back", "text-forward", "text-search",
                                            "text-find", "text-found")
 BODY, LEGEND, STATUS = "text-body", "text-legend", "text-status"
@@ -195,6 +196,7 @@ def layout():
             dcc.Input(id=SEARCH, type="text", placeholder="find a phrase", debounce=False,
                       style={"width": "14em"}),
             html.Button("Find next", id=FIND, className="button"),
+            html.Span(id=SEARCH_NOTE, className="hint"),
             html.Span(id=STATUS, style={"color": "#555"}),
         ]),
         dcc.Store(id=FOUND, data=None),
@@ -283,13 +285,14 @@ def register_callbacks(app: dash.Dash) -> None:
         step = -1 if trigger == PREV else 1
         return int(((cell or 0) + step) % n_cells)
 
-    @app.callback(Output(POS, "value", allow_duplicate=True), Output(FOUND, "data"),
+    @app.callback(Output(POS, "value", allow_duplicate=True), Output(FOUND, "data"), Output(SEARCH_NOTE, "children"),
                   Input(BACK, "n_clicks"), Input(FORWARD, "n_clicks"), Input(FIND, "n_clicks"),
                   Input(SEARCH, "n_submit"), Input(state.SELECTED, "data"),
                   State(POS, "value"), State(SEARCH, "value"), State(FOUND, "data"), State(state.RUN, "value"),
                   prevent_initial_call=True)
     def move(_back, _forward, _find, _submit, example_id, position, phrase, found, run_id):
-        return navigate(ctx.triggered_id, run_id, position, phrase, found, example_id)
+        moved = navigate(ctx.triggered_id, run_id, position, phrase, found, example_id)
+        return (*moved, search_note(ctx.triggered_id, phrase, moved[1]))
 
     @app.callback(Output(BODY, "children"), Output(LEGEND, "children"), Output(STATUS, "children"),
                   Input(state.RUN, "value"), state.TAB_INPUT, Input(LAYER, "value"), Input(STATE_KIND, "value"),
@@ -323,6 +326,15 @@ def navigate(trigger, run_id, position, phrase, found, example_id=None, window: 
         return dash.no_update, None
     start = row - min(row - _line_start(corpus_text(run), row), window // 4) if row else 0
     return max(start, 0), [row, row + len(phrase)]
+
+
+def search_note(trigger, phrase: str | None, found) -> str:
+    """What the search box says after a move: that a phrase searched for is not in the text
+    ("" otherwise)."""
+    if trigger in (FIND, SEARCH) and phrase and found is None:
+        shown = phrase if len(phrase) <= 40 else phrase[:37] + "..."
+        return f"{shown!r} does not occur in the text"
+    return ""
 
 
 def _line_start(text: str, row: int) -> int:
