@@ -32,6 +32,7 @@ from pipeline.runformat import (
     INPUTS_FILE,
     LANGUAGE_MODEL,
     SPLITS,
+    TENSOR_KINDS,
     TEXT_FILE,
     remove,
     stable_hash,
@@ -89,7 +90,10 @@ def _import_stage(ctx: StageContext, imported: ImportedRun, partition_rows, top_
         names = imported.classes if imported.kind == CLASSIFICATION else imported.vocabulary
         predictions = Predictions(imported.kind, imported.lengths, names, top_k,
                                   labels=imported.labels, targets=targets)
-    outputs = steps.write_steps(writer, imported.step_source(), predictions, partition_rows, ctx.progress)
+    # Every tensor as float32: an import's states are the user's own numbers (or recomputed to match
+    # their framework to 1e-5), kept as given rather than rounded to the trained runs' float16 gates.
+    outputs = steps.write_steps(writer, imported.step_source(), predictions, partition_rows, ctx.progress,
+                                storage=dict.fromkeys(TENSOR_KINDS, "float32"))
     examples = examples_table(imported.lengths, split, labels=imported.labels, classes=imported.classes,
                               names=imported.names, meta=imported.meta)
     final = extras["final_probabilities"]
