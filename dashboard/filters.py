@@ -75,7 +75,7 @@ def class_names(run: runformat.Run | None, value) -> list[str]:
     if not names:
         return []
     if run is not None and not run.manifest.is_classification:
-        raise Refused(f"run {run.run_id[:60]!r} is a language model's: its documents have no classes to filter by")
+        return []           # documents have no classes: a choice carried over from a classifier changes nothing
     known = set(run.classes) if run is not None else None
     if known is None:
         _refuse_unknown(names, _Text(), "a class name", "class names")

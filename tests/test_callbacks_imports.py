@@ -106,7 +106,9 @@ def test_cbim001_npz_import_without_predictions_answers_every_callback(imports, 
     runs, _ = imports
     answers = answers_for(client_for(runs), NPZ_RUN)
     assert tabs(answers) == {"paths": True, "last_step": True, "inspector": True, "gates": False,
-                             "cells": True, "training": False, "film": True, "text": False, "match": False}
+                             "cells": True, "training": False, "film": True, "text": False, "match": False,
+                             "confusion": False, "decisive": False, "compare": False, "study": False,
+                             "examples": True}
     shown = texts_of(answers)
     assert not [text for text in shown if any(word in text for word in FAILURE_WORDS)], shown
     assert answer(answers, layout.CORRECT_BOX)["style"] == {"display": "none"}       # nothing to filter by
@@ -157,7 +159,7 @@ def test_cbim010_lstmvis_project_opens_paths_last_step_film_and_the_text_views(i
     assert answer(answers, layout.INSPECT_BUTTON)["style"] == {"display": "none"}
     assert answer(answers, layout.FILTER_COUNT)["children"] == "1 document"
     figure = paths.paths_view_figure(LSTMVIS_RUN, [], *EVERYTHING, None, "ae", "2", [])
-    assert figure["layout"]["title"]["text"].startswith("pca2 · 1 document, 240 steps")   # no ae: PCA
+    assert figure["layout"]["title"]["text"].startswith("PCA 2-D · 1 document, 240 steps")   # no ae: PCA
     (trace,) = figure["data"]
     assert trace["name"] == "tiny books" and trace["text"][5] == "tiny books · step 5"
     assert set(trace["customdata"]) - {-1} == {0}                  # -1: the gap after a path
@@ -175,7 +177,8 @@ def test_cbim020_torch_import_opens_every_classifier_view(imports, client_for):
     wrong = int(frame.loc[~frame["correct"], "example_id"].iat[0])
     answers = answers_for(client, TORCH_RUN, selected=wrong)
     assert {view for view, on in tabs(answers).items() if on} == {
-        "paths", "last_step", "inspector", "confusion", "decisive", "compare", "gates", "cells", "film"}
+        "paths", "last_step", "inspector", "examples", "confusion", "decisive", "compare", "gates", "cells",
+        "film"}
     shown = texts_of(answers)
     assert not [text for text in shown if any(word in text for word in FAILURE_WORDS)], shown
     assert answer(answers, layout.CORRECT_BOX)["style"] is None and not answer(answers, layout.FILTER_NOTE)["children"]
