@@ -108,7 +108,7 @@ def test_epo004_the_last_activations_callback_draws_the_chosen_epoch(run):
 def test_epo005_the_slider_shows_only_for_runs_that_kept_epochs(run, synthetic_runs_dir):
     style, low, high, marks = paths.epoch_slider("epochs")
     assert style is None and (low, high) == (2, 6) and marks == {2: "2", 4: "4", 6: "6"}
-    param = paths.URL_PARAMS[-1]
+    param = next(p for p in paths.URL_PARAMS if p.key == "paths_epoch")
     assert paths.epoch_value("epochs", "?paths_epoch=4", param) == 4           # a link's epoch
     assert paths.epoch_value("epochs", "?paths_epoch=5", param) == 6           # not kept: the last
     assert paths.epoch_value("epochs", "", param) == 6
