@@ -51,7 +51,7 @@ def _callback(app, name: str):
 
 
 def test_cbtx001_callbacks_listen_to_components_that_exist(app):
-    ids = component_ids(app.layout()) | {text_heatmap.RANK_BUTTON}     # ranking buttons come later
+    ids = component_ids(app.layout()) | {text_heatmap.RANK_BUTTON, select_match.OPEN}   # buttons come later
     found = list(callbacks_of(app, MY_VIEWS))
     assert len(found) >= 9
     for outputs, callback in found:
@@ -147,7 +147,8 @@ def test_cbtx008_select_and_match_a_nesting_level_4_group(run):
     assert [t.name for t in figure.data if t.type == "scatter" and t.mode == "lines"] == \
         [f"cell {c}" for c in expected]
     summary, rows = select_match.match_view(chosen, "depth")
-    assert rows.children.count('class="match-row"') == 50 and summary.startswith("50 matches")
+    assert len(rows.children) == 50 and summary.startswith("50 matches")
+    assert all(item.children[1].children.count('class="match-row"') == 1 for item in rows.children)
     level_4 = int(re.search(r"\b4: (\d+) of 50", summary).group(1))
     assert level_4 >= 40
 
@@ -178,3 +179,23 @@ def test_cbtx011_view_options_round_trip_through_the_url():
     decoded = state.decode_search(search, params)
     assert {key: decoded[key] for key in values} == values
     assert "text_cell=17" in search and "match_start=40" in search
+
+
+def test_cbtx012_a_match_link_opens_the_match_marked_in_the_text_heatmap(app, run):
+    text = text_heatmap.corpus_text(run)
+    group = max(re.finditer(r"\(4+", text), key=lambda m: (len(m.group()), -m.start()))
+    _, _, chosen = select_match.select_view(RUN, "last", "h", group.start() - 20, group.start(), group.end() - 1,
+                                            0.3, ["before"], None)
+    _, rows = select_match.match_view(chosen, None)
+    link = rows.children[3].children[0]            # the fourth match's link
+    start, end = link.id["start"], link.id["end"]
+    assert f"rows {start}\u2013{end}" in rows.children[3].children[1].children
+    open_match = _callback(app, "open_match")
+    prop = json.dumps(link.id, separators=(",", ":"), sort_keys=True) + ".n_clicks"
+    tab, position, found, layer, kind, cell = with_trigger(prop, 1, open_match, [None] * 50, chosen, "last")
+    assert (tab, found, layer, kind, cell) == ("text", [start, end + 1], "last", "h", chosen["cells"][0])
+    body, _, _ = text_heatmap.render(RUN, layer, kind, cell, position, found)
+    outlined = re.findall(r'<span style="[^"]*outline[^"]*"[^>]*>([^<]*)</span>', body.children)
+    assert html.unescape("".join(outlined)) == text[start:end + 1]
+    appeared = with_trigger(prop, None, open_match, [None] * 50, chosen, "last")
+    assert all(value is dash.no_update for value in appeared)            # a new list's links appeared

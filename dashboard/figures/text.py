@@ -289,48 +289,52 @@ def annotation_colors(values: np.ndarray, categories: Sequence[str] | None,
 
 def match_html(matches: Sequence[dict], *, annotation_name: str = "", categories: Sequence[str] | None = None,
                value_range: tuple[float, float] | None = None, n_cells: int = 1) -> str:
-    """One block per match: header, text (context grey, matched characters coloured by the
-    annotation), the match-count heatmap (selected cells on at each character) and the annotation
-    heatmap over the context. One line of HTML, like ``heatmap_html``.
+    """The match list as one line of HTML (like ``heatmap_html``): ``match_row_html`` per match."""
+    rows = [match_row_html(m, annotation_name=annotation_name, categories=categories, value_range=value_range,
+                           n_cells=n_cells) for m in matches]
+    return '<div class="match-list">' + "".join(rows) + "</div>"
 
-    Each match dict: rank, name, start, end (rows, inclusive), overlap, extra, length, and per
-    character shown: rows (its stream row; -1 where a long match is cut), chars, counts and
-    annotation (codes for a categorical annotation).
+
+def match_row_html(m: dict, *, annotation_name: str = "", categories: Sequence[str] | None = None,
+                   value_range: tuple[float, float] | None = None, n_cells: int = 1) -> str:
+    """One match: header, text (context grey, matched characters coloured by the annotation), the
+    match-count heatmap (selected cells on at each character) and the annotation heatmap over the
+    context. One line of HTML (a view gives each match its own component, beside its link).
+
+    ``m``: rank, name, start, end (rows, inclusive), overlap, extra, length, and per character
+    shown: rows (its stream row; -1 where a long match is cut), chars, counts and annotation
+    (codes for a categorical annotation).
     """
     counts_palette = sequential_colors(max(n_cells, 1) + 1)
     mono = "white-space:pre;font-family:monospace;font-size:13px"
-    blocks = ['<div class="match-list">']
-    for m in matches:
-        chars, counts, rows = m["chars"], np.asarray(m["counts"]), np.asarray(m["rows"])
-        matched = ((rows >= m["start"]) & (rows <= m["end"])) | (rows < 0)
-        ann = m.get("annotation")
-        colors = annotation_colors(ann, categories, value_range) if ann is not None else None
-        labels = ([escape(f"{annotation_name} = {_annotation_label(v, categories)}") for v in ann]
-                  if colors else None)
-        text, count, track = [], [], []            # (attributes, text) per character, merged below
-        for i, ch in enumerate(chars):
-            shown = escape(visible_char(ch))
-            if matched[i] and colors:
-                text.append((f'class="matched" style="background:{colors[i]};color:{readable_on(colors[i])};'
-                             f'font-weight:bold" title="{labels[i]}"', shown))
-            elif matched[i]:
-                text.append(('class="matched" style="background:#ffe08a;font-weight:bold"', shown))
-            else:
-                text.append(('style="color:#999"', shown))
-            c = int(min(max(counts[i], 0), n_cells))
-            count.append((f'style="background:{counts_palette[c]}" title="{c} selected cells on"', "&nbsp;"))
-            if colors:
-                track.append((f'style="background:{colors[i]}" title="{labels[i]}"', "&nbsp;"))
-        header = escape(f"#{m['rank']}  {m['name']}  rows {m['start']}\u2013{m['end']}  overlap {m['overlap']}  "
-                        f"extra {m['extra']}  length {m['length']}")
-        blocks.append(f'<div class="match-row" style="margin-bottom:6px">'
-                      f'<div style="font-size:11px;color:#555">{header}</div>'
-                      f'<div class="match-text" style="{mono}">{_merged(text)}</div>'
-                      f'<div class="match-counts" style="{mono};line-height:7px">{_merged(count)}</div>'
-                      + (f'<div class="match-annotation" style="{mono};line-height:7px">{_merged(track)}'
-                         f'</div>' if track else "") + '</div>')
-    blocks.append("</div>")
-    return "".join(blocks)
+    chars, counts, rows = m["chars"], np.asarray(m["counts"]), np.asarray(m["rows"])
+    matched = ((rows >= m["start"]) & (rows <= m["end"])) | (rows < 0)
+    ann = m.get("annotation")
+    colors = annotation_colors(ann, categories, value_range) if ann is not None else None
+    labels = ([escape(f"{annotation_name} = {_annotation_label(v, categories)}") for v in ann]
+              if colors else None)
+    text, count, track = [], [], []            # (attributes, text) per character, merged below
+    for i, ch in enumerate(chars):
+        shown = escape(visible_char(ch))
+        if matched[i] and colors:
+            text.append((f'class="matched" style="background:{colors[i]};color:{readable_on(colors[i])};'
+                         f'font-weight:bold" title="{labels[i]}"', shown))
+        elif matched[i]:
+            text.append(('class="matched" style="background:#ffe08a;font-weight:bold"', shown))
+        else:
+            text.append(('style="color:#999"', shown))
+        c = int(min(max(counts[i], 0), n_cells))
+        count.append((f'style="background:{counts_palette[c]}" title="{c} selected cells on"', "&nbsp;"))
+        if colors:
+            track.append((f'style="background:{colors[i]}" title="{labels[i]}"', "&nbsp;"))
+    header = escape(f"#{m['rank']}  {m['name']}  rows {m['start']}\u2013{m['end']}  overlap {m['overlap']}  "
+                    f"extra {m['extra']}  length {m['length']}")
+    return (f'<div class="match-row" style="margin-bottom:6px">'
+            f'<div style="font-size:11px;color:#555">{header}</div>'
+            f'<div class="match-text" style="{mono}">{_merged(text)}</div>'
+            f'<div class="match-counts" style="{mono};line-height:7px">{_merged(count)}</div>'
+            + (f'<div class="match-annotation" style="{mono};line-height:7px">{_merged(track)}'
+               f'</div>' if track else "") + '</div>')
 
 
 def _merged(pieces: list[tuple[str, str]]) -> str:

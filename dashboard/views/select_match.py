@@ -9,6 +9,7 @@ counts the selected cells on at each character.
 Match: the top ``TOP_K`` ranges of the whole corpus whose on-cells best overlap the selection
 (``pipeline.analysis.match``, ranked as LSTMVis ranks them), each with context, its characters coloured by
 a chosen annotation and a match-count heatmap, and how the matches' annotation values distribute.
+Each match has a link ("open") that shows it in the text heatmap, marked, on the hypothesis' tensor.
 
 The match runs in a plain callback: the engine answers in well under a second for the embedded
 runs, with the states in memory (column-major, cached per run, layer and state). With
@@ -27,7 +28,7 @@ from pathlib import Path
 import dash
 import diskcache
 import numpy as np
-from dash import Input, Output, State, ctx, dcc, html
+from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from dashboard import data, filters, state, views
 from dashboard.figures import message_figure
@@ -50,6 +51,7 @@ LAYER, STATE_KIND, THRESHOLD, OFF, COLOUR_BY = ("match-layer", "match-kind", "ma
 POS, BACK, FORWARD, SEARCH, FIND = "match-pos", "match-back", "match-forward", "match-search", "match-find"
 START, END, CLEAR, GRAPH, CELLS_TEXT = "match-start", "match-end", "match-clear", "match-graph", "match-cells"
 HYPOTHESIS, RESULTS, SUMMARY = "match-hypothesis", "match-results", "match-summary"
+OPEN = "match-open"                          # a match's link to the text heatmap (pattern id)
 PROGRESS, CANCEL = "match-progress", "match-cancel"
 BACKGROUND_ENV = "LSTM_LENS_BACKGROUND"      # "1": matches run as background callbacks
 MATCH_PARTS = 16                             # row ranges of a background match (its progress steps)
@@ -232,9 +234,26 @@ def match_view(chosen: dict | None, colour_by: str | None, progress=None) -> tup
     if values is not None and found:
         summary += f" \u00b7 {colour_by} over each match: " + figures.match_summary(labels)
     value_range = None if values is None or categories else (float(np.min(values)), float(np.max(values)))
-    markup = figures.match_html(rows, annotation_name=colour_by or "", categories=categories,
-                                value_range=value_range, n_cells=len(chosen["cells"]))
-    return summary, dcc.Markdown(markup, dangerously_allow_html=True)
+    items = [html.Div(className="match-item", style={"display": "flex", "gap": "6px", "alignItems": "flex-start"},
+                      children=[
+        html.Button("open \u25b8", id={"type": OPEN, "start": int(row["start"]), "end": int(row["end"])},
+                    className="button match-open", title="show this match in the text heatmap"),
+        dcc.Markdown(figures.match_row_html(row, annotation_name=colour_by or "", categories=categories,
+                                            value_range=value_range, n_cells=len(chosen["cells"])),
+                     dangerously_allow_html=True)]) for row in rows]
+    return summary, html.Div(className="match-list", children=items)
+
+
+def opened_match(target, chosen: dict | None, layer) -> tuple:
+    """(tab, heatmap position, marked rows, layer, state, cell) that show the match ``target``
+    (``{"start", "end"}`` rows, inclusive) in the text heatmap: its window, the match marked, on
+    the hypothesis' tensor and its first selected cell (LSTMVis' link on every match)."""
+    run = text.text_run(chosen["run"])
+    start, end = int(target["start"]), int(target["end"])
+    if not 0 <= start <= end < text.n_rows(run):
+        raise runformat.RunError(f"rows {start}\u2013{end} are not in the text")
+    cell = chosen["cells"][0] if chosen.get("cells") else dash.no_update
+    return (text.VIEW_ID, text.window_at(run, start), [start, end + 1], layer, chosen["kind"], cell)
 
 
 def shown_rows(start: int, end: int, doc_start: int, doc_end: int) -> np.ndarray:
@@ -309,6 +328,20 @@ def register_callbacks(app: dash.Dash) -> None:
         rows = figures.selection_from_plot(selected if trigger.endswith("selectedData") else None,
                                            clicked if trigger.endswith("clickData") else None, (start, end))
         return (dash.no_update, dash.no_update) if rows is None else rows
+
+    @app.callback(Output(state.TABS, "value", allow_duplicate=True), Output(text.POS, "value", allow_duplicate=True),
+                  Output(text.FOUND, "data", allow_duplicate=True), Output(text.LAYER, "value", allow_duplicate=True),
+                  Output(text.STATE_KIND, "value", allow_duplicate=True),
+                  Output(text.CELL, "value", allow_duplicate=True),
+                  Input({"type": OPEN, "start": ALL, "end": ALL}, "n_clicks"), State(HYPOTHESIS, "data"),
+                  State(LAYER, "value"), prevent_initial_call=True)
+    def open_match(_clicks, chosen, layer):
+        if not ctx.triggered or not ctx.triggered[0].get("value") or not chosen:
+            return (dash.no_update,) * 6               # the links of a new list just appeared
+        try:
+            return opened_match(ctx.triggered_id, chosen, layer)
+        except runformat.RunError:
+            return (dash.no_update,) * 6
 
     @app.callback(Output(GRAPH, "figure"), Output(CELLS_TEXT, "children"), Output(HYPOTHESIS, "data"),
                   Input(state.RUN, "value"), state.TAB_INPUT, Input(LAYER, "value"), Input(STATE_KIND, "value"),

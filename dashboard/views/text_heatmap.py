@@ -324,8 +324,14 @@ def navigate(trigger, run_id, position, phrase, found, example_id=None, window: 
     row = find_next(corpus_text(run), phrase or "", after)
     if row is None:
         return dash.no_update, None
-    start = row - min(row - _line_start(corpus_text(run), row), window // 4) if row else 0
-    return max(start, 0), [row, row + len(phrase)]
+    return window_at(run, row, window), [row, row + len(phrase)]
+
+
+def window_at(run: runformat.Run, row: int, window: int = WINDOW) -> int:
+    """The start of a window that shows ``row`` with some context: from its line's start, or a
+    quarter window before it on a long line."""
+    start = row - min(row - _line_start(corpus_text(run), row), window // 4)
+    return clamp_position(run, start, window)
 
 
 def search_note(trigger, phrase: str | None, found) -> str:

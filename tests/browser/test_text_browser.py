@@ -79,3 +79,23 @@ def test_brtx002_select_a_range_by_dragging_and_see_its_matches(page, text_url, 
     assert level_4 >= 40
     first_row = page.inner_text("#match-results .match-row")
     assert "#1" in first_row and "overlap" in first_row
+
+
+def test_brtx003_a_match_link_opens_the_match_marked_in_the_text_heatmap(page, text_url, level_4_group):
+    first, last = level_4_group
+    page.set_default_timeout(60_000)
+    page.goto(text_url + f"?run=text-parens&view=match&match_pos={first - 30}&match_start={first}"
+              f"&match_end={last}")
+    wait_for(page, "document.querySelectorAll('#match-results .match-row').length === 50", timeout=90_000)
+    item = page.locator("#match-results .match-item").nth(2)
+    matched = "".join(item.locator(".matched").all_inner_texts())
+    rows = re.search(r"rows (\d+)\u2013(\d+)", item.locator(".match-row").inner_text())
+    item.locator("button.match-open").click()
+    wait_for(page, "window.location.search.includes('view=text')")
+    wait_for(page, "[...document.querySelectorAll('#text-body span')].some(s => s.style.outline.includes('solid'))")
+    marked = page.eval_on_selector_all(
+        "#text-body span", "els => els.filter(s => s.style.outline.includes('solid')).map(s => s.textContent)")
+    assert "".join(marked) == matched and len(matched) == int(rows.group(2)) - int(rows.group(1)) + 1
+    position = int(query(page)["text_pos"][0])
+    assert position <= int(rows.group(1)) < position + 3000
+    assert page.is_visible("#text-body")
