@@ -106,7 +106,7 @@ def test_cbim001_npz_import_without_predictions_answers_every_callback(imports, 
     runs, _ = imports
     answers = answers_for(client_for(runs), NPZ_RUN)
     assert tabs(answers) == {"paths": True, "last_step": True, "inspector": True, "gates": False,
-                             "cells": True, "training": False, "film": True, "text": False, "match": False,
+                             "cells": True, "training": False, "film": True, "text": False, "write": False, "match": False,
                              "confusion": False, "decisive": False, "compare": False, "study": False,
                              "examples": True}
     shown = texts_of(answers)

@@ -126,6 +126,19 @@ def _activate(z: np.ndarray, u: int) -> np.ndarray:
     return z
 
 
+def lstm_step(weights: LSTMWeights, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
+    """One step of one layer for a few rows (x (rows, inputs), h and c (rows, units)): h, c and the
+    gates after it. For step-by-step work (a model writing text), where the next input depends
+    on the last output."""
+    u = weights.units
+    z = (x @ weights.kernel + h @ weights.recurrent + weights.bias).astype(np.float32)
+    sigmoid = 1.0 / (1.0 + np.exp(-z))
+    gates = np.concatenate([sigmoid[:, :2 * u], np.tanh(z[:, 2 * u:3 * u]), sigmoid[:, 3 * u:]], axis=1)
+    c = gates[:, u:2 * u] * c + gates[:, :u] * gates[:, 2 * u:3 * u]
+    h = gates[:, 3 * u:] * np.tanh(c)
+    return _gate_tensors(h.astype(np.float32), c.astype(np.float32), gates.astype(np.float32), u)
+
+
 def _gate_tensors(h: np.ndarray, c: np.ndarray, z: np.ndarray, u: int) -> dict[str, np.ndarray]:
     out = {"h": h, "c": c}
     for k, kind in enumerate(GATE_KINDS):
