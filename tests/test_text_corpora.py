@@ -105,6 +105,18 @@ def test_txt005_a_text_file_becomes_paragraph_documents_with_prose_annotations()
     assert corpora.CHAR_CLASSES[a["char_class"].values[quote + 1]] == "letter"
 
 
+def test_txt010_a_hand_made_paragraph_gets_word_starts_and_positions():
+    text = "\u201cDon't,\u201d said Alice's cat (twice) 42x.\n\n"
+    a = corpora.annotate_prose(text)
+    starts = [i for i, flag in enumerate(a["word_start"].values) if flag]
+    assert [text[i:i + 3] for i in starts] == ["Don", "sai", "Ali", "cat", "twi", "42x"]
+    position = dict(zip(range(len(text)), a["word_position"].values.tolist()))
+    dont = text.index("Don't")
+    assert [position[dont + k] for k in range(6)] == [1, 2, 3, 4, 5, 0]      # the apostrophe is inside the word
+    assert position[text.index("(")] == 0 and position[text.index("42x") + 2] == 3
+    assert a["inside_quotes"].values[dont] == 1 and a["paren_depth"].values[text.index("twice")] == 1
+
+
 def test_txt006_bad_files_get_errors_that_name_them(tmp_path):
     latin1 = tmp_path / "latin.txt"
     latin1.write_bytes("line one\ncaf\u00e9 au lait\n".encode("latin-1"))

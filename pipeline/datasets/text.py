@@ -16,8 +16,9 @@ Three corpora:
   ``( ) 0 1 2 3 4``, parentheses always matched and nested at most 4 deep, and every digit equal to
   the nesting level where it stands. One document a line.
 - ``file``: any UTF-8 text file. Cut at blank lines into documents of at least ``min_doc_chars``
-  characters (and at most ``max_doc_chars``, cut after a line); annotated with character class, column, inside_quotes and paren_depth (``.py`` files
-  get the Python annotations instead).
+  characters (and at most ``max_doc_chars``, cut after a line); annotated with character class,
+  column, inside_quotes, paren_depth, word_start and word_position (``.py`` files get the Python
+  annotations instead).
 """
 
 from __future__ import annotations
@@ -356,7 +357,8 @@ def _quote_length(literal: str) -> int:
 
 
 def annotate_prose(text: str) -> dict[str, Annotation]:
-    """Character class, column, inside_quotes and paren_depth: structure any text has."""
+    """Character class, column, inside_quotes, paren_depth, word start and position in word:
+    structure any text has."""
     n = len(text)
     codes = np.array([_char_class(ch) for ch in text], dtype=np.int8)
     newline = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) == 10
@@ -380,12 +382,33 @@ def annotate_prose(text: str) -> dict[str, Annotation]:
         elif ch in ")]}":
             level = max(level - 1, 0)
         quotes[i], depth[i], previous = inside, level, ch
+    word_start, word_position = word_positions(text)
     return {
         "char_class": Annotation(codes, CHAR_CLASSES, "letter, digit, space, newline, punctuation"),
         "column": Annotation(column, description="position in the line (1-based; 0 for the newline)"),
         "inside_quotes": Annotation(quotes, description="1 inside a quotation (\u201c \u201d or \")"),
         "paren_depth": Annotation(depth, description="nesting depth of ( [ { after the character"),
+        "word_start": Annotation(word_start, description="1 at the first character of a word"),
+        "word_position": Annotation(word_position, description="position in the word (1-based; 0 outside words)"),
     }
+
+
+def word_positions(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(word start, position in word) per character. A word is a run of letters and digits, with
+    an apostrophe inside it (don't, Alice's) counted as part of it."""
+    n = len(text)
+    in_word = np.array([ch.isalnum() for ch in text], dtype=bool)
+    for i in range(1, n - 1):
+        if text[i] in "'\u2019" and in_word[i - 1] and in_word[i + 1]:
+            in_word[i] = True
+    starts = in_word & ~np.concatenate([[False], in_word[:-1]])
+    run_id = np.cumsum(starts)
+    first = np.flatnonzero(starts)
+    position = np.zeros(n, dtype=np.int16)
+    if len(first):
+        inside = np.flatnonzero(in_word)
+        position[inside] = inside - first[run_id[inside] - 1] + 1
+    return starts.astype(np.int8), position
 
 
 def _char_class(ch: str) -> int:
