@@ -199,3 +199,24 @@ def test_cbtx012_a_match_link_opens_the_match_marked_in_the_text_heatmap(app, ru
     assert html.unescape("".join(outlined)) == text[start:end + 1]
     appeared = with_trigger(prop, None, open_match, [None] * 50, chosen, "last")
     assert all(value is dash.no_update for value in appeared)            # a new list's links appeared
+
+
+def test_cbtx013_the_select_plot_and_the_matches_colour_the_depth_alike_with_a_legend(run):
+    text = text_heatmap.corpus_text(run)
+    group = max(re.finditer(r"\(4+", text), key=lambda m: (len(m.group()), -m.start()))
+    _, _, chosen = select_match.select_view(RUN, "last", "h", 0, group.start(), group.end() - 1, 0.3, ["before"],
+                                            "depth")
+    _, rows = select_match.match_view(chosen, "depth")
+    markup = rows.children[0].children[1].children
+    start = int(re.search(r"rows (\d+)\u2013", markup).group(1))
+    listed = re.findall(r'class="matched" style="background:([^;]+);[^"]*"[^>]*>([^<]*)</span>', markup)
+    listed = [colour for colour, chars in listed for _ in html.unescape(chars)]
+    figure, _, _ = select_match.select_view(RUN, "last", "h", start, None, None, 0.3, [], "depth")
+    track = next(t for t in figure.data if t.type == "heatmap" and t.y == ("depth",))
+    scale = dict((round(edge * (track.zmax - track.zmin) + track.zmin + 0.5), colour)
+                 for edge, colour in track.colorscale[::2])       # each step's lower edge -> its code
+    assert [scale[code] for code in track.z[0][:len(listed)]] == listed and len(listed) >= 2
+    depth = run.steps("text", columns=["depth"])["depth"].to_numpy(float)
+    legend = select_match.legend_view(RUN, "depth")[0]
+    assert legend.children[1].children == f"{depth.min():g}" and legend.children[-1].children == f"{depth.max():g}"
+    assert select_match.legend_view(RUN, None) == [] and select_match.legend_view(RUN, "no such") == []

@@ -141,3 +141,38 @@ def test_fgtx007_match_html_colours_the_match_and_counts_the_cells():
     assert figures.readable_on("rgb(253, 231, 37)") == "black" and figures.readable_on("#440154") == "white"
     assert figures.match_summary(["4", "4", "mixed", "4"]) == "4: 3 of 4, mixed: 1 of 4"
     assert figures.match_summary([]) == "no matches"
+
+
+def _heatmap_colour(trace, code) -> str:
+    """The colour a heatmap trace's (stepped) colorscale gives ``code``."""
+    position = (code - trace.zmin) / (trace.zmax - trace.zmin)
+    return [colour for edge, colour in trace.colorscale if edge <= position][-1]
+
+
+@pytest.mark.parametrize("categories", [["NAME", "OP", "STRING", "NUMBER"], None])
+def test_fgtx008_an_annotation_value_has_one_colour_in_the_select_plot_the_matches_and_the_legend(categories):
+    values = np.array([0, 1, 2, 3, 1, 0, 2, 2]) if categories else np.array([0.0, 1, 2, 4, 1, 0, 3, 2])
+    value_range = None if categories else (0.0, 4.0)
+    states = np.zeros((len(values), 3), np.float32)
+    figure = figures.select_figure(list("abcdefgh"), states, 0, 0.3, [1], None, None, values, "type",
+                                   categories=categories, value_range=value_range)
+    track = next(t for t in figure.data if t.type == "heatmap" and t.y == ("type",))
+    codes = figures.annotation_codes(values, categories, value_range)
+    plot = [_heatmap_colour(track, code) for code in track.z[0]]
+    match = {"rank": 1, "name": "doc", "start": 0, "end": len(values) - 1, "overlap": 1, "extra": 0,
+             "length": len(values), "rows": np.arange(len(values)), "chars": list("abcdefgh"),
+             "counts": np.zeros(len(values), int), "annotation": values}
+    markup = figures.match_html([match], annotation_name="type", categories=categories, value_range=value_range)
+    listed = [a["style"].split(";")[0].removeprefix("background:") for _, a, text in elements(markup, "span")
+              if a.get("class") == "matched" for _ in text]
+    assert plot == listed                              # each character: one colour in both
+    legend = figures.annotation_legend("type", categories, value_range)
+    keys = [key for key in legend.children if getattr(key, "className", None) == "annotation-key"]
+    swatches = [(key.children[0].style["background"], key.children[1].children) if categories
+                else (key.style["background"], None) for key in keys]
+    for code, colour in zip(codes, plot):
+        assert swatches[code][0] == colour
+        if categories:
+            assert swatches[code][1] == categories[code]
+    assert len(set(plot)) == len(set(codes.tolist())) > 3             # different values, different colours
+    assert figures.annotation_colors([0, 1], ["a", "b"])[1] != figures.annotation_colors([0, 1], ["a", "b"])[0]

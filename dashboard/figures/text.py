@@ -173,12 +173,15 @@ def ranking_items(r: np.ndarray, top: int = 10) -> list[tuple[int, float]]:
 def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, threshold: float,
                   selected_cells: Sequence[int] = (), selection: tuple[int, int] | None = None,
                   counts: np.ndarray | None = None, annotation: np.ndarray | None = None,
-                  annotation_name: str = "", title: str = "") -> go.Figure:
+                  annotation_name: str = "", title: str = "", categories: Sequence[str] | None = None,
+                  value_range: tuple[float, float] | None = None) -> go.Figure:
     """LSTMVis' select view: one line per cell over a window of text, time labelled by characters.
 
     ``states`` (steps, cells) for the window; ``selected_cells`` are drawn in colour, the rest in
     grey; ``selection`` (first, last) stream rows is shaded; ``counts`` (steps,) -- how many selected
-    cells are on at each step -- and ``annotation`` (steps,) are heatmap rows under the lines.
+    cells are on at each step -- and ``annotation`` (steps,) are heatmap rows under the lines, the
+    annotation in the colours of ``annotation_palette`` (codes of ``categories``, or numbers on
+    ``value_range``), as the match list shows it.
     """
     n_steps, n_cells = states.shape
     if n_steps == 0:
@@ -220,9 +223,12 @@ def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, thre
                          row=row, col=1)
         row += 1
     if annotation is not None:
-        figure.add_trace(go.Heatmap(x=x, y=[annotation_name], z=[annotation], colorscale="Viridis",
-                                    showscale=False,
-                                    hovertemplate=f"row %{{x}}: {annotation_name} %{{z}}<extra></extra>"),
+        palette = annotation_palette(categories)
+        names = [_annotation_label(v, categories) for v in annotation]
+        figure.add_trace(go.Heatmap(x=x, y=[annotation_name], z=[annotation_codes(annotation, categories, value_range)],
+                                    colorscale=stepped_colorscale(palette), zmin=-0.5, zmax=len(palette) - 0.5,
+                                    showscale=False, text=[names],
+                                    hovertemplate=f"row %{{x}}: {annotation_name} %{{text}}<extra></extra>"),
                          row=row, col=1)
     labels = [visible_char(c) for c in chars]
     for r in range(1, len(rows) + 1):
@@ -273,18 +279,66 @@ def readable_on(color: str) -> str:
     return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else "white"
 
 
-def annotation_colors(values: np.ndarray, categories: Sequence[str] | None,
-                      value_range: tuple[float, float] | None = None) -> list[str]:
-    """A colour per value: a palette entry for a category, a Viridis step for a number (on
-    ``value_range``, the annotation's range over the whole stream, so colours compare across rows)."""
+VALUE_STEPS = 11             # a numeric annotation's colours: Viridis in this many steps
+
+
+def annotation_palette(categories: Sequence[str] | None) -> list[str]:
+    """The annotation colours, one per code: a category's own colour (the categorical palette, in
+    the order of the run's categories), or a Viridis step for a number. The select plot, the match
+    list and their legend all colour through this, so a value has one colour everywhere."""
+    if categories is not None:
+        return [PALETTE[k % len(PALETTE)] for k in range(len(categories))]
+    return plotly.colors.sample_colorscale("Viridis", list(np.linspace(0, 1, VALUE_STEPS)))
+
+
+def annotation_codes(values: np.ndarray, categories: Sequence[str] | None,
+                     value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Each value's index into ``annotation_palette``: a category's code, or a number's step on
+    ``value_range`` (the annotation's range over the whole stream, so colours compare across
+    windows and matches)."""
     values = np.asarray(values)
     if categories is not None:
-        return [PALETTE[int(v) % len(PALETTE)] for v in values]
-    finite = values[np.isfinite(values.astype(float))] if len(values) else values
+        return values.astype(np.int64)
+    numbers = values.astype(np.float64)
+    finite = numbers[np.isfinite(numbers)]
     low, high = value_range or ((float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0))
-    scale = plotly.colors.sample_colorscale("Viridis", list(np.linspace(0, 1, 11)))
     span = high - low if high > low else 1.0
-    return [scale[int(np.clip(round((float(v) - low) / span * 10), 0, 10))] for v in values]
+    steps = np.rint((np.nan_to_num(numbers, nan=low) - low) / span * (VALUE_STEPS - 1))
+    return np.clip(steps, 0, VALUE_STEPS - 1).astype(np.int64)
+
+
+def annotation_colors(values: np.ndarray, categories: Sequence[str] | None,
+                      value_range: tuple[float, float] | None = None) -> list[str]:
+    """A colour per value (``annotation_palette`` at ``annotation_codes``)."""
+    palette = annotation_palette(categories)
+    return [palette[c] for c in annotation_codes(values, categories, value_range)]
+
+
+def stepped_colorscale(palette: Sequence[str]) -> list[list]:
+    """A Plotly colorscale on [-0.5, len(palette) - 0.5] that gives code k exactly ``palette[k]``."""
+    n = len(palette)
+    return [[edge / n, color] for k, color in enumerate(palette) for edge in (k, k + 1)]
+
+
+def annotation_legend(name: str, categories: Sequence[str] | None,
+                      value_range: tuple[float, float] | None = None) -> html.Div:
+    """What the annotation colours mean: a swatch per category, or the numeric steps with their
+    range; the same palette as the select plot and the match list."""
+    palette = annotation_palette(categories)
+    swatch = {"display": "inline-block", "width": "12px", "height": "12px", "border": "1px solid #ccc",
+              "verticalAlign": "middle", "marginRight": "3px"}
+    if categories is not None:
+        items = [html.Span(className="annotation-key", children=[
+            html.Span(style={**swatch, "background": palette[k]}), html.Span(category)])
+            for k, category in enumerate(categories)]
+    else:
+        low, high = value_range or (0.0, 1.0)
+        items = [html.Span(f"{low:g}")] + [html.Span(style={**swatch, "background": c, "marginRight": 0},
+                                                     className="annotation-key") for c in palette] + \
+            [html.Span(f"{high:g}")]
+    return html.Div(className="annotation-legend", style={"display": "flex", "flexWrap": "wrap", "gap": "8px",
+                                                          "alignItems": "center", "fontSize": "12px"},
+                    children=[html.Span(f"{name}:")] + items)
 
 
 def match_html(matches: Sequence[dict], *, annotation_name: str = "", categories: Sequence[str] | None = None,

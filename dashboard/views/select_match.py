@@ -52,6 +52,7 @@ POS, BACK, FORWARD, SEARCH, FIND = "match-pos", "match-back", "match-forward", "
 START, END, CLEAR, GRAPH, CELLS_TEXT = "match-start", "match-end", "match-clear", "match-graph", "match-cells"
 HYPOTHESIS, RESULTS, SUMMARY = "match-hypothesis", "match-results", "match-summary"
 OPEN = "match-open"                          # a match's link to the text heatmap (pattern id)
+ANNOTATION_KEY = "match-annotation-key"      # the legend of the annotation colours
 PROGRESS, CANCEL = "match-progress", "match-cancel"
 BACKGROUND_ENV = "LSTM_LENS_BACKGROUND"      # "1": matches run as background callbacks
 MATCH_PARTS = 16                             # row ranges of a background match (its progress steps)
@@ -102,6 +103,7 @@ def layout():
                           placeholder="last", style={"width": "7em"}),
                 html.Button("Clear", id=CLEAR, className="button")])),
         ]),
+        html.Div(id=ANNOTATION_KEY, style={"margin": "4px 0"}),
         dcc.Loading(dcc.Graph(id=GRAPH, config={"displayModeBar": True, "scrollZoom": False})),
         html.Div(id=CELLS_TEXT, style={"color": "#555", "margin": "4px 0"}),
         dcc.Store(id=HYPOTHESIS, data=None),
@@ -183,9 +185,10 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
         cells, note = [], str(error)
     threshold = threshold_value(threshold)
     counts = (window[:, cells] >= threshold).sum(axis=1) if cells else np.zeros(len(window), int)
-    colour_values = None
+    colour_values, categories, value_range = None, None, None
     if colour_by:
         try:
+            categories, value_range = annotation_scale(run, colour_by)
             colour_values = text.annotation(run, colour_by)[first:last]
         except runformat.RunError:
             colour_values = None
@@ -194,8 +197,31 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
         text.chars(run)[first:last], window, first, threshold, cells,
         None if chosen is None else (chosen["start"], chosen["end"]), counts, colour_values,
         colour_by or "", title=f"layer {layer_index} {kind} \u00b7 rows {first:,}\u2013{last - 1:,} "
-                               f"\u00b7 {document['name']}")
+                               f"\u00b7 {document['name']}", categories=categories, value_range=value_range)
     return figure, note, chosen
+
+
+@data.run_cached(maxsize=16)
+def annotation_scale(run: runformat.Run, name: str) -> tuple[list[str] | None, tuple[float, float] | None]:
+    """(categories, None) of a categorical annotation, or (None, its range over the whole stream):
+    what colours it the same way in the select plot, the match list and the legend."""
+    categories = text.annotation_names(run)[name].get("categories")
+    if categories is not None:
+        return list(categories), None
+    values = text.annotation(run, name).astype(np.float64)
+    finite = values[np.isfinite(values)]
+    return None, ((float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0))
+
+
+def legend_view(run_id, colour_by) -> list:
+    """The key to the annotation colours of the select plot and the match list ([] without one)."""
+    try:
+        run = text.text_run(run_id)
+        if not colour_by or colour_by not in text.annotation_names(run):
+            return []
+        return [figures.annotation_legend(colour_by, *annotation_scale(run, colour_by))]
+    except runformat.RunError:
+        return []
 
 
 def match_in_parts(matrix: np.ndarray, chosen: dict, starts: np.ndarray, parts: int = MATCH_PARTS,
@@ -226,14 +252,13 @@ def match_view(chosen: dict | None, colour_by: str | None, progress=None) -> tup
     else:
         found = match_in_parts(matrix, chosen, boundaries(run), progress=progress)
     seconds = time.perf_counter() - started
-    info = text.annotation_names(run).get(colour_by) if colour_by else None
-    values = text.annotation(run, colour_by) if info else None
-    categories = info.get("categories") if info else None
+    known = bool(colour_by) and colour_by in text.annotation_names(run)
+    values = text.annotation(run, colour_by) if known else None
+    categories, value_range = annotation_scale(run, colour_by) if known else (None, None)
     rows, labels = match_rows(run, matrix, chosen, found, values, categories)
     summary = f"{len(found)} matches in {seconds * 1000:.0f} ms"
     if values is not None and found:
         summary += f" \u00b7 {colour_by} over each match: " + figures.match_summary(labels)
-    value_range = None if values is None or categories else (float(np.min(values)), float(np.max(values)))
     items = [html.Div(className="match-item", style={"display": "flex", "gap": "6px", "alignItems": "flex-start"},
                       children=[
         html.Button("open \u25b8", id={"type": OPEN, "start": int(row["start"]), "end": int(row["end"])},
@@ -308,6 +333,10 @@ def register_callbacks(app: dash.Dash) -> None:
         except runformat.RunError:
             names = []
         return options, style, [{"label": "none", "value": text.NONE}] + [{"label": n, "value": n} for n in names]
+
+    @app.callback(Output(ANNOTATION_KEY, "children"), Input(state.RUN, "value"), Input(COLOUR_BY, "value"))
+    def update_legend(run_id, colour_by):
+        return legend_view(run_id, colour_by)
 
     @app.callback(Output(POS, "value", allow_duplicate=True), Input(BACK, "n_clicks"),
                   Input(FORWARD, "n_clicks"), Input(FIND, "n_clicks"), Input(SEARCH, "n_submit"),
