@@ -12,7 +12,7 @@ from pathlib import Path
 import dash
 import flask
 
-from dashboard import auth, data, errors, headers, views
+from dashboard import auth, background, data, errors, headers, views
 
 HEALTH_PATH = "/healthz"
 FALLBACK_TMPDIR = "/dev/shm"          # writable in a --read-only container (Docker mounts a tmpfs)
@@ -59,7 +59,8 @@ def readable_folder(folder: Path) -> bool:
 def startup_problem(environ: Mapping[str, str] = os.environ) -> str | None:
     """What stops a server before it loads the app, as one line for the operator (None: nothing).
 
-    Checks the login settings, the frame-ancestors setting, that the runs folder (``LSTM_LENS_RUNS``)
+    Checks the login settings, the frame-ancestors setting, the Celery broker (its form, and that
+    its Redis answers), that the runs folder (``LSTM_LENS_RUNS``)
     can be read if it exists, and that there is a writable temporary folder: when neither TMPDIR
     nor /tmp is writable (a ``--read-only`` container) it uses /dev/shm, setting TMPDIR for this
     process and its workers.
@@ -71,6 +72,9 @@ def startup_problem(environ: Mapping[str, str] = os.environ) -> str | None:
         headers.frame_ancestors(environ.get(headers.FRAME_ANCESTORS))
     except (auth.AuthConfigError, headers.HeaderConfigError) as error:
         return str(error)
+    broker = background.broker_problem(environ)
+    if broker:
+        return broker
     runs = Path(environ.get("LSTM_LENS_RUNS", "") or data.DEFAULT_RUNS)
     if runs.exists() and not (runs.is_dir() and readable_folder(runs)):
         what = "is not a folder" if not runs.is_dir() else f"cannot be read by uid {os.getuid()}"

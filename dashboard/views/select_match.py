@@ -14,23 +14,20 @@ Each match has a link ("open") that shows it in the text heatmap, marked, on the
 The match runs in a plain callback: the engine answers in well under a second for the embedded
 runs, with the states in memory (column-major, cached per run, layer and state). With
 ``LSTM_LENS_BACKGROUND=1`` (for big runs) it runs as a Dash background callback instead
-(``DiskcacheManager``, its folder beside the shared cache): off the request thread, in
-``MATCH_PARTS`` row ranges merged exactly (``engine.merge_matches``), with a progress bar and a
-Cancel button.
+(``dashboard.background``: DiskcacheManager, or Celery workers with ``LSTM_LENS_CELERY_BROKER``):
+off the request thread, in ``MATCH_PARTS`` row ranges merged exactly (``engine.merge_matches``),
+with a progress bar and a Cancel button.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import dash
-import diskcache
 import numpy as np
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
-from dashboard import data, filters, state, views
+from dashboard import background, data, filters, state, views
 from dashboard.figures import message_figure
 from dashboard.figures import text as figures
 from dashboard.views import text_heatmap as text
@@ -54,7 +51,6 @@ HYPOTHESIS, RESULTS, SUMMARY = "match-hypothesis", "match-results", "match-summa
 OPEN = "match-open"                          # a match's link to the text heatmap (pattern id)
 ANNOTATION_KEY = "match-annotation-key"      # the legend of the annotation colours
 PROGRESS, CANCEL = "match-progress", "match-cancel"
-BACKGROUND_ENV = "LSTM_LENS_BACKGROUND"      # "1": matches run as background callbacks
 MATCH_PARTS = 16                             # row ranges of a background match (its progress steps)
 
 #: Layer pickers' options are the run's layers: this view's, and the text heatmap's beside it.
@@ -381,7 +377,7 @@ def register_callbacks(app: dash.Dash) -> None:
             return dash.no_update, dash.no_update, dash.no_update
         return select_view(run_id, layer, kind, position, start, end, threshold, off, colour_by)
 
-    if os.environ.get(BACKGROUND_ENV) == "1":
+    if background.enabled():
         register_background_match(app)
         return
 
@@ -396,15 +392,10 @@ def register_callbacks(app: dash.Dash) -> None:
             return str(error), []
 
 
-def background_manager() -> dash.DiskcacheManager:
-    """Dash's DiskcacheManager on a folder beside the shared cache (jobs and their results)."""
-    return dash.DiskcacheManager(diskcache.Cache(str(Path(data.disk_cache().directory) / "background")))
-
-
 def register_background_match(app: dash.Dash) -> None:
     """The match as a background callback: progress bar, Cancel button, the request thread free."""
     @app.callback(Output(SUMMARY, "children"), Output(RESULTS, "children"), Input(HYPOTHESIS, "data"),
-                  Input(COLOUR_BY, "value"), state.TAB_INPUT, background=True, manager=background_manager(),
+                  Input(COLOUR_BY, "value"), state.TAB_INPUT, background=True, manager=background.manager(),
                   progress=[Output(PROGRESS, "value"), Output(PROGRESS, "max")],
                   running=[(Output(CANCEL, "disabled"), False, True)], cancel=[Input(CANCEL, "n_clicks")])
     def update_matches(set_progress, chosen, colour_by, tab):
