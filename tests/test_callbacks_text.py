@@ -220,3 +220,30 @@ def test_cbtx013_the_select_plot_and_the_matches_colour_the_depth_alike_with_a_l
     legend = select_match.legend_view(RUN, "depth")[0]
     assert legend.children[1].children == f"{depth.min():g}" and legend.children[-1].children == f"{depth.max():g}"
     assert select_match.legend_view(RUN, None) == [] and select_match.legend_view(RUN, "no such") == []
+
+
+def test_cbtx014_off_before_is_the_default_and_matches_keep_to_the_phrase_lengths(run):
+    defaults = state.decode_search("", select_match.URL_PARAMS)
+    assert defaults[select_match.OFF] == ["before"] and defaults[select_match.MIN_LENGTH] == 2
+    text = text_heatmap.corpus_text(run)
+    group = max(re.finditer(r"\(4+", text), key=lambda m: (len(m.group()), -m.start()))
+    selection = ("last", "h", 0, group.start(), group.end() - 1, 0.3, defaults[select_match.OFF], None)
+    _, _, chosen = select_match.select_view(RUN, *selection)
+    starts = data.examples(run)["row_start"].to_numpy()
+    assert chosen["off_before"] and chosen["cells"] == engine.select_cells(
+        run.step_matrix(0, "h"), group.start(), group.end() - 1, 0.3, off_before=True, boundaries=starts).tolist()
+
+    def lengths(summary_and_rows):
+        return [int(re.search(r"length (\d+)", item.children[1].children).group(1))
+                for item in summary_and_rows[1].children]
+    everything = lengths(select_match.match_view(chosen, None))
+    _, _, short = select_match.select_view(RUN, *selection, 3, 4)
+    summary, rows = select_match.match_view(short, None)
+    kept = lengths((summary, rows))
+    assert kept and all(3 <= n <= 4 for n in kept) and summary.startswith(f"{len(kept)} matches of 3\u20134 characters")
+    assert any(not 3 <= n <= 4 for n in everything)               # the filter left some out
+    expected = engine.match(run.step_matrix(0, "h"), chosen["cells"], 0.3, True, False, top_k=50, boundaries=starts,
+                            min_length=3, max_length=4)
+    assert [item.children[0].id["start"] for item in rows.children] == [m.start for m in expected]
+    _, note, refused = select_match.select_view(RUN, *selection, 5, 3)
+    assert refused is None and "below the shortest" in note

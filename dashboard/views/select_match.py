@@ -42,6 +42,7 @@ TOP_K = 50
 CONTEXT = 12                  # characters shown either side of a match
 LONGEST = 60                  # a longer match is shown as its first 40 and last 20 characters
 DEFAULT_THRESHOLD = 0.3
+DEFAULT_OFF = ("before",)     # LSTMVis' default: the cells must switch on where the selection starts
 
 LAYER, STATE_KIND, THRESHOLD, OFF, COLOUR_BY = ("match-layer", "match-kind", "match-threshold",
                                                 "match-off", "match-colour-by")
@@ -50,6 +51,7 @@ START, END, CLEAR, GRAPH, CELLS_TEXT = "match-start", "match-end", "match-clear"
 HYPOTHESIS, RESULTS, SUMMARY = "match-hypothesis", "match-results", "match-summary"
 OPEN = "match-open"                          # a match's link to the text heatmap (pattern id)
 ANNOTATION_KEY = "match-annotation-key"      # the legend of the annotation colours
+MIN_LENGTH, MAX_LENGTH = "match-min-length", "match-max-length"   # the phrase lengths matched
 PROGRESS, CANCEL = "match-progress", "match-cancel"
 MATCH_PARTS = 16                             # row ranges of a background match (its progress steps)
 
@@ -63,7 +65,9 @@ URL_PARAMS = [
     state.UrlParam("match_start", START, "value", None, "int"),
     state.UrlParam("match_end", END, "value", None, "int"),
     state.UrlParam("match_threshold", THRESHOLD, "value", DEFAULT_THRESHOLD),
-    state.UrlParam("match_off", OFF, "value", [], "list"),
+    state.UrlParam("match_off", OFF, "value", list(DEFAULT_OFF), "list"),
+    state.UrlParam("match_min_length", MIN_LENGTH, "value", engine.DEFAULT_MIN_LENGTH, "int"),
+    state.UrlParam("match_max_length", MAX_LENGTH, "value", None, "int"),
     state.UrlParam("match_colour", COLOUR_BY, "value", text.NONE),
 ]
 
@@ -82,8 +86,13 @@ def layout():
                                           options=[{"label": k, "value": k} for k in text.STATE_KINDS])),
             field("Threshold", dcc.Input(id=THRESHOLD, type="number", step=0.05, value=DEFAULT_THRESHOLD,
                                          debounce=True, style={"width": "5em"})),
-            field("Also require off", dcc.Checklist(id=OFF, value=[], inline=True, options=[
+            field("Also require off", dcc.Checklist(id=OFF, value=list(DEFAULT_OFF), inline=True, options=[
                 {"label": "one step before", "value": "before"}, {"label": "one step after", "value": "after"}])),
+            field("Match length", html.Div(style={"display": "flex", "gap": "4px"}, children=[
+                dcc.Input(id=MIN_LENGTH, type="number", min=1, step=1, value=engine.DEFAULT_MIN_LENGTH,
+                          debounce=True, placeholder="min", style={"width": "4.5em"}),
+                dcc.Input(id=MAX_LENGTH, type="number", min=1, step=1, value=None, debounce=True,
+                          placeholder="max", style={"width": "4.5em"})])),
             field("Colour matches by", dcc.RadioItems(id=COLOUR_BY, options=[], value=text.NONE, inline=True)),
         ]),
         html.Div(className="controls", style=row, children=[
@@ -132,8 +141,25 @@ def boundaries(run: runformat.Run) -> np.ndarray:
     return data.examples(run)["row_start"].to_numpy(np.int64)
 
 
-def hypothesis(run_id, layer, kind, start, end, threshold, off) -> dict:
-    """The selection as the match engine needs it: its cells, and everything that defines them.
+def phrase_lengths(shortest, longest) -> tuple[int, int | None]:
+    """The (min, max) length of a match from the two boxes: min defaults to the engine's 2, an
+    empty max means no limit. Raises runformat.RunError when max is below min."""
+    try:
+        low = max(int(shortest), 1)
+    except (TypeError, ValueError):
+        low = engine.DEFAULT_MIN_LENGTH
+    try:
+        high = int(longest)
+    except (TypeError, ValueError):
+        return low, None
+    if high < low:
+        raise runformat.RunError(f"the longest match length ({high}) is below the shortest ({low})")
+    return low, high
+
+
+def hypothesis(run_id, layer, kind, start, end, threshold, off, min_length=None, max_length=None) -> dict:
+    """The selection as the match engine needs it: its cells, and everything that defines them
+    (the lengths of the phrases to match among them).
 
     Raises runformat.RunError (with what to do) when there is no valid selection.
     """
@@ -147,6 +173,7 @@ def hypothesis(run_id, layer, kind, start, end, threshold, off) -> dict:
     if rows[1] >= text.n_rows(run):
         raise runformat.RunError(f"the selection ends past the text ({text.n_rows(run):,} characters)")
     off = set(off or [])
+    lengths = phrase_lengths(min_length, max_length)
     try:
         cells = engine.select_cells(text.states(run, layer, kind), rows[0], rows[1], threshold_value(threshold),
                                     off_before="before" in off, off_after="after" in off,
@@ -155,10 +182,12 @@ def hypothesis(run_id, layer, kind, start, end, threshold, off) -> dict:
         raise runformat.RunError(str(error)) from None
     return {"run": run.run_id, "layer": layer, "kind": kind, "start": rows[0], "end": rows[1],
             "threshold": threshold_value(threshold), "off_before": "before" in off,
-            "off_after": "after" in off, "cells": [int(c) for c in cells]}
+            "off_after": "after" in off, "cells": [int(c) for c in cells], "min_length": lengths[0],
+            "max_length": lengths[1]}
 
 
-def select_view(run_id, layer, kind, position, start, end, threshold, off, colour_by) -> tuple:
+def select_view(run_id, layer, kind, position, start, end, threshold, off, colour_by, min_length=None,
+                max_length=None) -> tuple:
     """(select figure, selected-cells text, hypothesis) for the window at ``position``."""
     try:
         run = text.text_run(run_id)
@@ -172,7 +201,7 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
         return message_figure(str(error)), "", None
     chosen, note = None, ""
     try:
-        chosen = hypothesis(run_id, layer, kind, start, end, threshold, off)
+        chosen = hypothesis(run_id, layer, kind, start, end, threshold, off, min_length, max_length)
         cells = chosen["cells"]
         note = (f"{len(cells)} cell(s) on (\u2265 {chosen['threshold']:g}) over rows {chosen['start']:,}"
                 f"\u2013{chosen['end']:,}: " + (", ".join(map(str, cells)) if cells else
@@ -220,6 +249,12 @@ def legend_view(run_id, colour_by) -> list:
         return []
 
 
+def lengths_of(chosen: dict) -> dict:
+    """The engine's min_length / max_length of a hypothesis (the defaults for an older one)."""
+    return {"min_length": chosen.get("min_length") or engine.DEFAULT_MIN_LENGTH,
+            "max_length": chosen.get("max_length")}
+
+
 def match_in_parts(matrix: np.ndarray, chosen: dict, starts: np.ndarray, parts: int = MATCH_PARTS,
                    progress=None) -> list:
     """``engine.match`` over ``parts`` row ranges merged into the one ranking (exact: a range is
@@ -228,7 +263,8 @@ def match_in_parts(matrix: np.ndarray, chosen: dict, starts: np.ndarray, parts: 
     found = []
     for done, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]), start=1):
         found.append(engine.match(matrix, chosen["cells"], chosen["threshold"], chosen["off_before"],
-                                  chosen["off_after"], top_k=TOP_K, boundaries=starts, row_range=(int(lo), int(hi))))
+                                  chosen["off_after"], top_k=TOP_K, boundaries=starts, row_range=(int(lo), int(hi)),
+                                  **lengths_of(chosen)))
         if progress is not None:
             progress(done, parts)
     return engine.merge_matches(found, TOP_K)
@@ -244,7 +280,7 @@ def match_view(chosen: dict | None, colour_by: str | None, progress=None) -> tup
     started = time.perf_counter()
     if progress is None:
         found = engine.match(matrix, chosen["cells"], chosen["threshold"], chosen["off_before"],
-                             chosen["off_after"], top_k=TOP_K, boundaries=boundaries(run))
+                             chosen["off_after"], top_k=TOP_K, boundaries=boundaries(run), **lengths_of(chosen))
     else:
         found = match_in_parts(matrix, chosen, boundaries(run), progress=progress)
     seconds = time.perf_counter() - started
@@ -252,7 +288,10 @@ def match_view(chosen: dict | None, colour_by: str | None, progress=None) -> tup
     values = text.annotation(run, colour_by) if known else None
     categories, value_range = annotation_scale(run, colour_by) if known else (None, None)
     rows, labels = match_rows(run, matrix, chosen, found, values, categories)
-    summary = f"{len(found)} matches in {seconds * 1000:.0f} ms"
+    lengths = lengths_of(chosen)
+    longest = "" if lengths["max_length"] is None else f"\u2013{lengths['max_length']}"
+    summary = (f"{len(found)} matches of {lengths['min_length']}{longest}"
+               f"{'' if longest else ' or more'} characters in {seconds * 1000:.0f} ms")
     if values is not None and found:
         summary += f" \u00b7 {colour_by} over each match: " + figures.match_summary(labels)
     items = [html.Div(className="match-item", style={"display": "flex", "gap": "6px", "alignItems": "flex-start"},
@@ -371,11 +410,12 @@ def register_callbacks(app: dash.Dash) -> None:
     @app.callback(Output(GRAPH, "figure"), Output(CELLS_TEXT, "children"), Output(HYPOTHESIS, "data"),
                   Input(state.RUN, "value"), state.TAB_INPUT, Input(LAYER, "value"), Input(STATE_KIND, "value"),
                   Input(POS, "value"), Input(START, "value"), Input(END, "value"), Input(THRESHOLD, "value"),
-                  Input(OFF, "value"), Input(COLOUR_BY, "value"))
-    def update_select(run_id, tab, layer, kind, position, start, end, threshold, off, colour_by):
+                  Input(OFF, "value"), Input(COLOUR_BY, "value"), Input(MIN_LENGTH, "value"),
+                  Input(MAX_LENGTH, "value"))
+    def update_select(run_id, tab, layer, kind, position, start, end, threshold, off, colour_by, shortest, longest):
         if views.is_hidden(VIEW_ID, tab):
             return dash.no_update, dash.no_update, dash.no_update
-        return select_view(run_id, layer, kind, position, start, end, threshold, off, colour_by)
+        return select_view(run_id, layer, kind, position, start, end, threshold, off, colour_by, shortest, longest)
 
     if background.enabled():
         register_background_match(app)
