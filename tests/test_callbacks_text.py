@@ -247,3 +247,12 @@ def test_cbtx014_off_before_is_the_default_and_matches_keep_to_the_phrase_length
     assert [item.children[0].id["start"] for item in rows.children] == [m.start for m in expected]
     _, note, refused = select_match.select_view(RUN, *selection, 5, 3)
     assert refused is None and "below the shortest" in note
+
+
+def test_cbtx015_dragging_the_threshold_line_sets_the_threshold(app):
+    drag_threshold = _callback(app, "drag_threshold")
+    dropped = {"shapes[0].x0": 0, "shapes[0].x1": 1, "shapes[0].y0": 0.6234, "shapes[0].y1": 0.6234}
+    assert drag_threshold(dropped) == 0.62
+    assert drag_threshold({"xaxis.autorange": True}) is dash.no_update
+    figure, _, _ = select_match.select_view(RUN, "last", "h", 0, None, None, drag_threshold(dropped), [], None)
+    assert figure.layout.shapes[0].y0 == 0.62                   # the line is redrawn where it was dropped

@@ -176,3 +176,19 @@ def test_fgtx008_an_annotation_value_has_one_colour_in_the_select_plot_the_match
             assert swatches[code][1] == categories[code]
     assert len(set(plot)) == len(set(codes.tolist())) > 3             # different values, different colours
     assert figures.annotation_colors([0, 1], ["a", "b"])[1] != figures.annotation_colors([0, 1], ["a", "b"])[0]
+
+
+def test_fgtx009_the_threshold_line_is_editable_and_a_drag_gives_the_new_threshold():
+    figure = figures.select_figure(list("abcdef"), np.zeros((6, 2), np.float32), 0, 0.3, [1], (1, 2))
+    line = figure.layout.shapes[figures.THRESHOLD_SHAPE]
+    assert (line.name, line.editable, line.y0, line.y1) == ("threshold", True, 0.3, 0.3)
+    assert not any(shape.editable for shape in figure.layout.shapes[1:])      # the selection stays put
+    key = f"shapes[{figures.THRESHOLD_SHAPE}]"
+    assert figures.threshold_from_relayout({f"{key}.x0": 0, f"{key}.x1": 1, f"{key}.y0": 0.5512,
+                                            f"{key}.y1": 0.5512}) == 0.55
+    assert figures.threshold_from_relayout({f"{key}.y0": 0.2, f"{key}.y1": 0.6}) == 0.4     # one end dragged
+    assert figures.threshold_from_relayout({"shapes": [{"name": "threshold", "y0": -0.25, "y1": -0.25}]}) == -0.25
+    for other in (None, {}, {"autosize": True}, {"xaxis.range[0]": 3, "xaxis.range[1]": 9},
+                  {"shapes[1].x0": 4.5, "shapes[1].x1": 8.5}, {f"{key}.y0": "nan"},
+                  {"shapes": [{"name": "selection", "y0": 1, "y1": 1}]}):
+        assert figures.threshold_from_relayout(other) is None, other

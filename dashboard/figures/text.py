@@ -25,6 +25,7 @@ DIVERGING = "RdBu_r"          # blue negative, white zero, red positive
 COUNT_SCALE = "Greens"
 N_BINS = 21                   # odd: the middle bin is zero
 VISIBLE = {"\n": "\u23ce", "\t": "\u2192", " ": "\u00a0"}   # what the select plot's axis shows
+THRESHOLD_SHAPE = 0           # the select plot's threshold line: its first shape
 
 
 def visible_char(ch: str) -> str:
@@ -211,7 +212,10 @@ def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, thre
                                 marker={"size": 14, "opacity": 0}, name="steps", showlegend=False,
                                 customdata=[visible_char(c) for c in chars],
                                 hovertemplate="row %{x}: %{customdata}<extra></extra>"), row=1, col=1)
-    figure.add_hline(y=threshold, line={"color": "red", "dash": "dash", "width": 1}, row=1, col=1)
+    # The threshold line is shape THRESHOLD_SHAPE, editable: a click picks it up, a drag moves it
+    # (``threshold_from_relayout`` reads where it was dropped).
+    figure.add_hline(y=threshold, line={"color": "red", "dash": "dash", "width": 2}, row=1, col=1,
+                     editable=True, name="threshold")
     if selection is not None:
         figure.add_vrect(x0=selection[0] - 0.5, x1=selection[1] + 0.5, fillcolor="rgba(31,119,180,0.15)",
                          line={"color": "rgba(31,119,180,0.8)", "width": 1}, row="all", col=1)
@@ -239,6 +243,26 @@ def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, thre
     base_layout(figure, title=title, dragmode="select", selectdirection="h", showlegend=False,
                 margin={"l": 50, "r": 20, "t": 40, "b": 30}, height=430)
     return figure
+
+
+def threshold_from_relayout(relayout: dict | None) -> float | None:
+    """The threshold where the select plot's threshold line was dragged to (its mean height,
+    should one end have been dragged alone), rounded to 0.01; None for any other relayout (a
+    zoom, a resize, another shape)."""
+    if not relayout:
+        return None
+    prefix = f"shapes[{THRESHOLD_SHAPE}]."
+    ends = [relayout[prefix + key] for key in ("y0", "y1") if prefix + key in relayout]
+    shapes = relayout.get("shapes")
+    if not ends and isinstance(shapes, list) and len(shapes) > THRESHOLD_SHAPE:
+        shape = shapes[THRESHOLD_SHAPE]
+        if isinstance(shape, dict) and shape.get("name") == "threshold":
+            ends = [shape.get("y0"), shape.get("y1")]
+    try:
+        value = float(np.mean([float(end) for end in ends])) if ends else None
+    except (TypeError, ValueError):
+        return None
+    return round(value, 2) if value is not None and np.isfinite(value) else None
 
 
 def selection_from_plot(selected: dict | None = None, clicked: dict | None = None,

@@ -4,7 +4,8 @@ Select: the hidden (or cell) states over a window of text, one line per cell, th
 labelled with the characters. Drag across the plot (or click a first and a last character, or
 type the rows) to select a range; the cells at or above the threshold over the whole range are the
 selection (optionally also off one step before and/or after it), drawn in colour; a heatmap row
-counts the selected cells on at each character.
+counts the selected cells on at each character. The threshold line can be dragged (click it, then
+drag): where it is dropped becomes the threshold.
 
 Match: the top ``TOP_K`` ranges of the whole corpus whose on-cells best overlap the selection
 (``pipeline.analysis.match``, ranked as LSTMVis ranks them), each with context, its characters coloured by
@@ -406,6 +407,12 @@ def register_callbacks(app: dash.Dash) -> None:
             return opened_match(ctx.triggered_id, chosen, layer)
         except runformat.RunError:
             return (dash.no_update,) * 6
+
+    @app.callback(Output(THRESHOLD, "value", allow_duplicate=True), Input(GRAPH, "relayoutData"),
+                  prevent_initial_call=True)
+    def drag_threshold(relayout):
+        value = figures.threshold_from_relayout(relayout)
+        return dash.no_update if value is None else value
 
     @app.callback(Output(GRAPH, "figure"), Output(CELLS_TEXT, "children"), Output(HYPOTHESIS, "data"),
                   Input(state.RUN, "value"), state.TAB_INPUT, Input(LAYER, "value"), Input(STATE_KIND, "value"),

@@ -99,3 +99,35 @@ def test_brtx003_a_match_link_opens_the_match_marked_in_the_text_heatmap(page, t
     position = int(query(page)["text_pos"][0])
     assert position <= int(rows.group(1)) < position + 3000
     assert page.is_visible("#text-body")
+
+
+def test_brtx004_dragging_the_threshold_line_sets_the_threshold(page, text_url):
+    page.set_default_timeout(60_000)
+    page.goto(text_url + "?run=text-parens&view=match&match_pos=40")
+    graph = "#match-graph .js-plotly-plot"
+    wait_for(page, f"document.querySelector('{graph}')?._fullLayout?.shapes?.length > 0", timeout=90_000)
+    where = f"""(value) => {{
+        const gd = document.querySelector('{graph}');
+        const box = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        return [box.left + xa._offset + xa._length * 0.37, box.top + ya._offset + ya.l2p(value)];
+    }}"""
+    x, y = page.evaluate(where, 0.3)
+    active = f"document.querySelector('{graph}')._fullLayout._activeShapeIndex === 0"
+    for _ in range(10):                # a click picks the line up; a late redraw of the first load drops it
+        if not page.evaluate(active):
+            page.mouse.click(x, y)
+        page.wait_for_timeout(1000)
+        if page.evaluate(active):
+            break
+    assert page.evaluate(active)
+    target = page.evaluate(where, 0.6)[1]
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, (y + target) / 2, steps=4)
+    page.mouse.move(x, target, steps=4)
+    page.mouse.up()
+    wait_for(page, "window.location.search.includes('match_threshold=')")
+    dropped = float(query(page)["match_threshold"][0])
+    assert dropped == pytest.approx(0.6, abs=0.03)
+    assert float(page.input_value("#match-threshold")) == dropped
+    wait_for(page, f"Math.abs(document.querySelector('{graph}')._fullLayout.shapes[0].y0 - {dropped}) < 1e-9")
