@@ -106,9 +106,9 @@ def test_cbim001_npz_import_without_predictions_answers_every_callback(imports, 
     runs, _ = imports
     answers = answers_for(client_for(runs), NPZ_RUN)
     assert tabs(answers) == {"paths": True, "last_step": True, "inspector": True, "gates": False,
-                             "cells": True, "training": False, "film": True, "text": False, "write": False, "match": False,
-                             "confusion": False, "decisive": False, "compare": False, "study": False,
-                             "examples": True}
+                             "cells": True, "training": False, "film": True, "text": False, "write": False,
+                             "match": False, "patterns": False, "confusion": False, "decisive": False,
+                             "compare": False, "study": False, "examples": True}
     shown = texts_of(answers)
     assert not [text for text in shown if any(word in text for word in FAILURE_WORDS)], shown
     assert answer(answers, layout.CORRECT_BOX)["style"] == {"display": "none"}       # nothing to filter by
@@ -150,7 +150,8 @@ def test_cbim010_lstmvis_project_opens_paths_last_step_film_and_the_text_views(i
     runs, _ = imports
     answers = answers_for(client_for(runs), LSTMVIS_RUN)
     enabled = tabs(answers)
-    assert {view for view, on in enabled.items() if on} == {"paths", "last_step", "film", "text", "match"}
+    assert {view for view, on in enabled.items() if on} == {"paths", "last_step", "film", "text", "match",
+                                                            "patterns"}
     shown = texts_of(answers)
     problems = [text for text in shown if any(word in text for word in FAILURE_WORDS)
                 and "inspector is for classification" not in text and "compares classes" not in text]
