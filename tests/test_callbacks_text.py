@@ -62,14 +62,12 @@ def test_cbtx001_callbacks_listen_to_components_that_exist(app):
 
 def test_cbtx002_text_views_apply_to_language_models_only(run, synthetic_run):
     """The text views are a language model's; the projection views (paths, last activations, the
-    film) apply to every run with projections, text runs included (they get PCA paths)."""
-    projected = {"paths", "last_step", "film"}
-    for view in views.VIEWS:
-        text_view = view in MY_VIEWS
-        expected = text_view or view.VIEW_ID == "training" or view.VIEW_ID in projected
-        assert views.applies(view, run.manifest) == expected, view.VIEW_ID
-        if text_view:
-            assert not views.applies(view, synthetic_run.manifest)
+    film) and training apply to every run with projections, text runs included (they get PCA
+    paths)."""
+    for view in MY_VIEWS:
+        assert views.applies(view, run.manifest) and not views.applies(view, synthetic_run.manifest)
+    shared = [view for view in views.VIEWS if view.VIEW_ID in {"paths", "last_step", "film", "training"}]
+    assert len(shared) == 4 and all(views.applies(view, run.manifest) for view in shared)
 
 
 def test_cbtx003_hidden_views_do_no_work(app):
@@ -213,8 +211,8 @@ def test_cbtx013_the_select_plot_and_the_matches_colour_the_depth_alike_with_a_l
     listed = [colour for colour, chars in listed for _ in html.unescape(chars)]
     figure, _, _ = select_match.select_view(RUN, "last", "h", start, None, None, 0.3, [], "depth")
     track = next(t for t in figure.data if t.type == "heatmap" and t.y == ("depth",))
-    scale = dict((round(edge * (track.zmax - track.zmin) + track.zmin + 0.5), colour)
-                 for edge, colour in track.colorscale[::2])       # each step's lower edge -> its code
+    scale = {round(edge * (track.zmax - track.zmin) + track.zmin + 0.5): colour
+             for edge, colour in track.colorscale[::2]}           # each step's lower edge -> its code
     assert [scale[code] for code in track.z[0][:len(listed)]] == listed and len(listed) >= 2
     depth = run.steps("text", columns=["depth"])["depth"].to_numpy(float)
     legend = select_match.legend_view(RUN, "depth")[0]
@@ -256,3 +254,18 @@ def test_cbtx015_dragging_the_threshold_line_sets_the_threshold(app):
     assert drag_threshold({"xaxis.autorange": True}) is dash.no_update
     figure, _, _ = select_match.select_view(RUN, "last", "h", 0, None, None, drag_threshold(dropped), [], None)
     assert figure.layout.shapes[0].y0 == 0.62                   # the line is redrawn where it was dropped
+
+
+def test_cbtx016_paging_to_the_end_shows_a_full_last_window(run):
+    n, window = text_heatmap.n_rows(run), text_heatmap.WINDOW
+    last = n - window
+    assert text_heatmap.navigate(text_heatmap.FORWARD, RUN, last - 10, "", None) == (last, None)
+    assert text_heatmap.navigate(text_heatmap.FORWARD, RUN, last, "", None) == (last, None)   # stays put
+    _, _, status = text_heatmap.render(RUN, "last", "h", 0, n - 1, None)        # a position past the window
+    assert status.startswith(f"characters {last:,}\u2013{n - 1:,} of {n:,}")
+    moved, _ = text_heatmap.navigate(select_match.FORWARD, RUN, n - 1, "", None, window=select_match.WINDOW,
+                                     back=select_match.BACK, forward=select_match.FORWARD)
+    assert moved == n - select_match.WINDOW
+    figure, _, _ = select_match.select_view(RUN, "last", "h", n - 1, None, None, 0.3, [], None)
+    steps = next(t for t in figure.data if t.name == "steps")
+    assert list(steps.x) == list(range(n - select_match.WINDOW, n))

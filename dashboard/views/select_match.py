@@ -195,7 +195,7 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
         layer_index = chosen_layer(run, layer)
         kind = kind if kind in text.STATE_KINDS else "h"
         matrix = text.states(run, layer_index, kind)
-        first = text.clamp_position(run, position)
+        first = text.clamp_position(run, position, WINDOW)
         last = min(first + WINDOW, text.n_rows(run))
         window = np.ascontiguousarray(matrix[first:last])
     except runformat.RunError as error:

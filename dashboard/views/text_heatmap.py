@@ -162,11 +162,13 @@ def find_next(text: str, phrase: str, after: int) -> int | None:
 
 
 def clamp_position(run: runformat.Run, position, window: int = WINDOW) -> int:
+    """A window start in the text: at most ``window`` characters before its end, so that paging
+    forward (or a position past the end) shows a full last window, never one character."""
     try:
         position = int(position or 0)
     except (TypeError, ValueError):
         position = 0
-    return int(min(max(position, 0), max(n_rows(run) - 1, 0)))
+    return int(min(max(position, 0), max(n_rows(run) - window, 0)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,11 +312,11 @@ def navigate(trigger, run_id, position, phrase, found, example_id=None, window: 
         run = text_run(run_id)
     except runformat.RunError:
         return dash.no_update, dash.no_update
-    position = clamp_position(run, position)
+    position = clamp_position(run, position, window)
     if trigger == back:
         return max(position - window, 0), None
     if trigger == forward:
-        return clamp_position(run, position + window), None
+        return clamp_position(run, position + window, window), None
     if trigger == state.SELECTED:
         if example_id is None:
             return dash.no_update, dash.no_update
