@@ -269,3 +269,24 @@ def test_cbtx016_paging_to_the_end_shows_a_full_last_window(run):
     figure, _, _ = select_match.select_view(RUN, "last", "h", n - 1, None, None, 0.3, [], None)
     steps = next(t for t in figure.data if t.name == "steps")
     assert list(steps.x) == list(range(n - select_match.WINDOW, n))
+
+
+def test_cbtx017_the_gates_are_offered_beside_h_and_c_where_the_run_stores_them(app, run):
+    options = text_heatmap.tensor_options(RUN, "last")
+    assert [o["value"] for o in options] == list(run.manifest.layer(0).tensors) == [
+        "h", "c", "input_gate", "forget_gate", "candidate", "output_gate"]
+    assert [o["label"] for o in options][:3] == ["h", "c", "input gate"]
+    assert _callback(app, "show_tensors")(RUN, "last") == options
+    body, legend, _ = text_heatmap.render(RUN, "last", "forget_gate", 3, 0, None)
+    gate = run.step_matrix(0, "forget_gate", [3])[:, 0]
+    first = re.search(r'<span style="background:([^;"]+)', body.children).group(1)
+    assert first == figures.diverging_colors()[figures.value_bins(gate[:1], figures.symmetric_limit(gate))[0]]
+    assert "layer 0 forget_gate, cell 3" in str(legend)
+    text = text_heatmap.corpus_text(run)
+    group = max(re.finditer(r"\(4+", text), key=lambda m: (len(m.group()), -m.start()))
+    _, _, chosen = select_match.select_view(RUN, "last", "input_gate", 0, group.start(), group.end() - 1, 0.5,
+                                            [], None)
+    starts = data.examples(run)["row_start"].to_numpy()
+    assert chosen["kind"] == "input_gate" and chosen["cells"] == engine.select_cells(
+        run.step_matrix(0, "input_gate"), group.start(), group.end() - 1, 0.5, boundaries=starts).tolist()
+    assert text_heatmap.chosen_kind(run, 0, "no such tensor") == "h"

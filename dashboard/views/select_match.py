@@ -57,7 +57,10 @@ PROGRESS, CANCEL = "match-progress", "match-cancel"
 MATCH_PARTS = 16                             # row ranges of a background match (its progress steps)
 
 #: Layer pickers' options are the run's layers: this view's, and the text heatmap's beside it.
-VALUE_CHECKS = {(LAYER, "value"): filters.layer, (text.LAYER, "value"): filters.layer}
+#: The state choices' options are the tensors the run stores (h, c, the gates).
+VALUE_CHECKS = {(LAYER, "value"): filters.layer, (text.LAYER, "value"): filters.layer,
+                (STATE_KIND, "value"): filters.one_of(*runformat.TENSOR_KINDS),
+                (text.STATE_KIND, "value"): filters.one_of(*runformat.TENSOR_KINDS)}
 
 URL_PARAMS = [
     state.UrlParam("match_layer", LAYER, "value", LAST_LAYER),
@@ -166,7 +169,7 @@ def hypothesis(run_id, layer, kind, start, end, threshold, off, min_length=None,
     """
     run = text.text_run(run_id)
     layer = chosen_layer(run, layer)
-    kind = kind if kind in text.STATE_KINDS else "h"
+    kind = text.chosen_kind(run, layer, kind)
     rows = selection_rows(start, end)
     if rows is None:
         raise runformat.RunError("Drag across the plot (or click a first and a last character) to select "
@@ -193,7 +196,7 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
     try:
         run = text.text_run(run_id)
         layer_index = chosen_layer(run, layer)
-        kind = kind if kind in text.STATE_KINDS else "h"
+        kind = text.chosen_kind(run, layer_index, kind)
         matrix = text.states(run, layer_index, kind)
         first = text.clamp_position(run, position, WINDOW)
         last = min(first + WINDOW, text.n_rows(run))
@@ -369,6 +372,10 @@ def register_callbacks(app: dash.Dash) -> None:
         except runformat.RunError:
             names = []
         return options, style, [{"label": "none", "value": text.NONE}] + [{"label": n, "value": n} for n in names]
+
+    @app.callback(Output(STATE_KIND, "options"), Input(state.RUN, "value"), Input(LAYER, "value"))
+    def show_tensors(run_id, layer):
+        return text.tensor_options(run_id, layer)
 
     @app.callback(Output(ANNOTATION_KEY, "children"), Input(state.RUN, "value"), Input(COLOUR_BY, "value"))
     def update_legend(run_id, colour_by):

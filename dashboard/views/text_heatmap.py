@@ -17,14 +17,14 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from dashboard import data, state, views
 from dashboard.figures import text as figures
-from dashboard.views.controls import LAST_LAYER, chosen_layer, field, layer_options, layer_picker
+from dashboard.views.controls import LAST_LAYER, TENSOR_NAMES, chosen_layer, field, layer_options, layer_picker
 from pipeline import runformat
 
 VIEW_ID = "text"
 TITLE = "Text heatmap"
 WINDOW = 3000
 COLUMN_BLOCK = 32   # units read at a time into the column-major state matrix
-STATE_KINDS = ("h", "c")
+STATE_KINDS = ("h", "c")      # what every run has; the gates too where the run stores them (tensor_options)
 NONE = ""          # the "no annotation" choice: radio items, because a Dropdown drops a value from the
                    # URL that is not among its options yet (plotly/dash#3004)
 
@@ -125,6 +125,22 @@ def states(run: runformat.Run, layer: int, kind: str) -> np.ndarray:
     return matrix
 
 
+def tensor_options(run_id, layer) -> list[dict]:
+    """The state choice's options: h, c and the gates this layer of the run stores."""
+    try:
+        run = text_run(run_id)
+        tensors = run.manifest.layer(chosen_layer(run, layer)).tensors
+    except runformat.RunError:
+        tensors = STATE_KINDS
+    return [{"label": kind if kind in STATE_KINDS else TENSOR_NAMES.get(kind, kind), "value": kind}
+            for kind in tensors]
+
+
+def chosen_kind(run: runformat.Run, layer: int, kind) -> str:
+    """The tensor picked if the layer stores it, else h."""
+    return kind if kind in run.manifest.layer(layer).tensors else "h"
+
+
 @data.run_cached(maxsize=16)
 def cell_limit(run: runformat.Run, layer: int, kind: str, cell: int) -> float:
     return figures.symmetric_limit(states(run, layer, kind)[:, cell])
@@ -215,7 +231,7 @@ def render(run_id, layer, kind, cell, position, found) -> tuple:
     try:
         run = text_run(run_id)
         layer = chosen_layer(run, layer)
-        kind = kind if kind in STATE_KINDS else "h"
+        kind = chosen_kind(run, layer, kind)
         matrix = states(run, layer, kind)
         cell = int(cell or 0)
         if not 0 <= cell < matrix.shape[1]:
@@ -241,7 +257,8 @@ def ranking(run_id, layer, kind, target) -> list:
                           style={"color": "#777"})]
     try:
         run = text_run(run_id)
-        r = cell_ranking(run, chosen_layer(run, layer), kind if kind in STATE_KINDS else "h", target)
+        index = chosen_layer(run, layer)
+        r = cell_ranking(run, index, chosen_kind(run, index, kind), target)
     except (runformat.RunError, ValueError) as error:
         return [html.Span(str(error), className="message")]
     return [html.Span(f"best cells for {target}:", style={"color": "#555"})] + [
@@ -260,6 +277,10 @@ def register_callbacks(app: dash.Dash) -> None:
         except runformat.RunError:
             targets = []
         return options, style, targets
+
+    @app.callback(Output(STATE_KIND, "options"), Input(state.RUN, "value"), Input(LAYER, "value"))
+    def show_tensors(run_id, layer):
+        return tensor_options(run_id, layer)
 
     @app.callback(Output(RANKING, "children"), Input(state.RUN, "value"), state.TAB_INPUT,
                   Input(LAYER, "value"), Input(STATE_KIND, "value"), Input(RANK_BY, "value"))
