@@ -290,3 +290,23 @@ def test_cbtx017_the_gates_are_offered_beside_h_and_c_where_the_run_stores_them(
     assert chosen["kind"] == "input_gate" and chosen["cells"] == engine.select_cells(
         run.step_matrix(0, "input_gate"), group.start(), group.end() - 1, 0.5, boundaries=starts).tolist()
     assert text_heatmap.chosen_kind(run, 0, "no such tensor") == "h"
+
+
+def test_cbtx018_the_select_plot_and_the_matches_show_the_models_next_token_predictions(run):
+    table = run.steps("predictions")
+    vocabulary = run.manifest.classes
+    figure, _, chosen = select_match.select_view(RUN, "last", "h", 200, 205, 207, 0.2, [], None)
+    track = next(t for t in figure.data if t.type == "heatmap" and t.y == ("next",))
+    top1 = table["top1_class"].to_numpy()[200:300]
+    assert list(track.text[0]) == [figures.visible_char(vocabulary[c]) for c in top1]
+    assert track.customdata[0][0].startswith(f"{figures.visible_char(vocabulary[top1[0]])} "
+                                             f"{table['top1_prob'].iat[200]:.2f} \u00b7 ")
+    _, rows = select_match.match_view(chosen, None)
+    markup = rows.children[0].children[1].children
+    start = rows.children[0].children[0].id["start"]
+    title = re.search(r'class="match-predictions".*?title="next: ([^"]*)"', markup).group(1)
+    first_shown = max(start - select_match.CONTEXT, int(text_heatmap.document_at(run, start)["row_start"]))
+    k = run.manifest["top_k"]
+    expected = " \u00b7 ".join(f"{figures.visible_char(vocabulary[table[f'top{j}_class'].iat[first_shown]])} "
+                               f"{table[f'top{j}_prob'].iat[first_shown]:.2f}" for j in range(1, k + 1))
+    assert html.unescape(title) == expected

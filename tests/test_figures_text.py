@@ -192,3 +192,28 @@ def test_fgtx009_the_threshold_line_is_editable_and_a_drag_gives_the_new_thresho
                   {"shapes[1].x0": 4.5, "shapes[1].x1": 8.5}, {f"{key}.y0": "nan"},
                   {"shapes": [{"name": "selection", "y0": 1, "y1": 1}]}):
         assert figures.threshold_from_relayout(other) is None, other
+
+
+def test_fgtx010_the_predictions_track_shows_the_top_token_on_its_probability_with_the_top_k():
+    vocabulary = ["\n", "(", ")", "a"]
+    top_classes = np.array([[3, 1], [0, 2], [2, 3]])
+    top_probs = np.array([[0.9, 0.05], [0.5, 0.3], [0.12, 0.1]], np.float32)
+    firsts, titles = figures.prediction_texts(top_classes, top_probs, vocabulary)
+    assert firsts == ["a", "\u23ce", ")"] and titles[0] == "a 0.90 \u00b7 ( 0.05"
+    figure = figures.select_figure(list("abc"), np.zeros((3, 2), np.float32), 10, 0.3,
+                                   predictions=(top_classes, top_probs, vocabulary))
+    track = next(t for t in figure.data if t.type == "heatmap" and t.y == ("next",))
+    assert list(track.text[0]) == firsts and list(track.customdata[0]) == titles
+    palette = figures.prediction_palette()
+    codes = figures.prediction_codes(top_probs[:, 0])
+    assert codes.tolist() == [9, 5, 1]
+    assert [_heatmap_colour(track, code) for code in track.z[0]] == [palette[c] for c in codes]
+    match = {"rank": 1, "name": "doc", "start": 10, "end": 11, "overlap": 1, "extra": 0, "length": 2,
+             "rows": np.arange(10, 13), "chars": list("abc"), "counts": np.zeros(3, int), "annotation": None,
+             "predictions": (firsts, titles, codes)}
+    row = [e for e in elements(figures.match_row_html(match)) if e[1].get("class") == "match-predictions"]
+    spans = [e for e in elements(figures.match_row_html(match), "span") if e[1].get("title", "").startswith("next")]
+    assert len(row) == 1 and [text for _, _, text in spans] == firsts
+    assert [a["title"] for _, a, _ in spans] == [f"next: {t}" for t in titles]
+    assert [a["style"].split(";")[0] for _, a, _ in spans] == [f"background:{palette[c]}" for c in codes]
+    assert "match-predictions" not in figures.match_row_html({**match, "predictions": None})

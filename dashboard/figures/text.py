@@ -175,20 +175,24 @@ def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, thre
                   selected_cells: Sequence[int] = (), selection: tuple[int, int] | None = None,
                   counts: np.ndarray | None = None, annotation: np.ndarray | None = None,
                   annotation_name: str = "", title: str = "", categories: Sequence[str] | None = None,
-                  value_range: tuple[float, float] | None = None) -> go.Figure:
+                  value_range: tuple[float, float] | None = None,
+                  predictions: tuple[np.ndarray, np.ndarray, Sequence[str]] | None = None) -> go.Figure:
     """LSTMVis' select view: one line per cell over a window of text, time labelled by characters.
 
     ``states`` (steps, cells) for the window; ``selected_cells`` are drawn in colour, the rest in
     grey; ``selection`` (first, last) stream rows is shaded; ``counts`` (steps,) -- how many selected
     cells are on at each step -- and ``annotation`` (steps,) are heatmap rows under the lines, the
     annotation in the colours of ``annotation_palette`` (codes of ``categories``, or numbers on
-    ``value_range``), as the match list shows it.
+    ``value_range``), as the match list shows it. ``predictions`` (top classes (steps, k), their
+    probabilities, the vocabulary): a "next" row, the model's top-1 next token on its probability
+    (``prediction_palette``), the top-k on hover.
     """
     n_steps, n_cells = states.shape
     if n_steps == 0:
         return message_figure("no text in this window")
     x = np.arange(first_row, first_row + n_steps)
-    rows = [0.76] + ([0.12] if counts is not None else []) + ([0.12] if annotation is not None else [])
+    tracks = [counts is not None, annotation is not None, predictions is not None]
+    rows = [0.76] + [0.12] * sum(tracks)
     from plotly.subplots import make_subplots
     figure = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.02,
                            row_heights=rows)
@@ -234,6 +238,16 @@ def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, thre
                                     showscale=False, text=[names],
                                     hovertemplate=f"row %{{x}}: {annotation_name} %{{text}}<extra></extra>"),
                          row=row, col=1)
+        row += 1
+    if predictions is not None:
+        top_classes, top_probs, vocabulary = predictions
+        firsts, titles = prediction_texts(top_classes, top_probs, vocabulary)
+        palette = prediction_palette()
+        figure.add_trace(go.Heatmap(x=x, y=["next"], z=[prediction_codes(np.asarray(top_probs)[:, 0])],
+                                    colorscale=stepped_colorscale(palette), zmin=-0.5, zmax=len(palette) - 0.5,
+                                    showscale=False, text=[firsts], texttemplate="%{text}", customdata=[titles],
+                                    hovertemplate="row %{x}: next %{customdata}<extra></extra>"),
+                         row=row, col=1)
     labels = [visible_char(c) for c in chars]
     for r in range(1, len(rows) + 1):
         figure.update_xaxes(tickmode="array", tickvals=list(x), ticktext=labels, tickangle=0,
@@ -241,7 +255,7 @@ def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, thre
                             showticklabels=(r == len(rows)) or r == 1, row=r, col=1)
     figure.update_yaxes(fixedrange=True)
     base_layout(figure, title=title, dragmode="select", selectdirection="h", showlegend=False,
-                margin={"l": 50, "r": 20, "t": 40, "b": 30}, height=430)
+                margin={"l": 50, "r": 20, "t": 40, "b": 30}, height=430 + 40 * max(sum(tracks) - 2, 0))
     return figure
 
 
@@ -338,6 +352,29 @@ def annotation_colors(values: np.ndarray, categories: Sequence[str] | None,
     return [palette[c] for c in annotation_codes(values, categories, value_range)]
 
 
+PREDICTION_SCALE = "Purples"   # the predictions track: the top-1 probability, [0, 1] in VALUE_STEPS steps
+
+
+def prediction_palette() -> list[str]:
+    return plotly.colors.sample_colorscale(PREDICTION_SCALE, list(np.linspace(0.05, 1, VALUE_STEPS)))
+
+
+def prediction_codes(top1_probs: np.ndarray) -> np.ndarray:
+    """Each step's index into ``prediction_palette``: its top-1 probability in steps of [0, 1]."""
+    probs = np.nan_to_num(np.asarray(top1_probs, dtype=np.float64), nan=0.0)
+    return np.clip(np.rint(probs * (VALUE_STEPS - 1)), 0, VALUE_STEPS - 1).astype(np.int64)
+
+
+def prediction_texts(top_classes: np.ndarray, top_probs: np.ndarray, vocabulary: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the top-1 next token shown, "'a' 0.91 · 'b' 0.05 ..." the top-k with probabilities) per step."""
+    firsts, titles = [], []
+    for classes, probs in zip(np.asarray(top_classes), np.asarray(top_probs)):
+        tokens = [visible_char(vocabulary[int(c)]) if 0 <= int(c) < len(vocabulary) else "?" for c in classes]
+        firsts.append(tokens[0] if tokens else "")
+        titles.append(" \u00b7 ".join(f"{t} {p:.2f}" for t, p in zip(tokens, probs)))
+    return firsts, titles
+
+
 def stepped_colorscale(palette: Sequence[str]) -> list[list]:
     """A Plotly colorscale on [-0.5, len(palette) - 0.5] that gives code k exactly ``palette[k]``."""
     n = len(palette)
@@ -381,7 +418,8 @@ def match_row_html(m: dict, *, annotation_name: str = "", categories: Sequence[s
 
     ``m``: rank, name, start, end (rows, inclusive), overlap, extra, length, and per character
     shown: rows (its stream row; -1 where a long match is cut), chars, counts and annotation
-    (codes for a categorical annotation).
+    (codes for a categorical annotation); optionally predictions, (top-1 tokens, top-k texts,
+    ``prediction_codes``) per character (``prediction_texts``): a track of the model's next token.
     """
     counts_palette = sequential_colors(max(n_cells, 1) + 1)
     mono = "white-space:pre;font-family:monospace;font-size:13px"
@@ -391,7 +429,8 @@ def match_row_html(m: dict, *, annotation_name: str = "", categories: Sequence[s
     colors = annotation_colors(ann, categories, value_range) if ann is not None else None
     labels = ([escape(f"{annotation_name} = {_annotation_label(v, categories)}") for v in ann]
               if colors else None)
-    text, count, track = [], [], []            # (attributes, text) per character, merged below
+    text, count, track, guessed = [], [], [], []     # (attributes, text) per character, merged below
+    guesses = m.get("predictions")
     for i, ch in enumerate(chars):
         shown = escape(visible_char(ch))
         if matched[i] and colors:
@@ -405,6 +444,11 @@ def match_row_html(m: dict, *, annotation_name: str = "", categories: Sequence[s
         count.append((f'style="background:{counts_palette[c]}" title="{c} selected cells on"', "&nbsp;"))
         if colors:
             track.append((f'style="background:{colors[i]}" title="{labels[i]}"', "&nbsp;"))
+        if guesses is not None:
+            first, title, code = guesses[0][i], guesses[1][i], guesses[2][i]
+            color = prediction_palette()[code]
+            guessed.append((f'style="background:{color};color:{readable_on(color)}" title="next: {escape(title)}"',
+                            escape(first)))
     header = escape(f"#{m['rank']}  {m['name']}  rows {m['start']}\u2013{m['end']}  overlap {m['overlap']}  "
                     f"extra {m['extra']}  length {m['length']}")
     return (f'<div class="match-row" style="margin-bottom:6px">'
@@ -412,7 +456,9 @@ def match_row_html(m: dict, *, annotation_name: str = "", categories: Sequence[s
             f'<div class="match-text" style="{mono}">{_merged(text)}</div>'
             f'<div class="match-counts" style="{mono};line-height:7px">{_merged(count)}</div>'
             + (f'<div class="match-annotation" style="{mono};line-height:7px">{_merged(track)}'
-               f'</div>' if track else "") + '</div>')
+               f'</div>' if track else "")
+            + (f'<div class="match-predictions" style="{mono}">{_merged(guessed)}</div>' if guessed else "")
+            + '</div>')
 
 
 def _merged(pieces: list[tuple[str, str]]) -> str:

@@ -11,6 +11,8 @@ Match: the top ``TOP_K`` ranges of the whole corpus whose on-cells best overlap 
 (``pipeline.analysis.match``, ranked as LSTMVis ranks them), each with context, its characters coloured by
 a chosen annotation and a match-count heatmap, and how the matches' annotation values distribute.
 Each match has a link ("open") that shows it in the text heatmap, marked, on the hypothesis' tensor.
+Where the run stores the model's predictions, both show them as a track: the top-1 next token on
+its probability, the top-k with theirs on hover.
 
 The match runs in a plain callback: the engine answers in well under a second for the embedded
 runs, with the states in memory (column-major, cached per run, layer and state). With
@@ -226,7 +228,8 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
         text.chars(run)[first:last], window, first, threshold, cells,
         None if chosen is None else (chosen["start"], chosen["end"]), counts, colour_values,
         colour_by or "", title=f"layer {layer_index} {kind} \u00b7 rows {first:,}\u2013{last - 1:,} "
-                               f"\u00b7 {document['name']}", categories=categories, value_range=value_range)
+                               f"\u00b7 {document['name']}", categories=categories, value_range=value_range,
+        predictions=window_predictions(run, first, last))
     return figure, note, chosen
 
 
@@ -240,6 +243,13 @@ def annotation_scale(run: runformat.Run, name: str) -> tuple[list[str] | None, t
     values = text.annotation(run, name).astype(np.float64)
     finite = values[np.isfinite(values)]
     return None, ((float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0))
+
+
+def window_predictions(run: runformat.Run, first: int, last: int) -> tuple | None:
+    """The select plot's predictions track for rows first..last-1 (top classes, probabilities,
+    vocabulary), or None when the run stores no predictions."""
+    found = text.predictions(run)
+    return None if found is None else (found[0][first:last], found[1][first:last], run.manifest.classes)
 
 
 def legend_view(run_id, colour_by) -> list:
@@ -334,11 +344,21 @@ def shown_rows(start: int, end: int, doc_start: int, doc_end: int) -> np.ndarray
     return np.concatenate([before, inside, after]).astype(np.int64)
 
 
+def shown_predictions(run, guesses, rows: np.ndarray, gap: np.ndarray) -> tuple[list, list, np.ndarray]:
+    """A match row's predictions track: the top-1 token, the top-k text and the colour code of
+    each character shown (blank where a long match is cut)."""
+    firsts, titles = figures.prediction_texts(guesses[0][rows], guesses[1][rows], run.manifest.classes)
+    firsts = ["\u2026" if g else f for g, f in zip(gap, firsts)]
+    titles = ["" if g else t for g, t in zip(gap, titles)]
+    return firsts, titles, np.where(gap, 0, figures.prediction_codes(guesses[1][rows, 0]))
+
+
 def match_rows(run, matrix, chosen, found, values, categories) -> tuple[list[dict], list[str]]:
     """The match list's data: the characters shown, counts and annotation per character; and one
     label per match (the annotation's value if it is the same over the whole match, else "mixed")."""
     chars = text.chars(run)
     frame = data.examples(run)
+    guesses = text.predictions(run)
     starts = frame["row_start"].to_numpy(np.int64)
     cells = chosen["cells"]
     rows, labels = [], []
@@ -358,7 +378,8 @@ def match_rows(run, matrix, chosen, found, values, categories) -> tuple[list[dic
         rows.append({"rank": rank, "name": str(frame["name"].iat[document]), "start": m.start, "end": m.end,
                      "overlap": m.overlap, "extra": m.extra, "length": m.length, "rows": shown,
                      "chars": ["\u2026" if g else c for g, c in zip(gap, chars[real])], "counts": counts,
-                     "annotation": annotation})
+                     "annotation": annotation,
+                     "predictions": None if guesses is None else shown_predictions(run, guesses, real, gap)})
     return rows, labels
 
 

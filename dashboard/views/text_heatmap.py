@@ -89,6 +89,23 @@ def annotation(run: runformat.Run, name: str) -> np.ndarray:
     return column.to_numpy()
 
 
+@data.run_cached(maxsize=4)
+def predictions(run: runformat.Run) -> tuple[np.ndarray, np.ndarray] | None:
+    """The model's top-k next tokens of every row and their probabilities, (rows, k) each, from
+    the per-step prediction table; None when the run stores none (an import without its head)."""
+    if not run.has(runformat.PREDICTIONS_FILE):
+        return None
+    k = int(run.manifest.get("top_k") or 0)
+    names = [f"top{j}_{part}" for j in range(1, k + 1) for part in ("class", "prob")]
+    try:
+        table = run.read_table(runformat.PREDICTIONS_FILE, columns=names)
+    except runformat.RunError:
+        return None
+    if not k or len(table) != n_rows(run):
+        return None
+    return (table[names[0::2]].to_numpy(np.int32), table[names[1::2]].to_numpy(np.float32))
+
+
 def annotation_targets(run: runformat.Run) -> list[dict]:
     """Options: none, each numeric annotation, and each category of a categorical one."""
     options = [{"label": "none", "value": NONE}]
