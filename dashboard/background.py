@@ -2,9 +2,10 @@
 
 LSTM_LENS_BACKGROUND=1: in child processes of the server, ``dash.DiskcacheManager`` on a folder
 beside the shared cache (one machine). LSTM_LENS_CELERY_BROKER=redis://HOST:PORT/DB (implies
-background callbacks): ``dash.CeleryManager`` with a Celery app whose broker and result backend are
-that Redis, so that the jobs run in Celery workers (``celery -A dashboard.worker worker``), on this
-machine or others that see the same runs folder, and every gunicorn worker sees every job.
+background callbacks): ``CeleryManager`` (Dash's, two polling races closed) with a Celery app whose
+broker and result backend are that Redis, so that the jobs run in Celery workers (``celery -A
+dashboard.worker worker``), on this machine or others that see the same runs folder, and every
+gunicorn worker sees every job.
 
 ``broker_problem`` checks the URL (its form, then a PING) before a server or worker starts:
 a typo must not turn into requests that hang on a broker that is not there.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -95,16 +97,45 @@ def celery_app(url: str):
     app = celery.Celery("lstm_lens", broker=url, backend=url)
     app.conf.update(
         broker_connection_retry_on_startup=True,    # a worker keeps waiting through a Redis restart
+        # A Redis lost later fails a request in seconds (Celery's result store retries for 20 s)
         broker_connection_timeout=CONNECT_SECONDS,
         redis_socket_connect_timeout=CONNECT_SECONDS,
-        result_expires=3600,                        # Dash reads a result once; a tab closed first
-    )                                               # leaves it, for an hour at most
+        result_backend_transport_options={"retry_policy": {"timeout": CONNECT_SECONDS}},
+    )
     return app
 
 
-def manager(environ: Mapping[str, str] = os.environ) -> dash.CeleryManager | dash.DiskcacheManager:
+class CeleryManager(dash.CeleryManager):
+    """Dash's CeleryManager (4.4.1) without two races of its polling.
+
+    Dash reads a job's result, terminates the job, then asks whether it still runs. Under Celery a
+    terminate kills the pool process that ran the job, whatever it runs by then (measured: the next
+    job, killed; the process after it reads the run afresh, 30 s on a 1.3M-step run); and a job
+    that ends between the two reads is taken for cancelled (no answer; its result is left for the
+    next identical request, whose own job Dash then terminates). Here reading a result terminates
+    nothing, and "still running" is the job's state read before its result (a job writes its
+    result before it ends), per request thread. Cancel and a replaced job still terminate.
+    """
+
+    def __init__(self, celery_app):
+        super().__init__(celery_app)
+        self._polled = threading.local()
+
+    def get_result(self, key, job):
+        running = bool(super().job_running(job))
+        result = super().get_result(key, None)
+        self._polled.state = (job, running and result is self.UNDEFINED)
+        return result
+
+    def job_running(self, job):
+        polled, running = getattr(self._polled, "state", (None, False))
+        self._polled.state = (None, False)
+        return running if job is not None and polled == job else super().job_running(job)
+
+
+def manager(environ: Mapping[str, str] = os.environ) -> CeleryManager | dash.DiskcacheManager:
     """The background callback manager the settings ask for."""
     url = broker_url(environ)
     if url is not None:
-        return dash.CeleryManager(celery_app(url))
+        return CeleryManager(celery_app(url))
     return dash.DiskcacheManager(diskcache.Cache(str(Path(data.disk_cache().directory) / "background")))

@@ -3,7 +3,7 @@ job goes through a real Redis to a real Celery worker (``celery -A dashboard.wor
 back to a real gunicorn server, answering what the in-process match does; a malformed or unreachable
 broker stops the server and the worker with one line.
 
-Redis is Debian's redis-server on a free loopback port with its files in tmp_path (the round trip
+Redis is Debian's redis-server on a free loopback port with its files in a temporary folder (the round trips
 skips without it). Every process is started in its own session and its whole group is ended at
 teardown, also when a test fails.
 """
@@ -25,7 +25,7 @@ import pytest
 from dashboard import background, data
 from dashboard.views import select_match
 from factories import CALLBACK
-from test_background import RUN, as_sent, chosen_group, match_request, poll
+from test_background import POLL_SECONDS, RUN, as_sent, chosen_group, match_request, poll
 from test_operator import ROOT, free_port, gunicorn, one_line_error, request, server_env, start_fails
 
 WORKER = [sys.executable, "-m", "celery", "-A", "dashboard.worker", "worker", "--loglevel=INFO",
@@ -53,14 +53,14 @@ def process(command: list[str], log_path: Path, env: dict | None = None):
             child.wait()
 
 
-@pytest.fixture
-def redis_url(tmp_path):
-    """A real redis-server of this test's own: no snapshots, files in tmp_path."""
+@contextlib.contextmanager
+def redis_server(folder: Path):
+    """A real redis-server of its own on a free port, no snapshots, files in ``folder``; yields its URL."""
     import redis
     port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
                "--save", "", "--appendonly", "no"]
-    with process(command, tmp_path / "redis.log") as server:
+    with process(command, folder / "redis.log") as server:
         client = redis.Redis(port=port, socket_connect_timeout=1)
         deadline = time.monotonic() + 20
         while True:
@@ -69,7 +69,7 @@ def redis_url(tmp_path):
                 break
             except redis.ConnectionError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start: {(tmp_path / 'redis.log').read_text()}") from None
+                    raise RuntimeError(f"redis-server did not start: {(folder / 'redis.log').read_text()}") from None
                 time.sleep(0.1)
         client.close()
         yield f"redis://127.0.0.1:{port}/0"
@@ -88,33 +88,76 @@ def call(port: int, body: dict, query: str = "") -> dict:
     return json.loads(raw) if raw else {}
 
 
-@needs_redis
-def test_cel001_a_match_through_redis_and_a_celery_worker_is_the_in_process_match(text_runs_dir, redis_url,
-                                                                                   tmp_path):
-    settings = {background.BROKER_ENV: redis_url, "LSTM_LENS_CACHE": str(tmp_path / "cache")}
+@pytest.fixture(scope="module")
+def team(text_runs_dir, tmp_path_factory):
+    """A team's set-up on the text run: its own redis-server, one Celery worker (one pool process)
+    and gunicorn, all with LSTM_LENS_CELERY_BROKER; yields (server port, worker log path)."""
+    folder = tmp_path_factory.mktemp("team")
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(redis_server(folder))
+        settings = {background.BROKER_ENV: url, "LSTM_LENS_CACHE": str(folder / "cache")}
+        stack.enter_context(process(WORKER, folder / "worker.log", worker_env(text_runs_dir, **settings)))
+        port, _ = stack.enter_context(gunicorn(text_runs_dir, folder, **settings))
+        yield port, folder / "worker.log"
+
+
+@pytest.fixture(scope="module")
+def expected(text_runs_dir):
+    """(the select view's hypothesis, the in-process match's summary and results)."""
     previous = data.runs_dir()
     data.configure(text_runs_dir)
     try:
         chosen = chosen_group(data.get_run(RUN))
-        expected, results = select_match.match_view(chosen, "")
+        return (chosen, *select_match.match_view(chosen, ""))
     finally:
         data.configure(previous)
+
+
+def jobs_done(log: Path, since: int, count: int) -> list[str]:
+    """The worker's "succeeded" lines after offset ``since``, once there are ``count`` of them."""
+    deadline = time.monotonic() + POLL_SECONDS
+    while True:
+        done = [line for line in log.read_text()[since:].splitlines() if "succeeded" in line]
+        if len(done) >= count or time.monotonic() > deadline:
+            return done
+        time.sleep(0.1)
+
+
+@needs_redis
+def test_cel001_a_match_through_redis_and_a_celery_worker_is_the_in_process_match(team, expected):
+    port, worker_log = team
+    chosen, summary, results = expected
+    since = len(worker_log.read_text())
     body = match_request(chosen)
-    worker_log = tmp_path / "worker.log"
-    with process(WORKER, worker_log, worker_env(text_runs_dir, **settings)), \
-            gunicorn(text_runs_dir, tmp_path, **settings) as (port, server_log):
-        first = call(port, body)
-        assert "cacheKey" in first and "job" in first      # the server only queued a job
-        answer, progress = poll(lambda query: call(port, body, query), first)
-        assert answer is not None, worker_log.read_text()[-3000:]
-    summary = answer[select_match.SUMMARY]["children"]
-    assert summary.split(" in ")[0] == expected.split(" in ")[0]       # "N matches" (timing aside)
+    first = call(port, body)
+    assert "cacheKey" in first and "job" in first      # the server only queued a job
+    answer, progress = poll(lambda query: call(port, body, query), first)
+    assert answer is not None, worker_log.read_text()[-3000:]
+    assert answer[select_match.SUMMARY]["children"].split(" in ")[0] == summary.split(" in ")[0]
     assert answer[select_match.RESULTS]["children"] == as_sent(results)
     parts = str(select_match.MATCH_PARTS)
     assert progress and progress[-1] == {f"{select_match.PROGRESS}.value": parts,
                                          f"{select_match.PROGRESS}.max": parts}
-    ran = [line for line in worker_log.read_text().splitlines() if "succeeded" in line]
+    ran = jobs_done(worker_log, since, 1)              # the job ran in the worker, once
     assert len(ran) == 1 and "background_callback_" in ran[0], worker_log.read_text()[-3000:]
+
+
+@needs_redis
+def test_cel007_a_result_left_unread_answers_the_same_request_and_its_new_job_still_finishes(team, expected):
+    """Dash alone terminates the new job here (killing the worker's pool process)."""
+    port, worker_log = team
+    chosen, summary, results = expected
+    since = len(worker_log.read_text())
+    body = match_request(chosen)
+    call(port, body)                                   # a page closed before its answer came
+    assert len(jobs_done(worker_log, since, 1)) == 1
+    second = call(port, body)
+    answer, _ = poll(lambda query: call(port, body, query), second)
+    assert answer is not None and answer[select_match.RESULTS]["children"] == as_sent(results)
+    assert len(jobs_done(worker_log, since, 2)) == 2, worker_log.read_text()[since:]
+    assert "Terminating" not in worker_log.read_text()[since:]
+    own, _ = poll(lambda query: call(port, body, query), second)      # and its own answer is there
+    assert own is not None and own[select_match.SUMMARY]["children"].split(" in ")[0] == summary.split(" in ")[0]
 
 
 @pytest.mark.parametrize("broker, expected", [
