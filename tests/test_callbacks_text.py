@@ -199,7 +199,7 @@ def test_cbtx012_a_match_link_opens_the_match_marked_in_the_text_heatmap(app, ru
     assert all(value is dash.no_update for value in appeared)            # a new list's links appeared
 
 
-def test_cbtx013_the_select_plot_and_the_matches_colour_the_depth_alike_with_a_legend(run):
+def test_cbtx013_the_select_plot_and_the_matches_colour_the_depth_alike_with_a_legend(app, run):
     text = text_heatmap.corpus_text(run)
     group = max(re.finditer(r"\(4+", text), key=lambda m: (len(m.group()), -m.start()))
     _, _, chosen = select_match.select_view(RUN, "last", "h", 0, group.start(), group.end() - 1, 0.3, ["before"],
@@ -218,6 +218,8 @@ def test_cbtx013_the_select_plot_and_the_matches_colour_the_depth_alike_with_a_l
     legend = select_match.legend_view(RUN, "depth")[0]
     assert legend.children[1].children == f"{depth.min():g}" and legend.children[-1].children == f"{depth.max():g}"
     assert select_match.legend_view(RUN, None) == [] and select_match.legend_view(RUN, "no such") == []
+    above_plot, above_matches = _callback(app, "update_legend")(RUN, "depth")
+    assert str(above_plot) == str(above_matches) == str([legend])     # one key, by the plot and by the matches
 
 
 def test_cbtx014_off_before_is_the_default_and_matches_keep_to_the_phrase_lengths(run):

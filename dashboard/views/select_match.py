@@ -53,7 +53,8 @@ POS, BACK, FORWARD, SEARCH, FIND = "match-pos", "match-back", "match-forward", "
 START, END, CLEAR, GRAPH, CELLS_TEXT = "match-start", "match-end", "match-clear", "match-graph", "match-cells"
 HYPOTHESIS, RESULTS, SUMMARY = "match-hypothesis", "match-results", "match-summary"
 OPEN = "match-open"                          # a match's link to the text heatmap (pattern id)
-ANNOTATION_KEY = "match-annotation-key"      # the legend of the annotation colours
+ANNOTATION_KEY = "match-annotation-key"      # the legend of the annotation colours, above the plot
+MATCHES_KEY = "match-matches-key"            # ... and again above the match list
 MIN_LENGTH, MAX_LENGTH = "match-min-length", "match-max-length"   # the phrase lengths matched
 PROGRESS, CANCEL = "match-progress", "match-cancel"
 MATCH_PARTS = 16                             # row ranges of a background match (its progress steps)
@@ -120,6 +121,7 @@ def layout():
         dcc.Store(id=HYPOTHESIS, data=None),
         html.H4("Matches", style={"margin": "8px 0 4px"}),
         html.Div(id=SUMMARY, style={"color": "#555", "marginBottom": "6px"}),
+        html.Div(id=MATCHES_KEY, style={"margin": "4px 0"}),
         html.Div(style={"display": "flex", "gap": "8px", "alignItems": "center"}, children=[
             html.Progress(id=PROGRESS, value="0", max=str(MATCH_PARTS), style={"width": "12em"}),
             html.Button("Cancel", id=CANCEL, className="button", disabled=True)]),
@@ -398,9 +400,11 @@ def register_callbacks(app: dash.Dash) -> None:
     def show_tensors(run_id, layer):
         return text.tensor_options(run_id, layer)
 
-    @app.callback(Output(ANNOTATION_KEY, "children"), Input(state.RUN, "value"), Input(COLOUR_BY, "value"))
+    @app.callback(Output(ANNOTATION_KEY, "children"), Output(MATCHES_KEY, "children"), Input(state.RUN, "value"),
+                  Input(COLOUR_BY, "value"))
     def update_legend(run_id, colour_by):
-        return legend_view(run_id, colour_by)
+        legend = legend_view(run_id, colour_by)
+        return legend, legend
 
     @app.callback(Output(POS, "value", allow_duplicate=True), Input(BACK, "n_clicks"),
                   Input(FORWARD, "n_clicks"), Input(FIND, "n_clicks"), Input(SEARCH, "n_submit"),
