@@ -608,12 +608,13 @@ def last_step_projection(run: runformat.Run, projection_id: str) -> pd.DataFrame
 
 # -- neighbours -------------------------------------------------------------------------------
 
-def nearest_examples(run: runformat.Run, example_id: int, k: int = 8) -> pd.DataFrame:
-    """The ``k`` examples nearest to ``example_id`` in last-step hidden state (last layer,
-    Euclidean), nearest first, with a ``distance`` column."""
+def nearest_examples(run: runformat.Run, example_id: int, k: int = 8, layer: int | None = None,
+                     tensor: str = "h") -> pd.DataFrame:
+    """The ``k`` examples nearest to ``example_id`` in one layer's (None: the last's) ``tensor``
+    at the last step (Euclidean), nearest first, with a ``distance`` column."""
     frame = examples(run)
     position = int(np.searchsorted(frame["example_id"].to_numpy(), example_id))
-    hidden = last_step_matrix(run, last_layer(run), "h")
+    hidden = last_step_matrix(run, last_layer(run) if layer is None else layer, tensor)
     distance = np.linalg.norm(hidden - hidden[position], axis=1)
     distance[position] = np.inf
     k = min(k, len(frame) - 1)

@@ -49,6 +49,14 @@ def synthetic_run(synthetic_runs_dir) -> runformat.Run:
 
 
 @pytest.fixture(scope="session")
+def stacked_runs_dir(tmp_path_factory) -> Path:
+    """A runs folder holding a small synthetic run with two LSTM layers, id ``stacked``, whose
+    projections picture both layers' h (tests/linked_runs.py)."""
+    from linked_runs import stacked_runs
+    return stacked_runs(tmp_path_factory.mktemp("stacked") / "runs")
+
+
+@pytest.fixture(scope="session")
 def text_runs_dir(tmp_path_factory) -> Path:
     """A runs folder holding one complete small language-model run on the parenthesis language,
     id ``text-parens``."""

@@ -196,3 +196,31 @@ def _live_status(tmp_path, data, training, Recording):
     body, stop = training.status("live")
     assert not stop and "training now: 2 epoch(s)" in str(body[0].children)
     assert "hidden state barely differs" in str(body[1]) and "rule:" in str(body[1])
+
+
+def test_cbvw112_film_and_cells_heatmap_mark_the_selected_example(run, monkeypatch):
+    frame = data.filtered_examples(run, [], ALL_SPLITS, None, "all")
+    example = int(frame["example_id"].iat[-1])
+    figure = figure_of(film.film_figure("synthetic", [], ALL_SPLITS, None, "all", "pca2", "end", example))
+    (marked,) = [trace for trace in figure.data if trace.name == f"selected: #{example}"]
+    points = data.projection(run, "pca2")
+    path = points[points["example_id"] == example]
+    assert np.isclose(np.asarray(marked.x)[-1], path["x"].iat[-1])          # the last frame: its whole path
+    # forced in beside the film's evenly spaced examples, even when they leave it out
+    plan = film.figures.film_plan
+    monkeypatch.setattr(film.figures, "film_plan", lambda present, index: plan(present, index, max_examples=3))
+    def heads(selected):
+        capped = figure_of(film._build_film(run, [], ALL_SPLITS, None, "all", "pca2", "end", selected))
+        return [row[0] for row in capped.data[1].customdata]
+    left_out = next(int(i) for i in frame["example_id"] if i not in heads(None))
+    assert len(heads(None)) == 3 and sorted(heads(left_out)) == sorted([*heads(None), left_out])
+    monkeypatch.undo()
+    outside = figure_of(film.film_figure("synthetic", [], ALL_SPLITS, None, "misclassified", "pca2", "end",
+                                         int(frame[frame["correct"]]["example_id"].iat[0])))
+    assert "is filtered out" in outside.layout.title.text and len(outside.frames[0].traces) == 2
+
+    heatmap = cells.heatmap_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "h", 0, "end", example)
+    (outline,) = [shape for shape in heatmap.layout.shapes if shape.name == "selected"]
+    assert heatmap.data[0].y[int(outline.y0 + 0.5)].endswith(f"#{example}")
+    none = cells.heatmap_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "h", 0, "end", None)
+    assert not none.layout.shapes

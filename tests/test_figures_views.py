@@ -288,3 +288,75 @@ def test_fgvw017_film_colours_follow_the_given_class_colours_and_legend():
     legend = figure.data[2:]
     assert [trace.name for trace in legend] == ["think", "crazy"]
     assert [trace.marker.color for trace in legend] == ["#111111", "#eeeeee"]
+
+
+# -- the selected example, marked (issue 14) ------------------------------------------------------
+
+def test_fgvw018_film_marks_the_selected_example_in_every_frame():
+    present, x, y = _paths(6, 10)
+    positions = film.frame_positions(10, 4)
+    args = (x, y, np.array([0, 1, 2, 0, 1, 2]), ["a", "b", "c"], np.arange(100, 106),
+            [f"ex{i}" for i in range(6)], "end", positions)
+    figure = film.film_figure(*args, selected=103)
+    marked = figure.data[2]
+    assert marked.name == "selected: #103" and marked.line.color == "black"
+    assert all(list(frame.traces) == [0, 1, 2] for frame in figure.frames)
+    for frame, column in zip(figure.frames, positions):
+        path = np.asarray(frame.data[2].x)
+        # its own path through the frames so far, the head (the last point) the biggest marker
+        np.testing.assert_array_equal(path, x[3, positions[:list(positions).index(column) + 1]])
+        sizes = np.asarray(frame.data[2].marker.size)
+        assert sizes[-1] > sizes[:-1].max(initial=0)
+    assert set(np.asarray(figure.data[2].customdata).tolist()) == {103}      # a click selects it again
+    unmarked = film.film_figure(*args, selected=999)                       # not among the drawn: no mark
+    assert len(unmarked.data) == len(figure.data) - 1
+    assert all(list(frame.traces) == [0, 1] for frame in unmarked.frames)
+
+
+def test_fgvw019_cells_heatmap_outlines_the_selected_row_and_keeps_it_when_decimated():
+    grid = np.arange(12, dtype=np.float32).reshape(4, 3)
+    figure = cells.cell_activation_figure(grid, ["a", "a", "b", "c"], [5, 7, 1, 2], "end", unit=3,
+                                          kind="h", selected=1)
+    (outline,) = [shape for shape in figure.layout.shapes if shape.name == "selected"]
+    assert (outline.yref, outline.y0, outline.y1) == ("y2", 1.5, 2.5)      # row 2 (b #1) on the class axis
+    assert (outline.x0, outline.x1) == (-2.5, 0.5)
+    (label,) = [note for note in figure.layout.annotations if note.name == "selected"]
+    assert label.text.endswith("#1") and label.y == 2
+    plain = cells.cell_activation_figure(grid, ["a", "a", "b", "c"], [5, 7, 1, 2], "end", unit=3, kind="h")
+    assert not plain.layout.shapes and not plain.layout.annotations
+    labels = np.repeat(["a", "b"], [3000, 1000])
+    ids = np.arange(len(labels))
+    order = cells.class_sorted_rows(labels, ["a", "b"], ids, max_rows=2000)
+    dropped = int(np.setdiff1d(ids, ids[order])[0])
+    kept = cells.class_sorted_rows(labels, ["a", "b"], ids, max_rows=2000, keep=dropped)
+    assert dropped in ids[kept] and len(kept) == 2001
+    assert list(ids[kept]) == sorted(ids[kept])                              # still in class order
+
+
+# -- readable gate axes (issue 14) ----------------------------------------------------------------
+
+def _tick_labels(axis) -> list[str]:
+    """The labels a linear axis shows from 0 to its range's end (d3's "%" format is Python's)."""
+    count = int(np.floor(axis.range[1] / axis.dtick + 1e-9)) + 1
+    return [format(k * axis.dtick, axis.tickformat) for k in range(count)]
+
+
+@pytest.mark.parametrize("top", [0.35, 0.03, 0.012, 0.004])
+def test_fgvw020_gate_histogram_percent_ticks_are_unique_and_cover_the_bars(top):
+    edges = np.linspace(0, 1, 51)
+    fraction = np.full(50, (1 - top) / 49)
+    fraction[-1] = top                                     # most values saturated near 1, the rest flat
+    figure = gates.gate_histogram_figure(edges, {"forget_gate": fraction})
+    labels = _tick_labels(figure.layout.yaxis)
+    assert len(labels) == len(set(labels)) >= 3, labels
+    assert figure.layout.yaxis.range[1] >= top
+
+
+def test_fgvw021_examples_at_step_axis_has_round_ticks():
+    stats = {"low": np.full(90, 0.2), "high": np.full(90, 0.1), "examples": np.linspace(10, 2661, 90)}
+    figure = gates.saturation_figure({"forget_gate": stats}, "end", 0.1, 0.9, 2661)
+    right = figure.layout.yaxis2
+    mantissa = right.dtick / 10 ** np.floor(np.log10(right.dtick))
+    assert mantissa in (1, 2, 5) and right.range[1] >= 2661 and right.range[1] % right.dtick == 0
+    assert right.tickformat == ",d"
+    assert gates.nice_ticks(648) == (200, 800) and gates.nice_ticks(0.012) == (0.005, 0.015)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dash
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from factories import decoded
 from dashboard import data, filters, state, views
 from dashboard.app import create_app
-from dashboard.views import examples_table, last_step, paths
+from dashboard.views import controls, examples_table, last_step, paths
 
 ALL_SPLITS = list(state.SPLITS)
 ALL_HANDS = list(state.HANDS)
@@ -174,3 +175,131 @@ def test_txt001_a_phrase_that_is_not_found_says_so_beside_the_search(app):
     assert text_heatmap.search_note(text_heatmap.FORWARD, "def", None) == ""             # paging is no search
     writers = [key for key in app.callback_map if f"{text_heatmap.SEARCH_NOTE}.children" in key]
     assert len(writers) == 1 and f"{text_heatmap.POS}.value" in writers[0]               # the move callback says it
+
+
+SIGN_VIEWS = ("paths", "last_step", "inspector", "examples_table", "confusion", "decisive", "compare", "gates",
+              "cells", "training", "film", "study")
+
+
+def _uncued(component, cued: bool = False) -> list[str]:
+    """Ids of the graphs and callback-filled lists under ``component`` that no dcc.Loading with a
+    delay of at least 300 ms wraps (no delay: a fast answer flashes a spinner)."""
+    from dash import dash_table, dcc
+    if isinstance(component, dcc.Loading):
+        cued = cued or (getattr(component, "delay_show", 0) or 0) >= 300
+    found = []
+    if isinstance(component, (dcc.Graph, dash_table.DataTable)) and not cued:
+        found.append(component.id)
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if hasattr(child, "to_plotly_json"):
+            found += _uncued(child, cued)
+    return found
+
+
+def test_load001_every_sign_view_shows_a_delayed_loading_cue_over_its_graphs():
+    from dash import dcc
+    for name in SIGN_VIEWS:
+        view = getattr(views, name)
+        layout = view.layout()
+        assert _uncued(layout) == [], name
+        loadings = [c for c in _walk(layout) if isinstance(c, dcc.Loading)]
+        assert loadings and all((c.delay_show or 0) >= 300 for c in loadings), name
+    # the study view draws no graph: its body is cued itself
+    from dashboard.views import study
+    assert any(isinstance(c, dcc.Loading) and getattr(c.children, "id", None) == study.BODY
+               for c in _walk(study.layout()))
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if hasattr(child, "to_plotly_json"):
+            yield from _walk(child)
+
+
+@pytest.fixture
+def stacked(stacked_runs_dir):
+    previous = data.runs_dir()
+    data.configure(stacked_runs_dir)
+    yield data.get_run("stacked")
+    data.configure(previous)
+
+
+def test_lyr003_the_film_pictures_either_layer_of_a_stacked_run(stacked):
+    from linked_runs import LOWER, STACKED
+    from dashboard.views import film
+    assert [layer.index for layer in stacked.layers] == [0, 1]
+    options, note = controls.states_options(STACKED, "paths", 2)
+    assert [o["value"] for o in options] == ["1:h", "0:h"] and note == ""
+    assert [o["value"] for o in film.projection_options(STACKED, "0:h")] == [LOWER]
+    assert {"ae2", "pca2"} <= {o["value"] for o in film.projection_options(STACKED, None)}
+    everything = ([], ALL_SPLITS, ALL_HANDS, "all")
+    lower = go.Figure(decoded(film.film_figure(STACKED, *everything, "ae2", "end", None, "0:h")))
+    upper = go.Figure(decoded(film.film_figure(STACKED, *everything, "pca2", "end", None, None)))
+    assert f"projection '{LOWER}' of layer 0 · h (hidden state)" in lower.layout.title.text
+    assert "projection 'pca2' of layer 1 (last) · h (hidden state)" in upper.layout.title.text
+    # the heads of the last frame are the examples' last steps in layer 0's own projection
+    points = data.projection(stacked, LOWER)
+    ends = points.groupby("example_id").tail(1).set_index("example_id")["x"]
+    heads = lower.data[1]
+    ids = [row[0] for row in heads.customdata]
+    np.testing.assert_allclose(np.asarray(heads.x), ends.loc[ids].to_numpy(), rtol=1e-6)
+    refused = film.film_figure(STACKED, *everything, "ae2", "end", None, "0:c")
+    assert "has no projections of '0:c'" in refused["layout"]["annotations"][0]["text"]
+    assert "'0:c'" in filters.check_request(
+        {"inputs": [{"id": film.STATES, "property": "value", "value": "0:c"}],
+         "state": [{"id": state.RUN, "property": "value", "value": STACKED}]}, views.value_checks())
+
+
+def test_lyr004_the_inspector_looks_at_the_chosen_layer_for_its_path_and_neighbours(stacked):
+    from linked_runs import LOWER, STACKED
+    from dashboard.views import inspector
+    example = int(data.examples(stacked)["example_id"].iat[3])
+    path = inspector.inspect_path(STACKED, example, "ae2", False, "0:h")
+    assert path.layout.title.text == "in layer 0 · h (hidden state)"
+    assert path.layout.xaxis.title.text == "PCA 1" and path.layout.yaxis.title.text == "PCA 2"
+    own = next(trace for trace in path.data if trace.name == f"example {example}")
+    points = data.projection(stacked, LOWER)
+    np.testing.assert_allclose(own.x, points[points["example_id"] == example]["x"].to_numpy(), rtol=1e-6)
+    upper = inspector.inspect_path(STACKED, example, "ae2", False, None)
+    assert upper.layout.title.text == "in layer 1 (last) · h (hidden state)"
+    assert upper.layout.xaxis.title.text == "Autoencoder code 1"
+    for pair, layer in (("0:h", 0), (None, 1)):
+        _, links = inspector.inspect_summary(STACKED, example, pair)
+        assert inspector.nearest_title(STACKED, pair).startswith(f"Nearest examples (last step of layer {layer}")
+        hidden = data.last_step_matrix(stacked, layer, "h")
+        position = int(np.searchsorted(data.examples(stacked)["example_id"], example))
+        distance = np.linalg.norm(hidden - hidden[position], axis=1)
+        distance[position] = np.inf
+        expected = data.examples(stacked)["example_id"].to_numpy()[np.argsort(distance, kind="stable")[:8]]
+        assert [child.id["index"] for child in links.children] == expected.tolist()
+    meta, _ = inspector.inspect_summary(STACKED, example, "3:h")
+    assert "has no projections of '3:h'" in meta.children
+
+
+def test_axs001_inputs_and_distance_plots_name_their_axes():
+    import pandas as pd
+    from dashboard.figures.compare import aligned_paths_figure
+    from dashboard.figures.inspector import example_path_figure, inputs_figure
+    from dashboard.figures.why import whatif_figure
+    steps = pd.DataFrame({"t": [0, 1, 2], "left_x": [0.1, 0.2, 0.3], "right_x": [0.3, 0.2, 0.1],
+                          "right_roll": [0.0, 0.5, 1.0]})
+    inputs = inputs_figure(steps, {"left": ["left_x"], "right": ["right_x", "right_roll"]})
+    assert inputs.layout.xaxis.title.text == "time step"
+    assert inputs.layout.yaxis.title.text == inputs.layout.yaxis2.title.text == "value (as recorded)"
+    points = pd.DataFrame({"example_id": [1, 1, 2, 2], "t": [0, 1, 0, 1], "x": [0.0, 1.0, 0.5, 0.2],
+                           "y": [0.0, 1.0, 0.3, 0.1]})
+    labels = pd.Series(["a", "a"], index=[1, 2])
+    path = example_path_figure(points, labels, 1, "a", "a", symlog=True, axis_title="PCA")
+    assert (path.layout.xaxis.title.text, path.layout.yaxis.title.text) == ("PCA 1 (symlog)", "PCA 2 (symlog)")
+    pair = aligned_paths_figure(points, points, labels, ["a"], "one", "two", 0.1, "Autoencoder code")
+    assert pair.layout.xaxis.title.text == pair.layout.xaxis2.title.text == "Autoencoder code 1"
+    assert pair.layout.yaxis.title.text == "Autoencoder code 2"
+    old = {"probabilities": np.array([[0.5, 0.3, 0.2], [0.6, 0.3, 0.1]]), "h": np.zeros((2, 3))}
+    new = {"probabilities": np.array([[0.2, 0.2, 0.6]]), "h": np.ones((1, 3))}
+    context = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "label": ["a", "b"]})
+    whatif = whatif_figure(old, new, 1, 0, ["a", "b", "c"], np.eye(3)[:2], np.zeros(3), "cut", (1, 2), context)
+    assert whatif["layout"]["xaxis2"]["title"]["text"] == "PCA 1"
+    assert whatif["layout"]["yaxis2"]["title"]["text"] == "PCA 2"

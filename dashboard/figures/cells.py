@@ -31,18 +31,21 @@ def example_id_from_row_label(label) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def class_sorted_rows(labels, classes, example_ids, max_rows: int = MAX_ROWS) -> np.ndarray:
+def class_sorted_rows(labels, classes, example_ids, max_rows: int = MAX_ROWS,
+                      keep: int | None = None) -> np.ndarray:
     """Row order for the heatmap: grouped by class (in ``classes`` order), then by example id.
 
     When there are more than ``max_rows`` examples, evenly spaced rows of that order are kept, so
-    every class keeps its share.
+    every class keeps its share; the example ``keep`` (the selected one) stays among them.
     """
     rank = {name: i for i, name in enumerate(classes)}
     labels = np.asarray(labels, dtype=object)
     class_rank = np.array([rank.get(name, len(rank)) for name in labels], dtype=np.int64)
     order = np.lexsort((np.asarray(example_ids), class_rank))
     if len(order) > max_rows:
-        order = order[np.unique(np.linspace(0, len(order) - 1, max_rows).round().astype(np.int64))]
+        spaced = np.linspace(0, len(order) - 1, max_rows).round().astype(np.int64)
+        kept = np.flatnonzero(np.asarray(example_ids)[order] == keep) if keep is not None else []
+        order = order[np.unique(np.concatenate([spaced, kept]).astype(np.int64))]
     return order
 
 
@@ -120,10 +123,13 @@ def _class_blocks(sorted_labels: np.ndarray) -> tuple[list[int], list[int]]:
 
 
 def cell_activation_figure(grid: np.ndarray, labels, example_ids, align: str, unit: int, kind: str,
-                           n_total: int | None = None, max_label_classes: int = 60) -> go.Figure:
+                           n_total: int | None = None, max_label_classes: int = 60,
+                           selected: int | None = None) -> go.Figure:
     """Examples (rows, already in class order) × aligned steps of one cell; padding is blank.
 
-    ``n_total`` is the number of examples before decimation, for the title.
+    ``n_total`` is the number of examples before decimation, for the title. The ``selected``
+    example's row, when it is one, is outlined and named at the right edge (rows are a pixel or
+    two high at Auslan size, so an outline alone would be lost).
     """
     labels = np.asarray(labels, dtype=object)
     x = step_axis(grid.shape[1], align)
@@ -146,6 +152,14 @@ def cell_activation_figure(grid: np.ndarray, labels, example_ids, align: str, un
     if boundary_x:
         fig.add_trace(go.Scatter(x=boundary_x, y=boundary_y, mode="lines", hoverinfo="skip",
                                  line={"color": "black", "width": 0.6}, showlegend=False, yaxis="y2"))
+    ids = [int(e) for e in example_ids]
+    row = ids.index(int(selected)) if selected is not None and int(selected) in ids else None
+    if row is not None and len(x):
+        fig.add_shape(type="rect", xref="x", yref="y2", x0=x[0] - 0.5, x1=x[-1] + 0.5, y0=row - 0.5,
+                      y1=row + 0.5, line={"color": "black", "width": 2}, name="selected")
+        fig.add_annotation(xref="paper", yref="y2", x=1.0, y=row, xanchor="left", showarrow=False,
+                           text=f"◀ #{int(selected)}", font={"size": 11}, name="selected")
+        fig.update_traces(colorbar_x=1.06, selector={"type": "heatmap"})    # the label sits between
     every = max(1, int(np.ceil(len(starts) / max_label_classes)))
     tick_rows = [(s + e - 1) / 2 for s, e in zip(starts, ends)][::every]
     tick_text = [str(labels[s]) for s in starts][::every]
@@ -163,5 +177,6 @@ def cell_activation_figure(grid: np.ndarray, labels, example_ids, align: str, un
                 "tickvals": tick_rows, "ticktext": tick_text, "tickfont": {"size": 9}, "showgrid": False,
                 "zeroline": False,
                 "title": {"text": "class" + (f" (one label in {every})" if every > 1 else "")}},
-        height=max(450, min(1000, 11 * len(starts) + 150)), margin={"l": 110, "r": 20, "t": 50, "b": 50})
+        height=max(450, min(1000, 11 * len(starts) + 150)),
+        margin={"l": 110, "r": 20 if row is None else 60, "t": 50, "b": 50})
     return fig

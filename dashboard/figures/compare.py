@@ -59,9 +59,10 @@ def difference_figure(a: np.ndarray, b: np.ndarray, classes: Sequence[str], orde
 
 
 def aligned_paths_figure(a: pd.DataFrame, b: pd.DataFrame, labels: pd.Series, classes: Sequence[str],
-                         run_a: str, run_b: str, disparity: float) -> go.Figure:
+                         run_a: str, run_b: str, disparity: float, axis_title: str = "") -> go.Figure:
     """Run A's paths and run B's (``example_id, t, x, y``, B already aligned onto A) side by side
-    on the same axes, one colour per class; a point's customdata is its example id."""
+    on the same axes, one colour per class; a point's customdata is its example id. ``axis_title``:
+    what A's projection axes are ("PCA": "PCA 1", "PCA 2")."""
     if a.empty:
         return message_figure("No paths among the filtered examples.")
     figure = make_subplots(rows=1, cols=2, shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.04,
@@ -77,5 +78,9 @@ def aligned_paths_figure(a: pd.DataFrame, b: pd.DataFrame, labels: pd.Series, cl
                                           customdata=arrays["example_id"].tolist(),
                                           hovertemplate=f"{name}<br>example %{{customdata}}<extra></extra>"),
                              row=1, col=col)
+    if axis_title:
+        for col in (1, 2):
+            figure.update_xaxes(title_text=f"{axis_title} 1", row=1, col=col)
+        figure.update_yaxes(title_text=f"{axis_title} 2", row=1, col=1)
     return base_layout(figure, height=520, legend={"font": {"size": 10}}, uirevision="compare-paths",
-                       margin={"l": 40, "r": 20, "t": 40, "b": 40})
+                       margin={"l": 60, "r": 20, "t": 40, "b": 50})

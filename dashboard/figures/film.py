@@ -1,7 +1,9 @@
 """The prediction film: examples' 2-D paths growing step by step (Figure 14 of the study).
 
 Each frame redraws two WebGL traces: every chosen example's path so far (one trace, paths split by
-NaN gaps, markers coloured by class) and its current step (a bigger head marker). Paths are drawn
+NaN gaps, markers coloured by class) and its current step (a bigger head marker); with an example
+selected elsewhere, a third: its path so far, thick and black, and its head ringed, so it can be
+followed among hundreds of others. Paths are drawn
 through the frames' steps only (every k-th step when there are more steps than frames). A frame
 carries the whole path up to its step, so the figure grows with examples × frames²; ``film_plan``
 caps both to keep the figure a few megabytes (numpy arrays travel as base64 float32).
@@ -114,12 +116,15 @@ def _heads(x_grid, y_grid, probability, column):
 def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray, classes: list[str],
                 example_ids: np.ndarray, hover_text: list[str], align: str, positions: np.ndarray,
                 probability: np.ndarray | None = None, projection: str = "ae2",
-                note: str = "", colours: list[str] | None = None, legend_title: str = "class") -> go.Figure:
+                note: str = "", colours: list[str] | None = None, legend_title: str = "class",
+                selected: int | None = None, pictures: str = "") -> go.Figure:
     """An animated figure: one frame per column in ``positions``; starts on the last frame.
 
     Grids are (examples, steps) float32, NaN where an example has no step. ``class_index`` points
     into ``classes`` and ``colours`` (default: the class palette in that order). Clicking a head
-    marker gives its example id as ``customdata[0]``.
+    marker gives its example id as ``customdata[0]``. ``selected``: an example id among
+    ``example_ids`` to mark in every frame (trace 2, named ``selected: #id``). ``pictures``: the
+    layer and tensor the projection pictures, for the title.
     """
     if colours is None:
         colours = [PALETTE[i % len(PALETTE)] for i in range(len(classes))]
@@ -128,19 +133,26 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
     class_index = np.asarray(class_index, dtype=np.int8 if len(classes) <= 127 else np.int16)
     ids = [int(i) for i in example_ids]
     axis = step_axis(x_grid.shape[1], align)
+    mark = ids.index(int(selected)) if selected is not None and int(selected) in ids else None
 
     def frame_data(k):
-        """The two traces at frame ``k``; frames carry only what changes (styles stay on the traces)."""
+        """The traces at frame ``k``; frames carry only what changes (styles stay on the traces)."""
         px, py, pc = _path_arrays(x_grid, y_grid, class_index, positions[:k + 1])
         hx, hy, hp = _heads(x_grid, y_grid, probability, positions[k])
-        return [{"type": "scattergl", "x": px, "y": py, "marker": {"color": pc}},
-                {"type": "scattergl", "x": hx, "y": hy, "customdata": _head_customdata(ids, hp)}]
+        traces = [{"type": "scattergl", "x": px, "y": py, "marker": {"color": pc}},
+                  {"type": "scattergl", "x": hx, "y": hy, "customdata": _head_customdata(ids, hp)}]
+        if mark is not None:        # its path so far, the head last (NaN steps before it began)
+            sx, sy = x_grid[mark, positions[:k + 1]], y_grid[mark, positions[:k + 1]]
+            traces.append({"type": "scattergl", "x": sx, "y": sy,
+                           "marker": {"size": np.where(np.arange(len(sx)) == len(sx) - 1, 22, 6)}})
+        return traces
 
     if not len(positions):
         raise ValueError("a film needs at least one frame")
-    frames = [{"data": frame_data(k), "traces": [0, 1], "name": str(int(axis[column]))}
+    drawn = [0, 1, 2] if mark is not None else [0, 1]
+    frames = [{"data": frame_data(k), "traces": drawn, "name": str(int(axis[column]))}
               for k, column in enumerate(positions)]
-    path, head = frame_data(len(positions) - 1)
+    path, head, *marked = frame_data(len(positions) - 1)
     path = go.Scattergl(x=path["x"], y=path["y"], mode="lines+markers", name="paths", hoverinfo="skip",
                         showlegend=False, line={"color": "rgba(120,120,120,0.25)", "width": 1},
                         marker={"size": 4, "color": path["marker"]["color"], "coloraxis": "coloraxis"})
@@ -151,6 +163,14 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
                 "line": {"width": 1, "color": "black"}},
         hovertemplate="%{text}" + prob_line + "<extra>click to inspect</extra>")
     fig = go.Figure(data=[path, head], frames=frames)
+    if mark is not None:
+        fig.add_trace(go.Scattergl(
+            x=marked[0]["x"], y=marked[0]["y"], mode="lines+markers", name=f"selected: #{ids[mark]}",
+            text=[hover_text[mark]] * len(marked[0]["x"]), customdata=[ids[mark]] * len(marked[0]["x"]),
+            hovertemplate="%{text}<extra>selected</extra>", line={"color": "black", "width": 4},
+            # as the paths and last activations mark it: a black path, its end ringed
+            marker={"size": marked[0]["marker"]["size"], "symbol": "circle-open", "color": "black",
+                    "line": {"width": 3}}))
     if len(classes) <= 24:      # a legend only where it can be read; hover names the class otherwise
         for i, name in enumerate(classes):
             fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=name,
@@ -172,7 +192,8 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
                      "args": [[frame["name"]], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
                                              "transition": {"duration": 0}}]} for frame in frames]
     base_layout(fig).update_layout(
-        title=f"Prediction film: paths in projection {projection!r} growing step by step"
+        title=f"Prediction film: paths in projection {projection!r}" + (f" of {pictures}" if pictures else "")
+              + " growing step by step"
               + (f" — {note}" if note else ""),
         xaxis={"title": f"{projection} x", "range": extent(finite_x), "autorange": False},
         yaxis={"title": f"{projection} y", "range": extent(finite_y), "autorange": False},

@@ -96,6 +96,25 @@ def sort_cells(grid: np.ndarray, order: str = "saturation") -> np.ndarray:
     return np.argsort(-overall, kind="stable")
 
 
+def nice_ticks(top: float, ticks: int = 5) -> tuple[float, float]:
+    """A tick step of 1, 2 or 5 times a power of ten giving about ``ticks`` ticks from 0 to
+    ``top``, and the axis top (``top`` rounded up to a step): ticks a reader can add up."""
+    top = float(top) if np.isfinite(top) and top > 0 else 1.0
+    raw = top / ticks
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return step, float(np.ceil(top / step - 1e-9) * step)
+
+
+def percent_axis(top: float) -> dict:
+    """A 0..``top`` fraction axis in percent with as many decimals as its step needs, so no two
+    ticks read the same (".0%" on a 0.5 % step shows 0%, 1%, 1%, 2%...)."""
+    step, end = nice_ticks(top)
+    decimals = max(0, int(np.ceil(-np.log10(step * 100) - 1e-9)))
+    return {"range": [0, end * 1.02], "tick0": 0, "dtick": step, "tickmode": "linear",
+            "tickformat": f".{decimals}%"}
+
+
 def _x_title(align: str) -> str:
     return ALIGNMENTS[align]
 
@@ -114,8 +133,12 @@ def saturation_figure(stats_by_gate: dict[str, dict[str, np.ndarray]], align: st
             hovertemplate=(f"{gate_label(gate)} gate, step %{{x}}<br>saturated %{{y:.1%}}"
                            f" (&lt;{low:g}: %{{customdata[0]:.1%}}, &gt;{high:g}: %{{customdata[1]:.1%}})"
                            "<br>%{customdata[2]:.0f} examples<extra></extra>")))
+    counts = {"rangemode": "tozero"}
     if stats_by_gate:
         stats = next(iter(stats_by_gate.values()))
+        step, end = nice_ticks(np.nanmax(stats["examples"], initial=0))
+        # its own round ticks (0, 500, 1000...), not the percent axis' grid divided into fifths
+        counts = {"range": [0, end], "tick0": 0, "dtick": step, "tickmode": "linear", "tickformat": ",d"}
         fig.add_trace(go.Scattergl(
             x=step_axis(len(stats["examples"]), align), y=stats["examples"].astype(np.float32), yaxis="y2",
             mode="lines", name="examples at step", line={"color": "#aaa", "width": 1, "dash": "dot"},
@@ -127,8 +150,7 @@ def saturation_figure(stats_by_gate: dict[str, dict[str, np.ndarray]], align: st
         xaxis_title=_x_title(align), yaxis_title="fraction of units × examples saturated",
         yaxis={"range": [0, 1], "tickformat": ".0%"}, legend_title_text="gate",
         # Few long examples reach the far steps: the dotted count says how much a value rests on.
-        yaxis2={"title": "examples at step", "overlaying": "y", "side": "right", "rangemode": "tozero",
-                "showgrid": False},
+        yaxis2={"title": "examples at step", "overlaying": "y", "side": "right", "showgrid": False, **counts},
         legend={"x": 1.08}, margin={"l": 60, "r": 20, "t": 50, "b": 50}, hovermode="x unified")
     return fig
 
@@ -176,8 +198,9 @@ def gate_histogram_figure(edges: np.ndarray, fractions: dict[str, np.ndarray], l
                           "<extra></extra>"))
     for threshold in (low, high):
         fig.add_vline(x=threshold, line={"dash": "dash", "color": "#555", "width": 1})
+    top = max((float(np.max(f)) for f in fractions.values() if len(f)), default=0.0)
     base_layout(fig).update_layout(
         title="Distribution of gate values (dashed: saturation thresholds)", barmode="overlay",
         xaxis_title="gate value", yaxis_title="fraction of values", xaxis={"range": [0, 1]},
-        yaxis={"tickformat": ".0%"}, legend_title_text="gate", margin={"l": 60, "r": 20, "t": 50, "b": 50})
+        yaxis=percent_axis(top), legend_title_text="gate", margin={"l": 60, "r": 20, "t": 50, "b": 50})
     return fig

@@ -44,12 +44,14 @@ def inputs_figure(steps: pd.DataFrame, groups: dict[str, list[str]]) -> go.Figur
     gap = 0.1
     height = (1 - gap * (len(groups) - 1)) / len(groups)
     layout = {"xaxis": {"anchor": f"y{len(groups)}", "title": {"text": "time step"}}}
+    # the channels mix units (positions, angles, finger bends): one value axis per hand
+    unit = "value (as recorded)"
     titles = []
     for row, (hand, names) in enumerate(groups.items()):
         axis = "y" if row == 0 else f"y{row + 1}"
         top = 1 - row * (height + gap)
         layout[f"yaxis{row + 1 if row else ''}"] = {"domain": [max(top - height, 0.0), top],
-                                                    "anchor": "x"}
+                                                    "anchor": "x", "title": {"text": unit}}
         titles.append({"text": f"{hand} hand" if hand != "inputs" else hand, "x": 0.5, "y": top,
                        "xref": "paper", "yref": "paper", "showarrow": False, "yanchor": "bottom"})
         for name in names:
@@ -61,13 +63,16 @@ def inputs_figure(steps: pd.DataFrame, groups: dict[str, list[str]]) -> go.Figur
                                         hovertemplate=f"{name}<br>t=%{{x}}: %{{y:.3f}}<extra></extra>"))
     return base_layout(figure, **layout, annotations=titles,
                        legend={"orientation": "v", "font": {"size": 10}},
-                       margin={"l": 40, "r": 10, "t": 30, "b": 40})
+                       margin={"l": 60, "r": 10, "t": 30, "b": 40})
 
 
 def example_path_figure(points: pd.DataFrame, labels: pd.Series, example_id: int,
-                        true_label: str, predicted_label: str, symlog: bool = False) -> go.Figure:
+                        true_label: str, predicted_label: str, symlog: bool = False,
+                        axis_title: str = "", pictures: str = "") -> go.Figure:
     """The example's path (black, points coloured by time) over its true class's paths (blue)
-    and, when it was misclassified, its predicted class's paths (red); 2-D projections only."""
+    and, when it was misclassified, its predicted class's paths (red); 2-D projections only.
+    ``axis_title``: what the axes are ("PCA": "PCA 1", "PCA 2"); ``pictures``: the layer and
+    tensor the projection pictures, for the title."""
     path = points[points["example_id"] == example_id]
     if path.empty:
         return message_figure(f"Example {example_id} is not in this projection.")
@@ -96,8 +101,12 @@ def example_path_figure(points: pd.DataFrame, labels: pd.Series, example_id: int
     end = path.iloc[-1]
     figure.add_annotation(x=float(end["x"]), y=float(end["y"]), text=f"{true_label} (end)",
                           showarrow=True, arrowhead=2, ax=20, ay=-25, font={"size": 12})
-    return base_layout(figure, legend={"orientation": "h", "y": -0.12},
-                       xaxis={"zeroline": False}, yaxis={"zeroline": False},
+    scale = " (symlog)" if symlog else ""
+    return base_layout(figure, legend={"orientation": "h", "y": -0.2},
+                       title={"text": f"in {pictures}", "font": {"size": 12}} if pictures else None,
+                       xaxis={"zeroline": False, "title": {"text": f"{axis_title} 1{scale}" if axis_title else ""}},
+                       yaxis={"zeroline": False, "title": {"text": f"{axis_title} 2{scale}" if axis_title else ""}},
+                       margin={"l": 50, "r": 20, "t": 40 if pictures else 20, "b": 50},
                        uirevision=f"path-{example_id}")
 
 

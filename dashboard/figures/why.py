@@ -167,6 +167,6 @@ def whatif_figure(old: Mapping[str, np.ndarray], new: Mapping[str, np.ndarray], 
               "legend": {"orientation": "h", "y": -0.18}, "margin": {"l": 50, "r": 20, "t": 70, "b": 40},
               "xaxis": {"domain": [0, 0.52], "title": {"text": "time step"}, "anchor": "y"},
               "yaxis": {"range": [0, 1.02], "title": {"text": "probability"}, "anchor": "x"},
-              "xaxis2": {"domain": [0.6, 1], "anchor": "y2", "zeroline": False},
-              "yaxis2": {"anchor": "x2", "zeroline": False}}
+              "xaxis2": {"domain": [0.6, 1], "anchor": "y2", "zeroline": False, "title": {"text": "PCA 1"}},
+              "yaxis2": {"anchor": "x2", "zeroline": False, "title": {"text": "PCA 2"}}}
     return {"data": traces, "layout": layout}

@@ -1,5 +1,6 @@
 """Cells view: one cell's activation for every filtered example over time, and the cells that best
-separate the chosen classes (click a bar to show that cell, click a heatmap row to inspect it)."""
+separate the chosen classes (click a bar to show that cell, click a heatmap row to inspect it; the
+selected example's row is marked)."""
 
 from __future__ import annotations
 
@@ -99,23 +100,26 @@ def ranking_figure(run_id, classes, splits, hands, correctness, layer, kind, sum
                                   n_classes=frame["label"].nunique())
 
 
-def heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, unit, align):
-    """One cell for the filtered examples (rows grouped by class, decimated past MAX_ROWS)."""
+def heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, unit, align, selected=None):
+    """One cell for the filtered examples (rows grouped by class, decimated past MAX_ROWS, the
+    ``selected`` example kept and marked)."""
     try:
         run = classifier_run(run_id)
         layer = chosen_layer(run, layer)
         unit = _unit(run, layer, unit)
+        selected = filters.example_id(run, selected)
         frame = data.filtered_examples(run, *filters.filter_bar(run, classes, splits, hands, correctness))
         if frame.empty:
             raise runformat.RunError("no examples pass the filters")
-        chosen = frame.iloc[figures.class_sorted_rows(frame["label"], run.classes, frame["example_id"])]
+        chosen = frame.iloc[figures.class_sorted_rows(frame["label"], run.classes, frame["example_id"],
+                                                      keep=selected)]
         column = data.step_matrix(run, layer, kind, [unit])[:, 0]
     except runformat.RunError as error:
         return message_figure(str(error))
     rows, owner, position, n_steps = aligned_positions(chosen["row_start"], chosen["length"], align)
     grid = padded(column[rows], owner, position, len(chosen), n_steps)
     return figures.cell_activation_figure(grid, chosen["label"].to_numpy(), chosen["example_id"].to_numpy(),
-                                          align, unit, kind, n_total=len(frame))
+                                          align, unit, kind, n_total=len(frame), selected=selected)
 
 
 def last_unit(run_id, layer) -> int | None:
@@ -159,11 +163,11 @@ def register_callbacks(app: dash.Dash) -> None:
         return ranking_figure(run_id, classes, splits, hands, correctness, layer, kind, summary, unit)
 
     @app.callback(Output(HEATMAP, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT, Input(LAYER, "value"),
-                  Input(KIND, "value"), Input(UNIT, "value"), Input(ALIGN, "value"))
-    def update_heatmap(run_id, classes, splits, hands, correctness, tab, layer, kind, unit, align):
+                  Input(KIND, "value"), Input(UNIT, "value"), Input(ALIGN, "value"), state.SELECTED_INPUT)
+    def update_heatmap(run_id, classes, splits, hands, correctness, tab, layer, kind, unit, align, selected=None):
         if views.is_hidden(VIEW_ID, tab):
             return dash.no_update
-        return heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, unit, align)
+        return heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, unit, align, selected)
 
     @app.callback(Output(UNIT, "value", allow_duplicate=True), Input(RANKING, "clickData"),
                   State(UNIT, "value"), prevent_initial_call=True)

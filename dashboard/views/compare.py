@@ -19,6 +19,7 @@ from dashboard import data, filters, state
 from dashboard.figures import message_figure
 from dashboard.figures.compare import accuracy_pair_figure, aligned_paths_figure, difference_figure
 from dashboard.figures.confusion import confusion_counts
+from dashboard.figures.paths import axis_name
 from dashboard.views import is_hidden
 from dashboard.views.confusion import ALL_SPLITS, class_order
 from dashboard.views.controls import GRAPH_CONFIG
@@ -72,11 +73,11 @@ def layout():
         html.Div(id=NOTE, className="hint"),
         html.Div(id=CKA, className="compare-cka"),
         html.H3("Accuracy per class"),
-        dcc.Graph(id=ACCURACY, config=GRAPH_CONFIG),
+        dcc.Loading(dcc.Graph(id=ACCURACY, config=GRAPH_CONFIG), delay_show=300),
         html.H3("Confusion: second run minus first"),
         dcc.Loading(dcc.Graph(id=DIFFERENCE, config=GRAPH_CONFIG), delay_show=300),
         html.H3("Examples they disagree on (filtered)"),
-        html.Div(id=DISAGREE, className="example-list"),
+        dcc.Loading(html.Div(id=DISAGREE, className="example-list"), delay_show=300),
         html.H3("Paths side by side"),
         dcc.Loading(dcc.Graph(id=PATHS, config=GRAPH_CONFIG), delay_show=300),
     ])
@@ -199,7 +200,7 @@ def compare_view(run_id, other, classes, splits, hands, split="test") -> list:
     shown = fa["example_id"].to_numpy()[:MAX_PATHS]
     keep_a, keep_b = pa["example_id"].isin(shown).to_numpy(), aligned["example_id"].isin(shown).to_numpy()
     paths = aligned_paths_figure(pa[keep_a], aligned[keep_b], data.labels(a), a.classes, a.run_id, b.run_id,
-                                 alignment.disparity)
+                                 alignment.disparity, axis_name(projection))
     if len(fa) > MAX_PATHS:
         note += f" · paths of the first {MAX_PATHS} of {len(fa):,} filtered examples (choose classes to see others)"
     return [note, table, accuracy_pair_figure(accuracy[0], accuracy[1], names, a.run_id, b.run_id),

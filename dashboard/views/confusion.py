@@ -53,9 +53,9 @@ def layout():
         ]),
         dcc.Store(id=CELL, data=None),
         dcc.Loading(dcc.Graph(id=MATRIX, config=GRAPH_CONFIG), delay_show=300),
-        html.Div(id=CELL_LIST, className="example-list"),
+        dcc.Loading(html.Div(id=CELL_LIST, className="example-list"), delay_show=300),
         html.H3("Accuracy per class and split"),
-        dcc.Graph(id=ACCURACY, config=GRAPH_CONFIG),
+        dcc.Loading(dcc.Graph(id=ACCURACY, config=GRAPH_CONFIG), delay_show=300),
     ])
 
 

@@ -99,6 +99,15 @@ def states_options(run_id: str | None, scope: str | None = None, dims: int | Non
                      f"{run.run_id} --layer L --state c` pictures another instead)")
 
 
+def pictured(run: runformat.Run, projection_id: str) -> str:
+    """What a 2-D path projection pictures ("layer 0 · c (cell state)"), for a title; "" when the
+    run's 2-D path projections picture one pair only (nothing to tell apart)."""
+    if len(data.projection_states(run.manifest, "paths", 2)) < 2:
+        return ""
+    entry = next(e for e in run.manifest.projections if str(e.get("id")) == projection_id)
+    return states_label(data.projection_state(entry), data.last_layer(run))
+
+
 def chosen_states(manifest: runformat.Manifest, value, scope: str | None = None) -> str | None:
     """The states pair picked if the run's projections picture it, else the first they picture."""
     pairs = data.projection_states(manifest, scope)

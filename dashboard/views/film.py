@@ -1,5 +1,8 @@
 """Prediction film view: the filtered examples' projected paths growing step by step (play/pause,
-step slider); a click on a path's head selects that example."""
+step slider); a click on a path's head selects that example, and the selected example (when the
+filters let it through) is always drawn, marked in every frame. The States choice (the paths
+view's) picks which layer's h, c or gate the film's projection pictures, among those the run has;
+the Projection choice then lists that pair's 2-D path projections."""
 
 from __future__ import annotations
 
@@ -12,13 +15,14 @@ from dashboard import data, filters, state, views
 from dashboard.figures import film as figures
 from dashboard.figures import HIGHLIGHT, as_sent, class_colors, message_figure
 from dashboard.figures.alignment import example_rows, padded, step_positions
+from dashboard.views import controls
 from dashboard.views.controls import GRAPH_CONFIG, alignment_switch, field
 from pipeline import runformat
 
 VIEW_ID = "film"
 TITLE = "Prediction film"
 
-PROJECTION, ALIGN, GRAPH = "film-projection", "film-align", "film-graph"
+PROJECTION, ALIGN, GRAPH, STATES = "film-projection", "film-align", "film-graph", "film-states"
 DEFAULT_PROJECTION = "ae2"
 
 def _check_projection(run: runformat.Run | None, value) -> None:
@@ -29,17 +33,20 @@ def _check_projection(run: runformat.Run | None, value) -> None:
         raise filters.Refused(f"{str(value)[:40]!r} is not a projection the film can draw for this run")
 
 
-VALUE_CHECKS = {(PROJECTION, "value"): _check_projection}
+VALUE_CHECKS = {(PROJECTION, "value"): _check_projection, (STATES, "value"): filters.projected_states}
 
 URL_PARAMS = [
     state.UrlParam("film_projection", PROJECTION, "value", DEFAULT_PROJECTION),
     state.UrlParam("film_align", ALIGN, "value", "end"),
+    state.UrlParam("film_states", STATES, "value", None),
 ]
 
 
-def film_projections(manifest: runformat.Manifest) -> list[str]:
-    """Ids of the 2-D projections with a point per step (the film needs whole paths)."""
-    return data.path_projection_ids(manifest, dims=2)
+def film_projections(manifest: runformat.Manifest, states: str | None = None) -> list[str]:
+    """Ids of the 2-D projections with a point per step (the film needs whole paths), of the
+    ``states`` pair only when one is given."""
+    return [str(entry["id"]) for entry in data.projection_entries(manifest, "paths", 2)
+            if states is None or data.projection_state(entry) == states]
 
 
 def applies_to(manifest: runformat.Manifest) -> bool:
@@ -50,6 +57,7 @@ def applies_to(manifest: runformat.Manifest) -> bool:
 
 def layout():
     return html.Div(children=[
+        html.Div(className="view-options", children=[controls.states_picker(STATES)]),
         html.Div(className="view-options", children=[
             # Radio items, not a Dropdown: a Dropdown drops a URL value its options do not hold yet.
             field("Projection", dcc.RadioItems(id=PROJECTION, options=[], value=DEFAULT_PROJECTION,
@@ -63,24 +71,30 @@ def layout():
     ])
 
 
-def projection_options(run_id) -> list[dict]:
+def projection_options(run_id, states=None) -> list[dict]:
+    """The chosen states pair's 2-D path projections (the run's first pair's for None)."""
     try:
-        ids = film_projections(data.get_run(run_id).manifest)
+        manifest = data.get_run(run_id).manifest
     except runformat.RunError:
         return []
+    ids = film_projections(manifest, controls.chosen_states(manifest, states, "paths"))
     names = {"ae": "autoencoder", "pca": "PCA"}
-    return [{"label": f"{names.get(pid.rstrip('0123456789'), pid)} ({pid})", "value": pid} for pid in ids]
+    return [{"label": f"{names.get(pid.partition('-')[0].rstrip('0123456789'), pid)} ({pid})", "value": pid}
+            for pid in ids]
 
 
-def _projection_id(run: runformat.Run, value) -> str:
-    ids = film_projections(run.manifest)
+def _projection_id(run: runformat.Run, value, states=None) -> str:
+    """The projection ``value`` if it pictures the ``states`` pair (None: the run's first), else
+    that pair's projection by the same method, the default, or its first."""
+    if not film_projections(run.manifest):
+        raise runformat.RunError(data.no_projections_message(run.manifest, "2-D projection with a point per step"))
+    states = controls.chosen_states(run.manifest, states, "paths")
+    ids = film_projections(run.manifest, states) or film_projections(run.manifest)
     if value in ids:
         return value
-    if DEFAULT_PROJECTION in ids:
-        return DEFAULT_PROJECTION
-    if not ids:
-        raise runformat.RunError(data.no_projections_message(run.manifest, "2-D projection with a point per step"))
-    return ids[0]
+    method = str(value or DEFAULT_PROJECTION).partition("-")[0].rstrip("0123456789")
+    same = data.projection_for(run.manifest, method, 2, states, "paths")
+    return same if same in ids else DEFAULT_PROJECTION if DEFAULT_PROJECTION in ids else ids[0]
 
 
 def film_classes(run_classes: list[str], chosen: list[str] | None, present) -> tuple[list[str], list[str]]:
@@ -97,25 +111,29 @@ def film_classes(run_classes: list[str], chosen: list[str] | None, present) -> t
     return names, [palette.get(name, "#444444") for name in names]
 
 
-def film_figure(run_id, classes, splits, hands, correctness, projection, align):
-    """The animated figure for the filtered examples, capped as ``figures.film_plan`` decides."""
+def film_figure(run_id, classes, splits, hands, correctness, projection, align, selected=None, states=None):
+    """The animated figure for the filtered examples, capped as ``figures.film_plan`` decides;
+    ``selected`` (an example id) is marked; ``states``: the ``"layer:tensor"`` pictured."""
     try:
         run = data.get_run(run_id)
         classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
-        return _film_scene(run, classes, splits, hands, correctness, projection, align)
+        selected = filters.example_id(run, selected)
+        filters.projected_states(run, states)
+        projection = _projection_id(run, projection, states)
+        return _film_scene(run, classes, splits, hands, correctness, projection, align, selected)
     except runformat.RunError as error:
         return message_figure(str(error))
 
 
 @data.run_cached(maxsize=8, shared=True)
-def _film_scene(run, classes, splits, hands, correctness, projection, align) -> dict:
+def _film_scene(run, classes, splits, hands, correctness, projection, align, selected=None) -> dict:
     """Memoised as Dash sends it (typed arrays already base64): at Auslan size the film costs
     100-350 ms to build and ~75 ms to encode again per response, and the same filters come back."""
-    return as_sent(_build_film(run, classes, splits, hands, correctness, projection, align))
+    return as_sent(_build_film(run, classes, splits, hands, correctness, projection, align, selected))
 
 
-def _build_film(run, classes, splits, hands, correctness, projection, align):
-    projection = _projection_id(run, projection)
+def _build_film(run, classes, splits, hands, correctness, projection, align, selected=None):
+    """The film of the projection ``projection`` (an id the run has: ``_projection_id``)."""
     frame = data.filtered_examples(run, classes, splits, hands, correctness)
     if frame.empty:
         return message_figure("no examples pass the filters")
@@ -145,6 +163,9 @@ def _build_film(run, classes, splits, hands, correctness, projection, align):
     rank = {name: i for i, name in enumerate(drawn)}
     class_index = np.array([rank[name] for name in groups], dtype=np.int16)
     plan = figures.film_plan(present, class_index)
+    wanted = np.flatnonzero(ids == selected) if selected is not None else []
+    if len(wanted) and wanted[0] not in plan.examples:          # the selected example is always drawn
+        plan.examples = np.sort(np.append(plan.examples, wanted[0]))
 
     keep = np.isin(owner, plan.examples)
     new_owner = np.searchsorted(plan.examples, owner[keep])
@@ -165,23 +186,30 @@ def _build_film(run, classes, splits, hands, correctness, projection, align):
         hover = [f"#{eid} {name}" for eid, name in zip(chosen["example_id"], names)]
     stride = int(np.diff(plan.positions).max()) if len(plan.positions) > 1 else 1
     note = (f"{E} of {len(frame)} filtered examples, {len(plan.positions)} frames"
-            + (f" (one every {stride} steps)" if stride > 1 else ""))
+            + (f" (one every {stride} steps)" if stride > 1 else "")
+            + (f"; #{selected} (selected) is filtered out" if selected is not None and not len(wanted) else ""))
     return figures.film_figure(x, y, class_index[plan.examples], drawn, chosen["example_id"].to_numpy(),
                                hover, align, plan.positions, probability, projection, note, colours,
-                               "class" if run.manifest.is_classification else "document")
+                               "class" if run.manifest.is_classification else "document", selected,
+                               controls.pictured(run, projection))
+
 
 
 def register_callbacks(app: dash.Dash) -> None:
-    @app.callback(Output(PROJECTION, "options"), Input(state.RUN, "value"))
-    def show_projections(run_id):
-        return projection_options(run_id)
+    @app.callback(Output(PROJECTION, "options"), Input(state.RUN, "value"), Input(STATES, "value"))
+    def show_projections(run_id, states=None):
+        return projection_options(run_id, states)
+
+    @app.callback(Output(STATES, "options"), Output(f"{STATES}-note", "children"), Input(state.RUN, "value"))
+    def show_states(run_id):
+        return list(controls.states_options(run_id, "paths", 2))
 
     @app.callback(Output(GRAPH, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT, Input(PROJECTION, "value"),
-                  Input(ALIGN, "value"))
-    def update(run_id, classes, splits, hands, correctness, tab, projection, align):
+                  Input(ALIGN, "value"), state.SELECTED_INPUT, Input(STATES, "value"))
+    def update(run_id, classes, splits, hands, correctness, tab, projection, align, selected=None, states=None):
         if views.is_hidden(VIEW_ID, tab):
             return dash.no_update
-        return film_figure(run_id, classes, splits, hands, correctness, projection, align)
+        return film_figure(run_id, classes, splits, hands, correctness, projection, align, selected, states)
 
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True), Input(GRAPH, "clickData"),
                   prevent_initial_call=True)

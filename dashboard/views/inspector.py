@@ -1,8 +1,9 @@
 """Inspector (click-to-inspect): everything about the selected example in one place.
 
 Its input channels per hand, its path over the paths of its true and predicted classes, its
-confidence in both over time, its nearest neighbours in last-step hidden state and its metadata;
-plus a list of the filtered misclassified examples to pick from. For any classification run:
+confidence in both over time, its nearest neighbours at the last step and its metadata; plus a
+list of the filtered misclassified examples to pick from. The States choice (the paths view's)
+picks which layer's h, c or gate both the path and the neighbours look at. For any classification run:
 a part the run has no data for (inputs, predictions, a 2-D path projection) says so, in words for
 where the run came from.
 """
@@ -16,9 +17,10 @@ from dash import ALL, Input, Output, ctx, dcc, html
 
 from dashboard import data, filters, state
 from dashboard.figures import message_figure
+from dashboard.figures.paths import axis_name
 from dashboard.figures.inspector import (confidence_figure, example_path_figure, hand_groups,
                                          inputs_figure)
-from dashboard.views import is_hidden, why
+from dashboard.views import controls, is_hidden, why
 from dashboard.views.paths import GRAPH_CONFIG
 from pipeline import runformat
 
@@ -33,16 +35,19 @@ NEAREST = "inspector-nearest"
 MISTAKES = "inspector-mistakes"
 PROJECTION = "inspector-projection"
 SYMLOG = "inspector-symlog"
+STATES = "inspector-states"
+NEAREST_TITLE = "inspector-nearest-title"
 LINK = "example-link"              # pattern id {"type": LINK, "list": ..., "index": example_id}
 N_NEAREST = 8
 MAX_MISTAKES = 200
 
-#: The why panels' sliders (their ranges are set per example).
-VALUE_CHECKS = why.VALUE_CHECKS
+#: The why panels' sliders (their ranges are set per example) and the states choice.
+VALUE_CHECKS = {**why.VALUE_CHECKS, (STATES, "value"): filters.projected_states}
 
 URL_PARAMS = [
     state.UrlParam("inspector_projection", PROJECTION, "value", "ae2"),
     state.UrlParam("inspector_symlog", SYMLOG, "value", [], "bool", on_value="on"),
+    state.UrlParam("inspector_states", STATES, "value", None),
 ]
 
 NOTHING_SELECTED = "Click an example in any view, or pick a misclassified one from the list."
@@ -69,19 +74,20 @@ def layout():
                         dcc.Checklist(id=SYMLOG, value=[], inline=True,
                                       options=[{"label": "symlog", "value": "on"}]),
                     ]),
-                    dcc.Graph(id=PATH, className="graph-panel", **graph)]),
+                    html.Div(className="view-options", children=[controls.states_picker(STATES)]),
+                    dcc.Loading(dcc.Graph(id=PATH, className="graph-panel", **graph), delay_show=300)]),
                 html.Div(className="panel", children=[
                     html.H3("Confidence over time"),
-                    dcc.Graph(id=CONFIDENCE, className="graph-panel", **graph)]),
+                    dcc.Loading(dcc.Graph(id=CONFIDENCE, className="graph-panel", **graph), delay_show=300)]),
             ]),
             html.Div(className="panel", children=[
                 html.H3("Input channels"),
-                dcc.Graph(id=INPUTS, className="graph-inputs", **graph)]),
+                dcc.Loading(dcc.Graph(id=INPUTS, className="graph-inputs", **graph), delay_show=300)]),
             why.panel(),                 # attribution and what-if edits (dashboard.views.why)
         ]),
         html.Div(className="inspector-side", children=[
-            html.H3("Nearest examples (last-step h)"),
-            html.Div(id=NEAREST, className="example-list"),
+            html.H3("Nearest examples (last step)", id=NEAREST_TITLE),
+            dcc.Loading(html.Div(id=NEAREST, className="example-list"), delay_show=300),
             html.H3("Misclassified (filtered)"),
             html.Div(id=MISTAKES, className="example-list mistakes"),
         ]),
@@ -91,9 +97,17 @@ def layout():
 def register_callbacks(app: dash.Dash) -> None:
     # Four callbacks, not one: the browser asks for them at once and each stays small.
     @app.callback(Output(META, "children"), Output(NEAREST, "children"),
-                  Input(state.RUN, "value"), state.TAB_INPUT, state.SELECTED_INPUT)
-    def summarise(run_id, tab, selected):
-        return [dash.no_update] * 2 if is_hidden(VIEW_ID, tab) else inspect_summary(run_id, selected)
+                  Input(state.RUN, "value"), state.TAB_INPUT, state.SELECTED_INPUT, Input(STATES, "value"))
+    def summarise(run_id, tab, selected, states=None):
+        return [dash.no_update] * 2 if is_hidden(VIEW_ID, tab) else inspect_summary(run_id, selected, states)
+
+    @app.callback(Output(STATES, "options"), Output(f"{STATES}-note", "children"), Input(state.RUN, "value"))
+    def show_states(run_id):
+        return list(controls.states_options(run_id, "paths", 2))
+
+    @app.callback(Output(NEAREST_TITLE, "children"), Input(state.RUN, "value"), Input(STATES, "value"))
+    def name_nearest(run_id, states=None):
+        return nearest_title(run_id, states)
 
     @app.callback(Output(INPUTS, "figure"), Input(state.RUN, "value"), state.TAB_INPUT,
                   state.SELECTED_INPUT)
@@ -101,11 +115,11 @@ def register_callbacks(app: dash.Dash) -> None:
         return dash.no_update if is_hidden(VIEW_ID, tab) else inspect_inputs(run_id, selected)
 
     @app.callback(Output(PATH, "figure"), Input(state.RUN, "value"), state.TAB_INPUT,
-                  state.SELECTED_INPUT, Input(PROJECTION, "value"), Input(SYMLOG, "value"))
-    def draw_path(run_id, tab, selected, projection_id, symlog):
+                  state.SELECTED_INPUT, Input(PROJECTION, "value"), Input(SYMLOG, "value"), Input(STATES, "value"))
+    def draw_path(run_id, tab, selected, projection_id, symlog, states=None):
         if is_hidden(VIEW_ID, tab):
             return dash.no_update
-        return inspect_path(run_id, selected, projection_id, bool(symlog))
+        return inspect_path(run_id, selected, projection_id, bool(symlog), states)
 
     @app.callback(Output(CONFIDENCE, "figure"), Input(state.RUN, "value"), state.TAB_INPUT,
                   state.SELECTED_INPUT)
@@ -152,17 +166,40 @@ def selected_row(run_id, selected) -> tuple[runformat.Run, pd.Series]:
     return run, row
 
 
-def inspect_summary(run_id, selected) -> list:
-    """The metadata of ``selected`` and its nearest examples in last-step hidden state."""
+def inspect_summary(run_id, selected, states=None) -> list:
+    """The metadata of ``selected`` and its nearest examples at the last step, in the layer and
+    tensor of the ``states`` pair (None: the run's first projected pair; the last layer's h when
+    its projections do not say)."""
     if selected is None:
         return [NOTHING_SELECTED, None]
     try:
         run, row = selected_row(run_id, selected)
-        neighbours = data.nearest_examples(run, int(selected), N_NEAREST)
+        filters.projected_states(run, states)
+        layer, tensor = looked_at(run, states)
+        neighbours = data.nearest_examples(run, int(selected), N_NEAREST, layer, tensor)
     except runformat.RunError as error:
         return [html.Div(str(error), className="error"), None]
     return [metadata_table(row, data.no_predictions_message(run.manifest)),
             example_links(neighbours, "nearest", extra="distance")]
+
+
+def nearest_title(run_id, states) -> str:
+    """The nearest examples' heading: which layer and tensor they are nearest in."""
+    try:
+        run = classifier_run(run_id)
+        filters.projected_states(run, states)
+    except runformat.RunError:
+        return "Nearest examples (last step)"
+    layer, tensor = looked_at(run, states)
+    return f"Nearest examples (last step of {controls.states_label(f'{layer}:{tensor}', data.last_layer(run))})"
+
+
+def looked_at(run: runformat.Run, states) -> tuple[int, str]:
+    """The layer and tensor of the chosen (else the first) projected pair; the last layer where
+    the projections do not name it, h where the run has no projections."""
+    pair = controls.chosen_states(run.manifest, states, "paths") or "?:h"
+    layer, _, tensor = pair.partition(":")
+    return (int(layer) if layer.isdigit() else data.last_layer(run)), tensor
 
 
 def inspect_inputs(run_id, selected):
@@ -185,28 +222,40 @@ def no_inputs_message(manifest: runformat.Manifest) -> str:
     return f"run {manifest.run_id!r} kept no input channels ({runformat.INPUTS_FILE})"
 
 
-def inspect_path(run_id, selected, projection_id, symlog):
-    """The path of ``selected`` over the paths of its true and predicted classes."""
+def inspect_path(run_id, selected, projection_id, symlog, states=None):
+    """The path of ``selected`` over the paths of its true and predicted classes, in a projection
+    of the ``states`` pair."""
     if selected is None:
         return message_figure(NOTHING_SELECTED)
     try:
         run, row = selected_row(run_id, selected)
-        points = data.projection(run, path_projection(run.manifest, projection_id))
+        filters.projected_states(run, states)
+        chosen = path_projection(run.manifest, projection_id, states)
+        points = data.projection(run, chosen)
     except runformat.RunError as error:
         return message_figure(str(error))
     labels = data.labels(run)
     predicted = row.get("prediction", row["label"])
     wanted = labels.index[labels.isin([row["label"], predicted]).to_numpy()]
     points = points[points["example_id"].isin(wanted)]
-    return example_path_figure(points, labels, int(selected), row["label"], predicted, symlog=symlog)
+    return example_path_figure(points, labels, int(selected), row["label"], predicted, symlog=symlog,
+                               axis_title=axis_name(chosen), pictures=controls.pictured(run, chosen))
 
 
-def path_projection(manifest: runformat.Manifest, value: str | None) -> str:
-    """The 2-D path projection picked, else one the run has."""
+def path_projection(manifest: runformat.Manifest, value: str | None, states: str | None = None) -> str:
+    """The 2-D path projection picked ("ae2", "pca2") of the ``states`` pair (None: the run's
+    first), else that pair's other method, else one the run has."""
     ids = data.path_projection_ids(manifest, dims=2)
     if not ids:
         raise runformat.RunError(data.no_projections_message(manifest, "2-D projection with a point per step"))
+    states = controls.chosen_states(manifest, states, "paths")
+    method = str(value or "ae2").rstrip("0123456789")
+    for key in (method, "ae", "pca"):
+        found = data.projection_for(manifest, key, 2, states, "paths")
+        if found:
+            return found
     return value if value in ids else next((pid for pid in ("ae2", "pca2") if pid in ids), ids[0])
+
 
 
 def inspect_confidence(run_id, selected):

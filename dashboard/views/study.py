@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import dash
-from dash import Input, Output, html
+from dash import Input, Output, dcc, html
 
 from dashboard import data, state, views
 from dashboard.figures.study import study_panel
@@ -29,7 +29,7 @@ def layout():
     return html.Div(children=[
         html.P("Tempczyk & Bartołd's claims about the Auslan LSTM, each with our number and a verdict "
                "(holds / does not hold / unclear / not applicable), computed from this run.", className="hint"),
-        html.Div(id=BODY),
+        dcc.Loading(html.Div(id=BODY), delay_show=300),
     ])
 
 

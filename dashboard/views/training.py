@@ -37,7 +37,7 @@ def layout():
                "on a fixed sample of training examples at the end of each epoch.", className="hint"),
         html.Div(id=STATUS, className="training-status"),
         dcc.Interval(id=REFRESH, interval=REFRESH_MS, disabled=True),
-        dcc.Loading(dcc.Graph(id=GRAPH, config=GRAPH_CONFIG)),
+        dcc.Loading(dcc.Graph(id=GRAPH, config=GRAPH_CONFIG), delay_show=300),
     ])
 
 

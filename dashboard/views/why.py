@@ -73,9 +73,9 @@ def panel() -> html.Div:
                     html.Span("red: the frame raised the class's probability, blue: lowered it "
                               "(integrated gradients from the padding)", className="hint"),
                 ]),
-                dcc.Graph(id=ATTRIBUTION, **graph),
+                dcc.Loading(dcc.Graph(id=ATTRIBUTION, **graph), delay_show=300),
                 html.H4("Mean attribution of its class by part of the sign"),
-                dcc.Graph(id=BY_CLASS, **graph),
+                dcc.Loading(dcc.Graph(id=BY_CLASS, **graph), delay_show=300),
             ]),
         ]),
         html.Div(className="panel", children=[
@@ -97,7 +97,7 @@ def panel() -> html.Div:
                     html.Div(style={"width": "20em"}, children=dcc.Slider(
                         id=CUT, min=1, max=10, step=1, value=10, marks=None, tooltip={"placement": "bottom"})),
                 ]),
-                dcc.Graph(id=WHATIF, **graph),
+                dcc.Loading(dcc.Graph(id=WHATIF, **graph), delay_show=300),
             ]),
         ]),
     ])

@@ -96,3 +96,46 @@ def test_brlyr001_the_layer_and_tensor_switch_in_paths_redraws_another_layers_st
     page.locator("#paths-states label", has_text="c (cell state)").click()
     wait_for(page, f"({title}).startsWith('PCA 2-D of layer 0 · c (cell state)')")
     wait_for(page, "window.location.search.includes('paths_states=0%3Ac')")
+
+
+def test_brmrk001_the_selected_example_is_marked_in_the_film_and_the_cells_heatmap(page, dash_url, examples):
+    example = int(examples["example_id"].iat[len(examples) // 2])
+    page.goto(dash_url + f"?view=film&example={example}")
+    film = "document.querySelector('#film-graph .js-plotly-plot')"
+    marked = f"{film}?._fullData?.find(t => t.name === 'selected: #{example}')"
+    wait_for(page, f"({marked})?.x?.length > 0")
+    # the mark travels with the animation: every frame carries the selected example's trace
+    assert page.evaluate(f"{film}._transitionData._frames.every(f => f.traces.includes(2))")
+    assert page.evaluate(f"({marked}).line.color") == "black"
+    page.click("#tab-cells")
+    heatmap = "document.querySelector('#cells-heatmap .js-plotly-plot')?._fullLayout"
+    wait_for(page, f"({heatmap})?.shapes?.some(s => s.name === 'selected')")
+    assert page.evaluate(f"({heatmap}).annotations.find(a => a.name === 'selected').text").endswith(f"#{example}")
+    # the outline sits on the example's row: the heatmap's row label there names it
+    row = page.evaluate(f"({heatmap}).shapes.find(s => s.name === 'selected').y0 + 0.5")
+    labels = page.evaluate("document.querySelector('#cells-heatmap .js-plotly-plot').data[0].y")
+    assert labels[round(row)].endswith(f"#{example}")
+
+
+@pytest.fixture(scope="module")
+def stacked_url(stacked_runs_dir):
+    from browser.conftest import serving
+    with serving(stacked_runs_dir) as url:
+        yield url
+
+
+def test_brlyr002_film_and_inspector_switch_to_the_lower_layer_of_a_stacked_run(page, stacked_url):
+    page.goto(stacked_url + "?view=film")
+    title = "document.querySelector('#film-graph .js-plotly-plot')?._fullLayout?.title?.text || ''"
+    wait_for(page, f"({title}).includes('of layer 1 (last) · h')")
+    page.locator("#film-states label", has_text="layer 0").click()
+    wait_for(page, f"({title}).includes(\"'pca2-l0h' of layer 0 · h (hidden state)\")")
+    wait_for(page, "window.location.search.includes('film_states=0%3Ah')")
+    assert page.locator("#film-projection label").all_inner_texts() == ["PCA (pca2-l0h)"]
+    page.goto(stacked_url + "?view=inspector&example=3&inspector_states=0%3Ah")
+    path = "document.querySelector('#inspector-path .js-plotly-plot')?._fullLayout?.title?.text || ''"
+    wait_for(page, f"({path}) === 'in layer 0 · h (hidden state)'")
+    wait_for(page, "document.querySelector('#inspector-nearest-title')?.innerText.includes('of layer 0 · h')")
+    page.locator("#inspector-states label", has_text="layer 1").click()
+    wait_for(page, f"({path}) === 'in layer 1 (last) · h (hidden state)'")
+    wait_for(page, "document.querySelector('#inspector-nearest-title')?.innerText.includes('of layer 1 (last) · h')")
