@@ -30,10 +30,11 @@ def test_att001_integrated_gradients_match_finite_differences_and_complete(tiny)
     from pipeline.models import attribution
     data, model, _ = tiny
     classes = np.arange(len(data.labels)) % 3
-    attributions, gaps = attribution.integrated_gradients(model, data.X, classes, steps=64, batch=4)
+    result = attribution.integrated_gradients(model, data.X, classes, batch=4)
+    attributions = result.values
     assert attributions.shape == data.X.shape
-    # Completeness: the attributions sum to p(x) - p(baseline).
-    assert np.median(gaps) < 0.05
+    # Completeness: the attributions sum to p(x) - p(baseline), to the tolerance (2%).
+    assert np.median(result.gaps) < 0.02
     # At the start of the path the integrand is the gradient at the baseline; check the gradient the
     # code differentiates against central finite differences of the standardised-input model.
     tail, mean, std = attribution.network_tail(model)
@@ -54,6 +55,43 @@ def test_att001_integrated_gradients_match_finite_differences_and_complete(tiny)
     # Padding frames get no attribution (they are the baseline).
     padding = np.arange(8)[None, :] < (8 - data.lengths)[:, None]
     assert np.all(attributions[padding] == 0)
+
+
+def test_att005_refinement_halves_intervals_until_the_gap_is_under_the_tolerance(tiny):
+    from pipeline.models import attribution
+    data, model, _ = tiny
+    classes = np.asarray(data.labels)
+    coarse = attribution.integrated_gradients(model, data.X, classes, steps=1, tolerance=np.inf)
+    assert np.all(coarse.intervals == 1) and np.median(coarse.gaps) > 0.01     # one trapezoid errs
+    refined = attribution.integrated_gradients(model, data.X, classes, steps=1, tolerance=0.001, max_steps=64)
+    assert refined.intervals.max() > 1 and refined.intervals.max() <= 64
+    done = refined.intervals < 64
+    assert done.any() and np.all(refined.gaps[done] <= 0.001 * 1.01 + 1e-6)
+    # A cap on the intervals stops the refinement there.
+    capped = attribution.integrated_gradients(model, data.X, classes, steps=1, tolerance=0.0, max_steps=3)
+    assert np.all(capped.intervals == 3)
+    with pytest.raises(ValueError, match="steps <= max_steps"):
+        attribution.integrated_gradients(model, data.X, classes, steps=8, max_steps=4)
+
+
+def test_att006_cutting_the_common_padding_changes_nothing(tiny):
+    """Batches run from the state their leading padding leaves: the same as the whole padded input."""
+    import tensorflow as tf
+    from pipeline.models import attribution
+    data, model, _ = tiny
+    classes = np.asarray(data.labels)
+    steps = 4
+    result = attribution.integrated_gradients(model, data.X, classes, steps=steps, batch=3, tolerance=np.inf)
+    tail, mean, std = attribution.network_tail(model)
+    z = attribution.standardised(data.X, mean, std)
+    total = np.zeros_like(z)
+    for k in range(steps + 1):
+        point = tf.constant(z * (k / steps))
+        with tf.GradientTape() as tape:
+            tape.watch(point)
+            picked = tf.gather(tail(point), classes, axis=1, batch_dims=1)
+        total += tape.gradient(picked, point).numpy() * (0.5 if k in (0, steps) else 1.0) / steps
+    np.testing.assert_allclose(result.values, total * z, atol=1e-5)
 
 
 def test_att002_occlusion_equals_a_direct_recompute(tiny):

@@ -9,8 +9,11 @@ An edited frame is set to the training mean of each channel: after standardisati
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from pipeline.analysis.lstm import NetworkWeights, layer_steps, step_probabilities
+from pipeline.analysis.layout import row_starts
+from pipeline.analysis.lstm import (NetworkWeights, _activate, _halved, layer_steps, network_inputs,
+                                    step_probabilities)
 
 
 def neutral_frame(weights: NetworkWeights, n_channels: int) -> np.ndarray:
@@ -52,35 +55,95 @@ def answer(weights: NetworkWeights, frames: np.ndarray, layer: int = -1) -> dict
 
 
 def occlusion(weights: NetworkWeights, rows: np.ndarray, lengths: np.ndarray, classes: np.ndarray,
-              window: int = 5, batch: int = 4096) -> np.ndarray:
+              window: int = 5, batch: int = 1024) -> np.ndarray:
     """Per real step: how much the final probability of ``classes[i]`` (one class per sequence) drops
     when the window of ``window`` frames holding that step is replaced by the neutral frame.
 
-    Windows tile each sequence (0..w-1, w..2w-1, ...). All edited copies of all sequences run in
-    batches through the padded or lane forward pass at once; returns (rows,) float32.
+    Windows tile each sequence (0..w-1, w..2w-1, ...). A window at step s leaves the states before s
+    as they were, so each edited copy runs from the sequence's own states at s - 1 (one pass over
+    the sequences) over its steps s.. only, ``batch`` copies at a time: half the work of running
+    every copy from the start. BLAS runs single-threaded, as in ``analysis.lstm.lane_layer`` (on
+    the Auslan run at load 6: 4 s against 20 s with two threads). Returns (rows,) float32.
     """
+    with threadpool_limits(1, user_api="blas"):
+        return _occlusion(weights, rows, lengths, classes, window, batch)
+
+
+def _occlusion(weights, rows, lengths, classes, window, batch):
     lengths = np.asarray(lengths, np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    neutral = neutral_frame(weights, rows.shape[1])
-    base = _final_probabilities(weights, rows, lengths)[np.arange(len(lengths)), classes]
+    classes = np.asarray(classes, np.int64)
+    starts = row_starts(lengths)
+    x = network_inputs(weights, rows)                   # standardised: the neutral frame is 0
+    states = [(tensors["h"], tensors["c"]) for tensors in layer_steps(weights, rows, lengths)]
+    base = step_probabilities(weights, states[-1][0][starts + lengths - 1])[np.arange(len(lengths)), classes]
+    pads = weights.n_steps - lengths if weights.padding == "left" else np.zeros_like(lengths)
+    padding = _padding_states(weights, int(pads.max(initial=0)), x.shape[1])
+    per_sequence = -(-lengths // window)
+    sequence = np.repeat(np.arange(len(lengths)), per_sequence)
+    first = (np.arange(len(sequence)) - np.repeat(row_starts(per_sequence), per_sequence)) * window
     drop = np.zeros(len(rows), np.float32)
-    jobs = [(i, w0) for i, length in enumerate(lengths) for w0 in range(0, int(length), window)]
-    for first in range(0, len(jobs), batch):
-        chunk = jobs[first:first + batch]
-        pieces, chunk_lengths = [], []
-        for i, w0 in chunk:
-            frames = rows[starts[i]:starts[i] + lengths[i]].copy()
-            frames[w0:w0 + window] = neutral
-            pieces.append(frames)
-            chunk_lengths.append(lengths[i])
-        probabilities = _final_probabilities(weights, np.concatenate(pieces), np.array(chunk_lengths))
-        for j, (i, w0) in enumerate(chunk):
-            stop = min(w0 + window, int(lengths[i]))
-            drop[starts[i] + w0:starts[i] + stop] = base[i] - probabilities[j, classes[i]]
+    for lo in range(0, len(sequence), batch):
+        i, w0 = sequence[lo:lo + batch], first[lo:lo + batch]
+        before = np.maximum(starts[i] + w0 - 1, 0)
+        initial = [(np.where((w0 > 0)[:, None], h[before], h_pad[pads[i]]),
+                    np.where((w0 > 0)[:, None], c[before], c_pad[pads[i]]))
+                   for (h, c), (h_pad, c_pad) in zip(states, padding)]
+        final = _run_from(weights, x, starts[i] + w0, lengths[i] - w0, window, initial)
+        edited = step_probabilities(weights, final)[np.arange(len(i)), classes[i]]
+        width = np.minimum(window, lengths[i] - w0)
+        at = np.repeat(starts[i] + w0 - row_starts(width), width) + np.arange(width.sum())
+        drop[at] = np.repeat(base[i] - edited, width)
     return drop
 
 
-def _final_probabilities(weights: NetworkWeights, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    *_, last = layer_steps(weights, rows, lengths)
-    ends = np.cumsum(lengths) - 1
-    return step_probabilities(weights, last["h"][ends])
+def _padding_states(weights: NetworkWeights, steps: int, n_inputs: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer, h and c after 0..``steps`` zero frames (the left padding), (steps + 1, units)."""
+    x = np.zeros((steps, n_inputs), np.float32)
+    out = []
+    for layer in weights.layers:
+        kernel, recurrent, bias = _halved(layer)
+        u = layer.units
+        h = np.zeros((steps + 1, u), np.float32)
+        c = np.zeros((steps + 1, u), np.float32)
+        for t in range(steps):
+            z = _activate(x[t:t + 1] @ kernel + h[t:t + 1] @ recurrent + bias, u)
+            c[t + 1] = z[:, u:2 * u] * c[t] + z[:, :u] * z[:, 2 * u:3 * u]
+            h[t + 1] = z[:, 3 * u:] * np.tanh(c[t + 1])
+        out.append((h, c))
+        x = h[1:]
+    return out
+
+
+def _run_from(weights: NetworkWeights, x: np.ndarray, first: np.ndarray, steps: np.ndarray, window: int,
+              initial: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The last layer's final h of copies that run from the states ``initial`` (per layer) over
+    ``x[first[j]:first[j] + steps[j]]`` with their first ``window`` frames neutral (0).
+
+    Time-major and aligned at their ends, longest first: at each step the running copies are a
+    prefix of them, their rows one contiguous block (as ``analysis.lstm.padded_layer``).
+    """
+    order = np.argsort(-steps, kind="stable")
+    longest = int(steps[order[0]])
+    active = np.searchsorted(-steps[order], np.arange(longest) - longest, side="right")
+    bounds = np.concatenate([[0], np.cumsum(active)])
+    job = np.concatenate([np.arange(n) for n in active])
+    offset = np.concatenate([t - (longest - steps[order[:n]]) for t, n in zip(range(longest), active)])
+    inputs = x[first[order][job] + offset]
+    inputs[offset < window] = 0
+    for layer, (h0, c0) in zip(weights.layers, initial):
+        kernel, recurrent, bias = _halved(layer)
+        u = layer.units
+        Z = inputs @ kernel
+        Z += bias
+        h, c = h0[order], c0[order]
+        for n, lo, hi in zip(active, bounds[:-1], bounds[1:]):
+            z = Z[lo:hi]
+            z += h[:n] @ recurrent
+            _activate(z, u)
+            c[:n] = z[:, u:2 * u] * c[:n] + z[:, :u] * z[:, 2 * u:3 * u]
+            h[:n] = z[:, 3 * u:] * np.tanh(c[:n])
+            Z[lo:hi, :u] = h[:n]                        # this layer's output, the next one's input
+        inputs = Z[:, :u]
+    final = np.empty_like(h)
+    final[order] = h
+    return final
