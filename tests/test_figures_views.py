@@ -298,6 +298,8 @@ def test_fgvw018_film_marks_the_selected_example_in_every_frame():
     args = (x, y, np.array([0, 1, 2, 0, 1, 2]), ["a", "b", "c"], np.arange(100, 106),
             [f"ex{i}" for i in range(6)], "end", positions)
     figure = film.film_figure(*args, selected=103)
+    assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == ("Autoencoder code 1",
+                                                                                "Autoencoder code 2")
     marked = figure.data[2]
     assert marked.name == "selected: #103" and marked.line.color == "black"
     assert all(list(frame.traces) == [0, 1, 2] for frame in figure.frames)
@@ -350,6 +352,7 @@ def test_fgvw020_gate_histogram_percent_ticks_are_unique_and_cover_the_bars(top)
     labels = _tick_labels(figure.layout.yaxis)
     assert len(labels) == len(set(labels)) >= 3, labels
     assert figure.layout.yaxis.range[1] >= top
+    assert figure.layout.legend.y < 0                      # under the plot, off the bars near 1
 
 
 def test_fgvw021_examples_at_step_axis_has_round_ticks():

@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 
 from dashboard.figures import PALETTE, base_layout
 from dashboard.figures.alignment import ALIGNMENTS, step_axis
+from dashboard.figures.paths import axis_name
 
 MAX_FRAMES = 60
 MIN_FRAMES = 30
@@ -195,8 +196,9 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
         title=f"Prediction film: paths in projection {projection!r}" + (f" of {pictures}" if pictures else "")
               + " growing step by step"
               + (f" — {note}" if note else ""),
-        xaxis={"title": f"{projection} x", "range": extent(finite_x), "autorange": False},
-        yaxis={"title": f"{projection} y", "range": extent(finite_y), "autorange": False},
+        # named as the paths view names them ("Autoencoder code 1"), the id for an unknown method
+        xaxis={"title": f"{axis_name(projection) or projection} 1", "range": extent(finite_x), "autorange": False},
+        yaxis={"title": f"{axis_name(projection) or projection} 2", "range": extent(finite_y), "autorange": False},
         height=680, margin={"l": 60, "r": 20, "t": 60, "b": 40}, legend_title_text=legend_title,
         # one colour scale for both traces: class index i (cmin -0.5, cmax n - 0.5) gets colours[i]
         coloraxis={"colorscale": _discrete_colorscale(colours), "cmin": -0.5,

@@ -202,5 +202,7 @@ def gate_histogram_figure(edges: np.ndarray, fractions: dict[str, np.ndarray], l
     base_layout(fig).update_layout(
         title="Distribution of gate values (dashed: saturation thresholds)", barmode="overlay",
         xaxis_title="gate value", yaxis_title="fraction of values", xaxis={"range": [0, 1]},
-        yaxis=percent_axis(top), legend_title_text="gate", margin={"l": 60, "r": 20, "t": 50, "b": 50})
+        yaxis=percent_axis(top), legend_title_text="gate", margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        # under the plot: at its right the legend covered the tallest bars (the saturated values near 1)
+        legend={"orientation": "h", "y": -0.22})
     return fig
