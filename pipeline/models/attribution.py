@@ -170,7 +170,13 @@ def _integrate(network: _Network, z: np.ndarray, chosen: np.ndarray, states: lis
             slope[r, s] = np.einsum("ptc,ptc->p", gradient, z[r], dtype=np.float64)
         np.add.at(count, rows, 1)
 
-    evaluate(np.repeat(np.arange(m), steps + 1), np.tile(np.linspace(0.0, 1.0, steps + 1), m))
+    # alpha = 0 is the baseline, the same input for every example: one gradient per class there.
+    classes, which = np.unique(chosen, return_inverse=True)
+    gradient, picked = network.gradients(tf.zeros((len(classes),) + z.shape[1:]), tf.constant(classes), *states)
+    grads[:, 0], value[:, 0], alpha[:, 0] = gradient.numpy()[which], picked.numpy()[which], 0.0
+    slope[:, 0] = np.einsum("ptc,ptc->p", grads[:, 0], z, dtype=np.float64)
+    count[:] = 1
+    evaluate(np.repeat(np.arange(m), steps), np.tile(np.arange(1, steps + 1) / steps, m))
     change = value[:, steps] - value[:, 0]          # p(z) - p(baseline): the nodes 1 and 0
     scale = np.maximum(np.abs(change), 1e-6)
     while True:
