@@ -3,9 +3,9 @@ job goes through a real Redis to a real Celery worker (``celery -A dashboard.wor
 back to a real gunicorn server, answering what the in-process match does; a malformed or unreachable
 broker stops the server and the worker with one line.
 
-Redis is Debian's redis-server on a free loopback port with its files in a temporary folder (the round trips
-skips without it). Every process is started in its own session and its whole group is ended at
-teardown, also when a test fails.
+Redis is Debian's redis-server on a free loopback port with its files in a temporary folder (the
+round trips skip without it); they share one redis-server, worker and gunicorn. Every process is
+started in its own session and its whole group is ended at teardown, also when a test fails.
 """
 
 from __future__ import annotations
