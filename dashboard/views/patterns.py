@@ -103,8 +103,8 @@ def layout():
     return html.Div(children=[
         html.Div(className="controls", style={"display": "flex", "flexWrap": "wrap", "gap": "1.2em",
                                               "alignItems": "center"}, children=[
-            field("Phrases of", dcc.Dropdown(id=ANNOTATION, options=[], value="", clearable=False,
-                                             style={"width": "14em"})),
+            # radio items: a Dropdown drops a value from the URL that is not among its options yet
+            field("Phrases of", dcc.RadioItems(id=ANNOTATION, options=[], value="", inline=True)),
             layer_picker(LAYER),
             field("State", dcc.RadioItems(id=STATE_KIND, value="h", inline=True,
                                           options=[{"label": k, "value": k} for k in text.STATE_KINDS])),
@@ -129,6 +129,15 @@ def register_callbacks(app: dash.Dash) -> None:
         except runformat.RunError:
             names = []
         return options, style, [{"label": name, "value": name} for name in names]
+
+    @app.callback(Output(ANNOTATION, "value", allow_duplicate=True), Input(ANNOTATION, "options"),
+                  State(ANNOTATION, "value"), prevent_initial_call=True)
+    def keep_annotation(options, name):
+        """The annotation asked for if the run has it, else its first: the radio always shows one."""
+        names = [option["value"] for option in options or []]
+        if not names or name in names:
+            return dash.no_update
+        return names[0]
 
     @app.callback(Output(GRAPH, "figure"), Input(state.RUN, "value"), state.TAB_INPUT, Input(ANNOTATION, "value"),
                   Input(LAYER, "value"), Input(STATE_KIND, "value"), Input(THRESHOLD, "value"),
