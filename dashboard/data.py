@@ -480,6 +480,18 @@ def has_verdicts(run: runformat.Run) -> bool:
     return "correct" in examples(run)
 
 
+def keep_chosen(frame: pd.DataFrame, chosen) -> pd.DataFrame:
+    """The examples of ``frame`` in a box or lasso's chosen set (``state.CHOSEN``; None: no set,
+    every example). An empty result raises, saying how many were chosen."""
+    if chosen is None:
+        return frame
+    kept = frame[frame["example_id"].isin(list(chosen))]
+    if kept.empty:
+        raise runformat.RunError(f"none of the {len(chosen):,} chosen examples pass the filters "
+                                 f"('Clear chosen set' shows them all)")
+    return kept
+
+
 @run_cached(maxsize=64)
 def filtered_examples(run: runformat.Run, classes: Sequence[str] | None = None,
                       splits: Sequence[str] | None = None, hands: Sequence[str] | None = None,

@@ -303,3 +303,23 @@ def test_axs001_inputs_and_distance_plots_name_their_axes():
     whatif = whatif_figure(old, new, 1, 0, ["a", "b", "c"], np.eye(3)[:2], np.zeros(3), "cut", (1, 2), context)
     assert whatif["layout"]["xaxis2"]["title"]["text"] == "PCA 1"
     assert whatif["layout"]["yaxis2"]["title"]["text"] == "PCA 2"
+
+
+def test_sel004_the_film_and_the_cells_heatmap_show_only_the_chosen_set(app, run):
+    from dashboard.views import cells, film
+    frame = data.examples(run)
+    ids = frame["example_id"].to_numpy()[[1, 5, 9]].tolist()
+    movie = film.film_figure("synthetic", [], ALL_SPLITS, ALL_HANDS, "all", None, "end", None, None, ids)
+    title = movie["layout"]["title"]["text"]
+    assert "3 of 3 chosen examples" in title, title
+    everyone = film.film_figure("synthetic", [], ALL_SPLITS, ALL_HANDS, "all", None, "end")
+    assert f"of {len(frame)} filtered examples" in everyone["layout"]["title"]["text"]
+    heatmap = cells.heatmap_figure("synthetic", [], ALL_SPLITS, ALL_HANDS, "all", "last", "h", 0, "end", None, ids)
+    from dashboard.figures.cells import example_id_from_row_label
+    rows = next(trace.y for trace in heatmap.data if trace.type == "heatmap")
+    assert {example_id_from_row_label(row) for row in rows} == set(ids)
+    # a set the filters hide says so
+    other_class = [name for name in run.classes if name not in set(frame.loc[frame["example_id"].isin(ids), "label"])]
+    hidden = cells.heatmap_figure("synthetic", other_class[:1], ALL_SPLITS, ALL_HANDS, "all", "last", "h", 0, "end",
+                                  None, ids)
+    assert "none of the 3 chosen examples pass the filters" in hidden.layout.annotations[0].text

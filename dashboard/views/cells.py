@@ -100,9 +100,10 @@ def ranking_figure(run_id, classes, splits, hands, correctness, layer, kind, sum
                                   n_classes=frame["label"].nunique())
 
 
-def heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, unit, align, selected=None):
+def heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, unit, align, selected=None,
+                   chosen=None):
     """One cell for the filtered examples (rows grouped by class, decimated past MAX_ROWS, the
-    ``selected`` example kept and marked)."""
+    ``selected`` example kept and marked); ``chosen``: a box or lasso's set (only those examples)."""
     try:
         run = classifier_run(run_id)
         layer = chosen_layer(run, layer)
@@ -111,6 +112,7 @@ def heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, uni
         frame = data.filtered_examples(run, *filters.filter_bar(run, classes, splits, hands, correctness))
         if frame.empty:
             raise runformat.RunError("no examples pass the filters")
+        frame = data.keep_chosen(frame, filters.example_ids(run, chosen))
         chosen = frame.iloc[figures.class_sorted_rows(frame["label"], run.classes, frame["example_id"],
                                                       keep=selected)]
         column = data.step_matrix(run, layer, kind, [unit])[:, 0]
@@ -163,11 +165,14 @@ def register_callbacks(app: dash.Dash) -> None:
         return ranking_figure(run_id, classes, splits, hands, correctness, layer, kind, summary, unit)
 
     @app.callback(Output(HEATMAP, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT, Input(LAYER, "value"),
-                  Input(KIND, "value"), Input(UNIT, "value"), Input(ALIGN, "value"), state.SELECTED_INPUT)
-    def update_heatmap(run_id, classes, splits, hands, correctness, tab, layer, kind, unit, align, selected=None):
+                  Input(KIND, "value"), Input(UNIT, "value"), Input(ALIGN, "value"), state.SELECTED_INPUT,
+                  state.CHOSEN_INPUT)
+    def update_heatmap(run_id, classes, splits, hands, correctness, tab, layer, kind, unit, align, selected=None,
+                       chosen=None):
         if views.is_hidden(VIEW_ID, tab):
             return dash.no_update
-        return heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, unit, align, selected)
+        return heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, unit, align, selected,
+                              chosen)
 
     @app.callback(Output(UNIT, "value", allow_duplicate=True), Input(RANKING, "clickData"),
                   State(UNIT, "value"), prevent_initial_call=True)

@@ -111,32 +111,37 @@ def film_classes(run_classes: list[str], chosen: list[str] | None, present) -> t
     return names, [palette.get(name, "#444444") for name in names]
 
 
-def film_figure(run_id, classes, splits, hands, correctness, projection, align, selected=None, states=None):
+def film_figure(run_id, classes, splits, hands, correctness, projection, align, selected=None, states=None,
+                chosen=None):
     """The animated figure for the filtered examples, capped as ``figures.film_plan`` decides;
-    ``selected`` (an example id) is marked; ``states``: the ``"layer:tensor"`` pictured."""
+    ``selected`` (an example id) is marked; ``states``: the ``"layer:tensor"`` pictured;
+    ``chosen``: a box or lasso's set (only those examples)."""
     try:
         run = data.get_run(run_id)
         classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
         selected = filters.example_id(run, selected)
         filters.projected_states(run, states)
+        chosen = filters.example_ids(run, chosen)
         projection = _projection_id(run, projection, states)
-        return _film_scene(run, classes, splits, hands, correctness, projection, align, selected)
+        return _film_scene(run, classes, splits, hands, correctness, projection, align, selected, chosen)
     except runformat.RunError as error:
         return message_figure(str(error))
 
 
 @data.run_cached(maxsize=8, shared=True)
-def _film_scene(run, classes, splits, hands, correctness, projection, align, selected=None) -> dict:
+def _film_scene(run, classes, splits, hands, correctness, projection, align, selected=None, chosen=None) -> dict:
     """Memoised as Dash sends it (typed arrays already base64): at Auslan size the film costs
     100-350 ms to build and ~75 ms to encode again per response, and the same filters come back."""
-    return as_sent(_build_film(run, classes, splits, hands, correctness, projection, align, selected))
+    return as_sent(_build_film(run, classes, splits, hands, correctness, projection, align, selected, chosen))
 
 
-def _build_film(run, classes, splits, hands, correctness, projection, align, selected=None):
+def _build_film(run, classes, splits, hands, correctness, projection, align, selected=None, chosen=None):
     """The film of the projection ``projection`` (an id the run has: ``_projection_id``)."""
     frame = data.filtered_examples(run, classes, splits, hands, correctness)
     if frame.empty:
         return message_figure("no examples pass the filters")
+    frame = data.keep_chosen(frame, chosen)
+    which = "filtered" if chosen is None else "chosen"
     points = data.projection(run, projection)
     # p(true class) per step: a classifier's, when it recorded predictions (a language model's
     # true_prob is the next token's, not the document's)
@@ -185,7 +190,7 @@ def _build_film(run, classes, splits, hands, correctness, projection, align, sel
     else:
         hover = [f"#{eid} {name}" for eid, name in zip(chosen["example_id"], names)]
     stride = int(np.diff(plan.positions).max()) if len(plan.positions) > 1 else 1
-    note = (f"{E} of {len(frame)} filtered examples, {len(plan.positions)} frames"
+    note = (f"{E} of {len(frame)} {which} examples, {len(plan.positions)} frames"
             + (f" (one every {stride} steps)" if stride > 1 else "")
             + (f"; #{selected} (selected) is filtered out" if selected is not None and not len(wanted) else ""))
     return figures.film_figure(x, y, class_index[plan.examples], drawn, chosen["example_id"].to_numpy(),
@@ -205,11 +210,12 @@ def register_callbacks(app: dash.Dash) -> None:
         return list(controls.states_options(run_id, "paths", 2))
 
     @app.callback(Output(GRAPH, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT, Input(PROJECTION, "value"),
-                  Input(ALIGN, "value"), state.SELECTED_INPUT, Input(STATES, "value"))
-    def update(run_id, classes, splits, hands, correctness, tab, projection, align, selected=None, states=None):
+                  Input(ALIGN, "value"), state.SELECTED_INPUT, Input(STATES, "value"), state.CHOSEN_INPUT)
+    def update(run_id, classes, splits, hands, correctness, tab, projection, align, selected=None, states=None,
+               chosen=None):
         if views.is_hidden(VIEW_ID, tab):
             return dash.no_update
-        return film_figure(run_id, classes, splits, hands, correctness, projection, align, selected, states)
+        return film_figure(run_id, classes, splits, hands, correctness, projection, align, selected, states, chosen)
 
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True), Input(GRAPH, "clickData"),
                   prevent_initial_call=True)
