@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.errors import DataError
@@ -131,6 +131,9 @@ def arrays(draw):
 
 @SETTINGS
 @given(fields=st.dictionaries(FIELD_NAMES, arrays(), min_size=1, max_size=6))
+# found by CI's run: an empty padding field, and padded states of no sequences at all
+@example(fields={"padding": np.array([], np.float32), "h": np.zeros((0, 0, 0), np.float32)})
+@example(fields={"h": np.zeros((0, 0, 0), np.float32)})
 def test_prop005_malformed_fields_in_an_npz_give_only_named_data_errors(fields):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "states.npz"

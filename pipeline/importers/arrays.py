@@ -220,8 +220,14 @@ def from_fields(fields: dict, name: str, source: str, fmt: str, fingerprint=None
         raise DataError("no per-step states: give at least h (or layer0_h, c, a gate)")
     lengths = _lengths(fields, steps_field, tensors)
     n = len(lengths)
-    padding = (str(as_strings("padding", _load(fields["padding"]).reshape(1))[0])
-               if "padding" in fields else "right")
+    if n == 0:
+        raise DataError("no sequences: the per-step states (and lengths) hold none")
+    padding = "right"
+    if "padding" in fields:
+        given = _load(fields["padding"])
+        if np.size(given) != 1:
+            raise DataError(f"padding holds {np.size(given)} values; give one: 'right' or 'left'")
+        padding = str(as_strings("padding", given.reshape(1))[0])
 
     arrays = {}
     for key, field_name in sorted(tensors.items()):
