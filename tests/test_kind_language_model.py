@@ -154,7 +154,8 @@ def test_lm109_cli_builds_a_text_run_from_a_file(tmp_path):
     assert code == 0
     run = runformat.Run.open(runs, "text-poem")
     assert run.kind == "language_model" and run.manifest["dataset"]["corpus"] == "poem"
-    assert set(run.manifest["annotations"]) == {"char_class", "column", "inside_quotes", "paren_depth"}
+    assert set(run.manifest["annotations"]) == {"char_class", "column", "inside_quotes", "paren_depth", "word_start",
+                                                "word_position"}
     steps = run.steps("text")
     assert "".join(steps["char"]) == source.read_text()
     assert isinstance(steps["char_class"].dtype, pd.CategoricalDtype)
