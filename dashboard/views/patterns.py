@@ -41,6 +41,7 @@ def applies_to(manifest: runformat.Manifest) -> bool:
     return manifest.is_language_model and bool(manifest.annotations)
 
 
+@data.run_cached(maxsize=8)
 def annotation_choices(run: runformat.Run) -> list[str]:
     """Annotations with a few distinct values (categories, depths, flags), the run's order."""
     chosen = []

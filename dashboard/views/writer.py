@@ -90,6 +90,13 @@ def layout():
     ])
 
 
+@data.run_cached(maxsize=8)
+def writing(run: runformat.Run, seed: str, length: int, temperature: float, random_seed: int) -> generate.Written:
+    """The text written for these settings, kept so that choosing another layer, state or cell
+    recolours it without writing it again (the same inputs write the same text)."""
+    return generate.write(network(run), run.classes, seed, length, temperature, random_seed)
+
+
 def render(run_id, seed, length, temperature, random_seed, layer, kind, cell) -> tuple:
     """(the written text coloured by the cell, legend, status, ranking buttons)."""
     if not seed:
@@ -99,8 +106,8 @@ def render(run_id, seed, length, temperature, random_seed, layer, kind, cell) ->
         run = text_run(run_id)
         layer = chosen_layer(run, layer)
         kind = kind if kind in STATE_KINDS else "h"
-        written = generate.write(network(run), run.classes, str(seed), int(length or 0),
-                                 float(temperature if temperature is not None else 1.0), int(random_seed or 0))
+        written = writing(run, str(seed), int(length or 0), float(temperature if temperature is not None else 1.0),
+                          int(random_seed or 0))
         matrix = written.states[([item.index for item in run.layers].index(layer), kind)]
         cell = int(cell or 0)
         if not 0 <= cell < matrix.shape[1]:
