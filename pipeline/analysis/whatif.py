@@ -12,7 +12,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from pipeline.analysis.layout import row_starts
-from pipeline.analysis.lstm import (NetworkWeights, _activate, _halved, layer_steps, network_inputs,
+from pipeline.analysis.lstm import (NetworkWeights, _activate, _halved, layer_steps, lstm_step, network_inputs,
                                     step_probabilities)
 
 
@@ -101,14 +101,11 @@ def _padding_states(weights: NetworkWeights, steps: int, n_inputs: int) -> list[
     x = np.zeros((steps, n_inputs), np.float32)
     out = []
     for layer in weights.layers:
-        kernel, recurrent, bias = _halved(layer)
-        u = layer.units
-        h = np.zeros((steps + 1, u), np.float32)
-        c = np.zeros((steps + 1, u), np.float32)
+        h = np.zeros((steps + 1, layer.units), np.float32)
+        c = np.zeros((steps + 1, layer.units), np.float32)
         for t in range(steps):
-            z = _activate(x[t:t + 1] @ kernel + h[t:t + 1] @ recurrent + bias, u)
-            c[t + 1] = z[:, u:2 * u] * c[t] + z[:, :u] * z[:, 2 * u:3 * u]
-            h[t + 1] = z[:, 3 * u:] * np.tanh(c[t + 1])
+            step = lstm_step(layer, x[t:t + 1], h[t:t + 1], c[t:t + 1])
+            h[t + 1], c[t + 1] = step["h"][0], step["c"][0]
         out.append((h, c))
         x = h[1:]
     return out
