@@ -259,6 +259,20 @@ def test_bad031_text_errors_name_the_file_not_its_absolute_path(tmp_path, capsys
     assert str(tmp_path) not in line
 
 
+
+@pytest.mark.parametrize("flags, message", [
+    (["--learning-rate", "0"], "--learning-rate must be positive, not 0.0"),
+    (["--learning-rate", "nan"], "--learning-rate must be positive, not nan"),
+    (["--lr-decay", "1.5"], "--lr-decay must be in (0, 1], not 1.5"),
+    (["--lr-decay", "0"], "--lr-decay must be in (0, 1], not 0.0")])
+def test_bad049_text_learning_rate_flags_out_of_range_are_one_error_line(tmp_path, capsys, flags, message):
+    write(tmp_path, "book.txt", "A line of prose.\n" * 200)
+    assert main(["run", "text", "--source", str(tmp_path / "book.txt"), "--runs", str(tmp_path / "runs"),
+                 "--quiet", *flags]) == 2
+    assert one_error_line(capsys.readouterr().err) == f"error: {message}"
+    assert not (tmp_path / "runs").exists()
+
+
 # -- arrays ------------------------------------------------------------------------------------------
 
 def good_fields():

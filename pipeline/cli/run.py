@@ -104,6 +104,9 @@ def add_text_arguments(parser) -> None:
     parser.add_argument("--documents", type=int, metavar="N", help="parens corpus: lines to generate")
     parser.add_argument("--max-seconds", type=float, metavar="S",
                         help="stop training after the epoch that passes S seconds")
+    parser.add_argument("--learning-rate", type=float, metavar="LR", help="Adam's first learning rate")
+    parser.add_argument("--lr-decay", type=float, metavar="F",
+                        help="learning rate x F after every epoch (1: constant)")
 
 
 def text_config(args) -> dict:
@@ -112,12 +115,16 @@ def text_config(args) -> dict:
     if args.corpus == "file" and not args.source:
         raise DataError("--corpus file needs --source FILE (a UTF-8 text file)")
     config = language_model.default_config(args.corpus, str(Path(args.source).resolve()) if args.source else None)
+    if args.learning_rate is not None and not args.learning_rate > 0:
+        raise DataError(f"--learning-rate must be positive, not {args.learning_rate}")
+    if args.lr_decay is not None and not 0 < args.lr_decay <= 1:
+        raise DataError(f"--lr-decay must be in (0, 1], not {args.lr_decay}")
     overrides = _training_overrides(args)
     overrides["dataset"] = {}
     if args.documents is not None:
         overrides["dataset"]["n_documents"] = args.documents
     for option, section in (("embedding", "model"), ("dropout", "model"), ("window", "train"),
-                            ("max_seconds", "train")):
+                            ("max_seconds", "train"), ("learning_rate", "train"), ("lr_decay", "train")):
         if getattr(args, option, None) is not None:
             overrides[section][option] = getattr(args, option)
     return merge(config, overrides)
