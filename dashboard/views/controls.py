@@ -8,6 +8,7 @@ default means the same in every run; the others are the index as text (as the UR
 
 from __future__ import annotations
 
+import dash
 from dash import dcc, html
 
 from dashboard import data
@@ -97,6 +98,15 @@ def states_options(run_id: str | None, scope: str | None = None, dims: int | Non
     return options, (f"the projections picture this one tensor{' of ' + str(layers) + ' layers' if layers > 1 else ''}: "
                      f"the pipeline projects one layer's one tensor per run (`python -m pipeline project "
                      f"{run.run_id} --layer L --state c` pictures another instead)")
+
+
+def states_choice(run_id: str | None, scope: str | None, dims: int | None, current) -> tuple[list[dict], str, object]:
+    """``states_options`` and the pair to tick: ``current`` if the run's projections picture it,
+    else the first (what the views draw for no choice), so the choice never shows nothing ticked."""
+    options, note = states_options(run_id, scope, dims)
+    values = [option["value"] for option in options]
+    value = current if current in values else (values[0] if values else None)
+    return options, note, (dash.no_update if value == current else value)
 
 
 def pictured(run: runformat.Run, projection_id: str) -> str:

@@ -17,6 +17,7 @@ from dashboard.figures import HIGHLIGHT, as_sent, class_colors, message_figure
 from dashboard.figures.alignment import example_rows, padded, step_positions
 from dashboard.views import controls
 from dashboard.views.controls import GRAPH_CONFIG, alignment_switch, field
+from dashboard.views.paths import register_states_callback
 from pipeline import runformat
 
 VIEW_ID = "film"
@@ -205,9 +206,7 @@ def register_callbacks(app: dash.Dash) -> None:
     def show_projections(run_id, states=None):
         return projection_options(run_id, states)
 
-    @app.callback(Output(STATES, "options"), Output(f"{STATES}-note", "children"), Input(state.RUN, "value"))
-    def show_states(run_id):
-        return list(controls.states_options(run_id, "paths", 2))
+    register_states_callback(app, STATES, "paths", 2)
 
     @app.callback(Output(GRAPH, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT, Input(PROJECTION, "value"),
                   Input(ALIGN, "value"), state.SELECTED_INPUT, Input(STATES, "value"), state.CHOSEN_INPUT)

@@ -21,7 +21,7 @@ from dashboard.figures.paths import axis_name
 from dashboard.figures.inspector import (confidence_figure, example_path_figure, hand_groups,
                                          inputs_figure)
 from dashboard.views import controls, is_hidden, why
-from dashboard.views.paths import GRAPH_CONFIG
+from dashboard.views.paths import GRAPH_CONFIG, register_states_callback
 from pipeline import runformat
 
 VIEW_ID = "inspector"
@@ -101,9 +101,7 @@ def register_callbacks(app: dash.Dash) -> None:
     def summarise(run_id, tab, selected, states=None):
         return [dash.no_update] * 2 if is_hidden(VIEW_ID, tab) else inspect_summary(run_id, selected, states)
 
-    @app.callback(Output(STATES, "options"), Output(f"{STATES}-note", "children"), Input(state.RUN, "value"))
-    def show_states(run_id):
-        return list(controls.states_options(run_id, "paths", 2))
+    register_states_callback(app, STATES, "paths", 2)
 
     @app.callback(Output(NEAREST_TITLE, "children"), Input(state.RUN, "value"), Input(STATES, "value"))
     def name_nearest(run_id, states=None):
