@@ -11,6 +11,8 @@ Keras model:
 - ``steps/occlusion.parquet``: per step, the drop of the predicted (``predicted_drop``) and the
   true class's (``true_drop``) final probability when the window of ``window`` frames holding the
   step is replaced by the neutral frame (``analysis.whatif.occlusion``, NumPy).
+
+An attention model (``model.attention``) is skipped, said why (``ATTENTION_REFUSAL``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ DEFAULTS = {
     "batch": 256,              # examples at a time
     "window": 5,               # occluded frames at a time
 }
+ATTENTION_REFUSAL = ("attribution is not computed for attention models: integrated gradients and "
+                     "occlusion here run the network to its last step's h, which an attention model "
+                     "does not feed to its head (its Attention view shows the weights instead)")
 BASELINE = ("the padding: all-zero standardised frames (the channel means), what the network reads "
             "before a sign starts; the path runs in standardised space")
 
@@ -61,6 +66,8 @@ def attribute_stage(ctx: StageContext) -> str:
     true = examples["label"].to_numpy(np.int64)
     wrong = np.flatnonzero(predicted != true)
     weights = NetworkWeights.load(run.path / WEIGHTS_FILE)
+    if weights.has_attention:
+        raise StageSkipped(ATTENTION_REFUSAL)
     writer = ctx.begin()
     outputs, described, seconds = [], {"baseline": BASELINE, "methods": settings["methods"]}, {}
     ids, t = row_ids(lengths)

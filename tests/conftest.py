@@ -57,6 +57,14 @@ def stacked_runs_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def attention_runs_dir(tmp_path_factory) -> Path:
+    """A runs folder holding a small attention-pooling synthetic run and an import with an
+    attention matrix per sequence (tests/attention_runs.py)."""
+    from attention_runs import attention_runs
+    return attention_runs(tmp_path_factory.mktemp("attention") / "runs")
+
+
+@pytest.fixture(scope="session")
 def text_runs_dir(tmp_path_factory) -> Path:
     """A runs folder holding one complete small language-model run on the parenthesis language,
     id ``text-parens``."""
@@ -70,6 +78,13 @@ def text_runs_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def text_run(text_runs_dir) -> runformat.Run:
     return runformat.Run.open(text_runs_dir, "text-parens")
+
+
+@pytest.fixture(scope="session")
+def word_runs_dir(tmp_path_factory) -> Path:
+    """A runs folder holding one small word-level run, id ``word_runs.WORD_RUN`` (a few seconds)."""
+    from word_runs import word_run
+    return word_run(tmp_path_factory.mktemp("word-runs") / "runs")
 
 
 @pytest.fixture(scope="session")

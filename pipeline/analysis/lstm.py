@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 from pipeline.analysis.layout import StepLayout, lane_layout
 from pipeline.runformat import GATE_KINDS, SIGMOID_GATES, atomic_path
 
+OPTIONAL_ARRAYS = ("head_kernel", "head_bias", "mean", "std", "embedding", "attention_kernel", "attention_bias")
 SATURATION = (0.1, 0.9)   # a sigmoid gate below/above these is "saturated" (shut/open)
 PADDINGS = ("left", "none")
 
@@ -54,12 +55,19 @@ class NetworkWeights:
     embedding: np.ndarray | None = None     # (vocabulary, dims): inputs are token ids
     padding: str = "none"                   # "left": left-padded to n_steps; "none": from a zero state
     n_steps: int = 0
+    # Attention pooling before the head (``analysis.attention``): a score per step, (units, 1) and (1,).
+    attention_kernel: np.ndarray | None = None
+    attention_bias: np.ndarray | None = None
 
     def __post_init__(self):
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, not {self.padding!r}")
         if self.padding == "left" and self.n_steps < 1:
             raise ValueError("left padding needs n_steps, the padded length")
+
+    @property
+    def has_attention(self) -> bool:
+        return self.attention_kernel is not None
 
     @property
     def n_outputs(self) -> int:
@@ -71,7 +79,7 @@ class NetworkWeights:
     def save(self, path: str | os.PathLike) -> None:
         """The weights as a plain .npz (no pickle): what the dashboard may recompute from."""
         arrays = {"padding": np.array(self.padding), "n_steps": np.array(self.n_steps)}
-        for name in ("head_kernel", "head_bias", "mean", "std", "embedding"):
+        for name in OPTIONAL_ARRAYS:
             value = getattr(self, name)
             if value is not None:
                 arrays[name] = np.asarray(value, np.float32)
@@ -91,7 +99,7 @@ class NetworkWeights:
                                           data[f"layer{index}_bias"]))
                 index += 1
             optional = {name: data.get(name)
-                        for name in ("head_kernel", "head_bias", "mean", "std", "embedding")}
+                        for name in OPTIONAL_ARRAYS}
             return cls(layers, padding=str(data["padding"]), n_steps=int(data["n_steps"]), **optional)
 
 

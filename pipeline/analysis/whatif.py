@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from pipeline.analysis.attention import attention_weights, head_probabilities
 from pipeline.analysis.layout import row_starts
 from pipeline.analysis.lstm import (NetworkWeights, _activate, _halved, layer_steps, lstm_step, network_inputs,
                                     step_probabilities)
@@ -44,13 +45,16 @@ def cut_at(frames: np.ndarray, step: int) -> np.ndarray:
 
 def answer(weights: NetworkWeights, frames: np.ndarray, layer: int = -1) -> dict[str, np.ndarray]:
     """The network on one sequence of real frames: the class probabilities after every step
-    (steps, classes) and the chosen layer's h (steps, units)."""
+    (steps, classes; an attention network's pools the steps so far) and the chosen layer's h
+    (steps, units); an attention network's weights over the frames too (``attention``, (steps,))."""
     frames = np.asarray(frames, np.float32)
     lengths = np.array([len(frames)])
     tensors = list(layer_steps(weights, frames, lengths))
     out = {"h": tensors[layer]["h"]}
     if weights.head_kernel is not None:
-        out["probabilities"] = step_probabilities(weights, tensors[-1]["h"])
+        out["probabilities"] = head_probabilities(weights, tensors[-1]["h"], lengths)
+    if weights.has_attention:
+        out["attention"] = attention_weights(weights, tensors[-1]["h"], lengths)
     return out
 
 
@@ -65,6 +69,8 @@ def occlusion(weights: NetworkWeights, rows: np.ndarray, lengths: np.ndarray, cl
     every copy from the start. BLAS runs single-threaded, as in ``analysis.lstm.lane_layer`` (on
     the Auslan run at load 6: 4 s against 20 s with two threads). Returns (rows,) float32.
     """
+    if weights.has_attention:
+        raise ValueError("occlusion runs each copy to its last step's h: not an attention model's answer")
     with threadpool_limits(1, user_api="blas"):
         return _occlusion(weights, rows, lengths, classes, window, batch)
 

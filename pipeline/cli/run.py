@@ -60,6 +60,10 @@ def add_run_command(commands, examples: str) -> None:
         description="Generated signs shaped like Auslan (22 channels, 27 classes): a quick run "
                     "to try the dashboard with.")
     synthetic.set_defaults(handler=classification_command, dataset_overrides=lambda args: {})
+    for classifier in (auslan, synthetic):
+        classifier.add_argument("--attention", action="store_true",
+                                help="attention pooling over the real steps instead of the last step "
+                                     "(its weights are stored per step: the Attention view)")
 
     text = datasets.add_parser(
         "text", parents=[common], help="a character language model on text (LSTMVis' select & match)",
@@ -82,6 +86,8 @@ def _training_overrides(args) -> dict:
 def classification_config(args: argparse.Namespace) -> dict:
     """The run's config: the data set's defaults with the command line's choices on top."""
     overrides = {"dataset": args.dataset_overrides(args), **_training_overrides(args)}
+    if args.attention:
+        overrides["model"]["attention"] = True
     return merge(classification.default_config(args.dataset), overrides)
 
 

@@ -3,8 +3,8 @@
 A ``StepSource`` yields the per-step tensors of consecutive blocks of whole sequences: from a
 network's weights (``network_source``: the NumPy forward pass of ``core.lstm``, optionally on a
 Dask cluster) or from arrays a user imports. ``write_steps`` streams them into
-``steps/layer{L}-{kind}.parquet`` and ``steps/predictions.parquet`` (one file each, or part files),
-so a long stream never has to fit in memory, and fills a ``Predictions`` on the way.
+``steps/layer{L}-{kind}.parquet`` and ``steps/predictions.parquet`` (one file each, or part files;
+an attention network's weights into ``steps/attention.parquet``), so a long stream never has to fit in memory, and fills a ``Predictions`` on the way.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import numpy as np
 from pipeline import distributed
 from pipeline.core.errors import DataError
 from pipeline.analysis.layout import row_starts, sequence_blocks
-from pipeline.analysis.lstm import NetworkWeights, layer_steps, step_probabilities
+from pipeline.analysis.attention import attention_weights, head_probabilities
+from pipeline.analysis.lstm import NetworkWeights, layer_steps
 from pipeline.core.predictions import Predictions
 from pipeline.core.progress import QUIET, Progress
 from pipeline.runformat import (
+    ATTENTION_FILE,
     DEFAULT_STORAGE,
     PREDICTIONS_FILE,
     TENSOR_KINDS,
@@ -34,6 +36,7 @@ from pipeline.runformat import (
 
 BLOCK_ROWS = 1 << 18          # rows computed and written at a time
 PREDICTIONS = "predictions"   # the key of a block's output probabilities
+ATTENTION = "attention"       # the key of a block's attention weights, (rows,)
 
 Key = tuple[int, str]         # (layer index, tensor kind), e.g. (0, "h")
 Blocks = Callable[[], Iterator[tuple[int, dict]]]
@@ -43,12 +46,14 @@ Blocks = Callable[[], Iterator[tuple[int, dict]]]
 @dataclass
 class StepSource:
     """``blocks()`` yields ``(first_row, {key: (rows, width) array, "predictions": (rows, outputs)})``
-    for consecutive blocks of whole sequences covering ``[0, sum(lengths))`` in order."""
+    for consecutive blocks of whole sequences covering ``[0, sum(lengths))`` in order; with
+    ``attention``, also ``"attention": (rows,)``, the pooling weight of every step."""
 
     lengths: np.ndarray
     widths: dict[Key, int]
     blocks: Blocks
     n_outputs: int = 0
+    attention: bool = False
 
     @property
     def n_rows(self) -> int:
@@ -79,7 +84,9 @@ def recompute_block(block: tuple[np.ndarray, np.ndarray], weights: NetworkWeight
         out.update({(index, kind): tensors[kind] for kind in TENSOR_KINDS})
         h_last = tensors["h"]
     if weights.head_kernel is not None:
-        out[PREDICTIONS] = step_probabilities(weights, h_last)
+        out[PREDICTIONS] = head_probabilities(weights, h_last, lengths)
+    if weights.has_attention:
+        out[ATTENTION] = attention_weights(weights, h_last, lengths)
     return out
 
 
@@ -101,7 +108,15 @@ def network_source(weights: NetworkWeights, read_rows: Callable[[int, int], np.n
         for (first, _), result in zip(spans, results):
             yield int(starts[first]), result
 
-    return StepSource(lengths, network_widths(weights), blocks, weights.n_outputs)
+    return StepSource(lengths, network_widths(weights), blocks, weights.n_outputs, weights.has_attention)
+
+
+def attention_table(ids: np.ndarray, t: np.ndarray, weights: np.ndarray, size: int):
+    """One block of steps/attention.parquet: example_id, t, attention (float32)."""
+    weights = np.asarray(weights, np.float32).reshape(-1)
+    if weights.shape != (size,):
+        raise DataError(f"attention: a block of {weights.shape[0]} weights, expected {size} (one per step)")
+    return step_table(ids, t, weights[:, None], ["attention"])
 
 
 def write_steps(writer: RunWriter, source: StepSource, predictions: Predictions | None = None,
@@ -117,6 +132,8 @@ def write_steps(writer: RunWriter, source: StepSource, predictions: Predictions 
     names: dict = {key: steps_file(*key) for key in source.widths}
     if predictions is not None and source.n_outputs:
         names[PREDICTIONS] = PREDICTIONS_FILE
+    if source.attention:
+        names[ATTENTION] = ATTENTION_FILE
     sinks: dict = {}
     for key, name in names.items():
         if (writer.path / name).is_dir() != (partition_rows is not None):
@@ -133,7 +150,7 @@ def write_steps(writer: RunWriter, source: StepSource, predictions: Predictions 
                 ids = (np.searchsorted(starts, rows, side="right") - 1).astype(np.int32)
                 t = (rows - starts[ids]).astype(np.int32)
                 for key, values in tensors.items():
-                    if key == PREDICTIONS:
+                    if key in (PREDICTIONS, ATTENTION):
                         continue
                     if values.shape != (size, source.widths[key]):
                         raise DataError(f"layer {key[0]} {key[1]}: a block of shape {values.shape}, "
@@ -146,6 +163,8 @@ def write_steps(writer: RunWriter, source: StepSource, predictions: Predictions 
                         raise DataError(f"predictions: a block of shape {probabilities.shape}, "
                                          f"expected ({size}, {source.n_outputs})")
                     sinks[PREDICTIONS].write(first, predictions.block(probabilities, ids, t, rows))
+                if ATTENTION in sinks:
+                    sinks[ATTENTION].write(first, attention_table(ids, t, tensors[ATTENTION], size))
                 expected = first + size
                 bar.update(size)
         if expected != source.n_rows:

@@ -11,6 +11,8 @@ The same named fields in every container (npz keys, HDF5 datasets at the root, p
 - per step (flat or padded like the tensors): ``predictions`` (probabilities, one column per class
   or vocabulary entry, named by ``classes`` or ``vocabulary``), ``tokens`` (text), and
   ``annotation_{name}`` (numbers, or text for categories).
+- ``attention``: pooling weights per step, or a (T_out x T_in) matrix per sequence with
+  ``attention_out_lengths`` (``importers.attention``).
 
 Parquet holds the same fields as one row per step: ``example_id`` (consecutive rows with one id are
 a sequence; no column: one stream), tensor columns ``{field}.{unit}`` (``h.0``, ``layer1_c.7``,
@@ -37,6 +39,7 @@ import pandas as pd
 
 from pipeline import runformat
 from pipeline.core.errors import DataError
+from pipeline.importers.attention import FIELD as ATTENTION, OUT_LENGTHS, read_attention
 from pipeline.importers.base import (
     ImportedRun,
     StepArray,
@@ -204,7 +207,7 @@ def from_fields(fields: dict, name: str, source: str, fmt: str, fingerprint=None
     ``extra_fields``: names a model importer reads itself (e.g. ``inputs``); they are left alone.
     """
     fields = dict(fields)
-    known = set(PER_SEQUENCE) | set(PER_STEP) | set(LAYOUT) | set(extra_fields) | {"inputs"}
+    known = set(PER_SEQUENCE) | set(PER_STEP) | set(LAYOUT) | set(extra_fields) | {"inputs", ATTENTION, OUT_LENGTHS}
     tensors, unknown = {}, []
     for key in fields:
         match = TENSOR_FIELD.match(key)
@@ -280,6 +283,11 @@ def from_fields(fields: dict, name: str, source: str, fmt: str, fingerprint=None
             imported.vocabulary = imported.vocabulary or [f"token{k}" for k in range(predictions.width)]
             check_vocabulary(imported.vocabulary, predictions.width)
         arrays["predictions"] = predictions
+    if ATTENTION in fields:
+        imported.attention = read_attention(_load(fields[ATTENTION]), lengths, padding,
+                                            _load(fields[OUT_LENGTHS]) if OUT_LENGTHS in fields else None)
+    elif OUT_LENGTHS in fields:
+        raise DataError(f"{OUT_LENGTHS} is given without {ATTENTION}")
     imported.blocks = array_blocks(arrays, lengths, whole_sequences=imported.kind == runformat.CLASSIFICATION)
     if "inputs" in fields and "inputs" not in extra_fields:
         check_float("inputs", fields["inputs"].dtype)

@@ -21,6 +21,7 @@ from pipeline.core.errors import DataError
 from pipeline.analysis.layout import row_starts, sequence_blocks
 from pipeline.core.stages import source_listing
 from pipeline.core.steps import Key, StepSource, network_source
+from pipeline.importers.attention import ImportedAttention
 from pipeline.runformat import CLASSIFICATION, LANGUAGE_MODEL, SPLITS
 
 DEFAULT_SPLIT = "test"        # imported sequences are data a finished model is looked at on
@@ -57,6 +58,7 @@ class ImportedRun:
     fingerprint: list = field(default_factory=list)   # what the input hash covers
     inputs: StepArray | None = None             # the model's input at each step (float channels)
     channels: list[str] = field(default_factory=list)  # names of the inputs' channels
+    attention: ImportedAttention | None = None   # pooling weights per step, or a matrix per sequence
 
     @property
     def kind(self) -> str:

@@ -6,7 +6,8 @@ Stages: data -> train -> extract -> project.
   input channels at every real step); nothing is written before the data has loaded.
 - train: ``models.classifier`` -> models/classifier.keras, models/weights.npz, history.parquet.
 - extract: the NumPy recompute of every layer's h, c and gates and the per-step class
-  probabilities (``core.steps``), the examples' prediction columns, metrics per split.
+  probabilities (``core.steps``), the examples' prediction columns, metrics per split; with
+  ``model.attention``, each step's attention weight (steps/attention.parquet).
 - project: ``pipeline.project``, shared by every kind.
 """
 
@@ -42,7 +43,8 @@ MODEL_FILE = "models/classifier.keras"
 BASE = {
     "dataset": registry.DEFAULTS,
     "split": {"train": 0.7, "seed": 0},   # stratified; the rest is halved into validation and test
-    "model": {"units": [100], "standardise": True, "dropout": 0.2},   # dropout: on LSTM inputs, training only
+    # dropout: on LSTM inputs, training only; attention: attention pooling instead of the last step
+    "model": {"units": [100], "standardise": True, "dropout": 0.2, "attention": False},
     "train": {
         "epochs": 300,
         "batch_size": 64,          # 2x fewer steps than 32 at the same accuracy (bench/accuracy.py)
@@ -84,11 +86,17 @@ def default_run_id(config: dict) -> str:
 
 def stage_hashes(config: dict) -> dict[str, str]:
     data = stable_hash("data", config["dataset"], config["split"], source_listing(config["dataset"]["source"]))
-    train = stable_hash("train", data, config["model"], config["train"])
+    train = stable_hash("train", data, _hashed_model(config["model"]), config["train"])
     extract = stable_hash("extract", train, config["extract"])
     return {"data": data, "train": train, "extract": extract,
             "attribute": stable_hash("attribute", extract, config.get("attribute")),
             "project": stable_hash("project", extract, config["project"])}
+
+
+def _hashed_model(model: dict) -> dict:
+    """The model config as hashed: ``attention: false`` left out, so runs from before the option
+    keep their hashes (and are not retrained)."""
+    return {k: v for k, v in model.items() if not (k == "attention" and not v)}
 
 
 def run_classification(config: dict, runs_dir=DEFAULT_RUNS_DIR, run_id: str | None = None,
@@ -189,7 +197,7 @@ def _extract_stage(ctx: StageContext) -> str:
     outputs.append(writer.write_table(EXAMPLES_FILE, examples))
     outputs += aggregates.write_gate_aggregates(writer, examples, source.layers)
     metrics = predictions.metrics(prepared.split)
-    ctx.finish(outputs, top_k=top_k, metrics=metrics)
+    ctx.finish(outputs, top_k=top_k, metrics=metrics, attention="pooling" if weights.has_attention else None)
     accuracy = metrics.get("test", {}).get("accuracy")
     return f"{layout.n_rows} steps x {len(weights.layers)} layer(s)" + (
         f", test accuracy {accuracy:.4f}" if accuracy is not None else "")

@@ -3,7 +3,8 @@
 Stages: import -> project. The import stage writes examples.parquet, every per-step table (block
 by block through ``core.steps``, so a long stream never has to fit in memory; optionally as
 partitioned datasets), steps/inputs.parquet when the import carries the model's inputs, and
-steps/text.parquet for language models. The project stage is every kind's (``pipeline.project``):
+steps/text.parquet for language models, and the attention weights an import carries
+(steps/attention.parquet or attention_matrix.parquet). The project stage is every kind's (``pipeline.project``):
 imported runs get the same paths, last-step pictures and trust figures as trained ones.
 """
 
@@ -26,6 +27,8 @@ from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import Stage, StageContext, library_versions, run_stages
 from pipeline.importers.base import DEFAULT_SPLIT, PLACEHOLDER_TOKEN, ImportedRun
 from pipeline.runformat import (
+    ATTENTION_FILE,
+    ATTENTION_MATRIX_FILE,
     CLASSIFICATION,
     EXAMPLES_FILE,
     HISTORY_FILE,
@@ -108,6 +111,9 @@ def _import_stage(ctx: StageContext, imported: ImportedRun, partition_rows, top_
     if imported.inputs is not None:
         outputs.append(writer.write_table(INPUTS_FILE, inputs_table(imported)))
         updates["channels"] = list(imported.channels)
+    if imported.attention is not None:
+        outputs.append(_write_attention(writer, imported))
+        updates["attention"] = imported.attention.kind
     if imported.kind == LANGUAGE_MODEL:
         outputs.append(writer.write_table(TEXT_FILE, text_table(imported)))
         updates.update(n_chars=imported.n_rows, annotations=annotation_info(imported),
@@ -131,6 +137,15 @@ def _import_stage(ctx: StageContext, imported: ImportedRun, partition_rows, top_
                partition_rows=partition_rows, imported=imported.notes, versions=library_versions(),
                **updates)
     return f"{len(imported.lengths)} sequences, {imported.n_rows:,} steps"
+
+
+def _write_attention(writer, imported: ImportedRun) -> str:
+    """steps/attention.parquet (pooling weights per step) or attention_matrix.parquet (per sequence)."""
+    attention = imported.attention
+    if attention.kind == "matrix":
+        return writer.write_table(ATTENTION_MATRIX_FILE, attention.matrix)
+    ids, t = row_ids(imported.lengths)
+    return writer.write_table(ATTENTION_FILE, step_table(ids, t, attention.steps[:, None], ["attention"]))
 
 
 def _targets(imported: ImportedRun) -> np.ndarray | None:

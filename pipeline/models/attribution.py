@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.models.keras_weights import PASS_THROUGH
-from pipeline.models.layers import Standardise
+from pipeline.models.layers import MaskedSoftmax, Standardise
 
 REFINED_PER_ROUND = 4       # intervals halved per example and round (one gradient call per round)
 SPLIT_SHARE = 0.25          # ... among those erring at least this share of the worst one's error
@@ -77,6 +77,9 @@ class _Network:
     """The network on standardised inputs, run from given LSTM states (those after a cut padding)."""
 
     def __init__(self, model: keras.Model):
+        if any(isinstance(layer, MaskedSoftmax) for layer in model.layers):
+            raise ValueError("integrated gradients here run the network to its last step's h; an attention "
+                             "model pools every step (not supported)")
         tail, self.mean, self.std = network_tail(model)
         self.layers = [layer for layer in tail.layers if not isinstance(layer, keras.layers.InputLayer)]
         self.lstms = [layer for layer in self.layers if isinstance(layer, keras.layers.LSTM)]

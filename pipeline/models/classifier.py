@@ -2,7 +2,9 @@
 
 Input(T, channels) -> LSTM(units, return_sequences=True) x N -> last step -> Dense(classes, softmax).
 Every LSTM returns its full sequence so that each layer's h can be checked against the NumPy
-recompute (``core.lstm``).
+recompute (``core.lstm``). With ``model.attention`` the last step is replaced by attention pooling:
+a score per step (``Dense(1)`` on the last LSTM's h), a softmax over the real steps
+(``layers.MaskedSoftmax``, the padding gets 0) and the weighted sum of h (``layers.WeightedSum``).
 
 Training (``train_classifier``) keeps the weights of the epoch with the lowest validation loss
 (Keras' ``EarlyStopping(restore_best_weights=True)`` restores them whether or not training stopped
@@ -32,7 +34,7 @@ from pipeline.analysis.layout import StepLayout
 from pipeline.analysis.lstm import gate_statistics
 from pipeline.core.progress import QUIET, Progress
 from pipeline.models.keras_weights import network_weights
-from pipeline.models.layers import LastStep, Standardise
+from pipeline.models.layers import LastStep, MaskedSoftmax, Standardise, WeightedSum
 
 MODEL_FILE = "models/classifier.keras"
 DIAGNOSTIC_SAMPLE = 128     # training examples used for the per-epoch gradient norm and gate stats
@@ -40,10 +42,11 @@ DIAGNOSTIC_SAMPLE = 128     # training examples used for the per-epoch gradient 
 
 def build_classifier(n_steps: int, n_channels: int, n_classes: int, units: list[int],
                      mean: np.ndarray | None = None, std: np.ndarray | None = None,
-                     dropout: float = 0.0) -> keras.Model:
+                     dropout: float = 0.0, attention: bool = False) -> keras.Model:
     """The uncompiled classifier; with ``mean``/``std`` it standardises its raw inputs itself.
 
     ``dropout`` drops LSTM inputs while training only; the trained network is the same shape.
+    ``attention``: attention pooling over the real steps instead of the last step (module docstring).
     """
     if not units or any(int(u) < 1 for u in units):
         raise ValueError(f"model.units must be a non-empty list of positive integers, not {units!r}")
@@ -54,7 +57,12 @@ def build_classifier(n_steps: int, n_channels: int, n_classes: int, units: list[
     for index, n_units in enumerate(units):
         x = keras.layers.LSTM(int(n_units), return_sequences=True, dropout=float(dropout),
                               name=f"lstm_{index}")(x)
-    x = LastStep(name="last_step")(x)
+    if attention:
+        scores = keras.layers.Dense(1, name="attention_score")(x)
+        weights = MaskedSoftmax(name="attention")([scores, inputs])
+        x = WeightedSum(name="attention_pool")([x, weights])
+    else:
+        x = LastStep(name="last_step")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="classes")(x)
     return keras.Model(inputs, outputs, name="classifier")
 
@@ -97,7 +105,7 @@ def train_classifier(X: np.ndarray, lengths: np.ndarray, labels: np.ndarray, spl
     if model_config.get("standardise", True):
         mean, std = channel_stats(X[train], lengths[train])
     model = build_classifier(X.shape[1], X.shape[2], n_classes, list(model_config["units"]), mean, std,
-                             dropout=model_config["dropout"])
+                             dropout=model_config["dropout"], attention=bool(model_config.get("attention", False)))
     model.compile(optimizer=keras.optimizers.Adam(float(train_config["learning_rate"])),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   jit_compile=bool(train_config["jit_compile"]))

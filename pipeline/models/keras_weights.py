@@ -2,9 +2,11 @@
 
 A model is read as a chain:
 
-    [Standardise | Embedding] -> LSTM (-> Dropout) x N -> [LastStep] -> [Dense softmax]
+    [Standardise | Embedding] -> LSTM (-> Dropout) x N -> [LastStep | attention] -> [Dense softmax]
 
-(``Standardise``/``LastStep`` are this project's layers; Dropout does nothing at inference). Any
+(``Standardise``/``LastStep`` are this project's layers; Dropout does nothing at inference;
+attention is this project's pooling: ``Dense(1)`` scores -> ``MaskedSoftmax`` -> ``WeightedSum``,
+read as ``NetworkWeights.attention_kernel``/``attention_bias``). Any
 other layer is refused with its name: the NumPy recompute would not be the model. LSTMs must use
 tanh/sigmoid and run forwards. A softmax Dense head gives per-step probabilities: the head applied
 to the last LSTM's h at every step. Our own classifiers, our character LMs and a user's saved
@@ -27,7 +29,7 @@ from pipeline.core.errors import DataError
 from pipeline.analysis.layout import row_starts
 from pipeline.analysis.lstm import LSTMWeights, NetworkWeights
 from pipeline.core.steps import recompute_block
-from pipeline.models.layers import LastStep, Standardise
+from pipeline.models.layers import LastStep, MaskedSoftmax, Standardise, WeightedSum
 from pipeline.runformat import WEIGHTS_FILE
 
 PASS_THROUGH = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "ActivityRegularization")
@@ -76,7 +78,8 @@ def network_weights(model: keras.Model, padding: str | None = None,
     ``any_head``: accept whatever follows the LSTMs (a recording of a user's model); a softmax
     Dense directly on the last LSTM is still read as the per-step head, anything else is left out.
     """
-    layers, lstms, head, mean, std, embedding = [], [], None, None, None, None
+    layers, lstms, head, mean, std, embedding, score = [], [], None, None, None, None, None
+    pooled = any(isinstance(layer, MaskedSoftmax) for layer in model.layers)
     for layer in model.layers:
         name = f"layer {layer.name!r} ({type(layer).__name__})"
         if isinstance(layer, keras.layers.InputLayer) or type(layer).__name__ in PASS_THROUGH:
@@ -112,6 +115,11 @@ def network_weights(model: keras.Model, padding: str | None = None,
             lstms.append(layer)
         elif isinstance(layer, LastStep) and lstms:
             continue
+        elif (pooled and score is None and lstms and isinstance(layer, keras.layers.Dense)
+              and layer.units == 1 and layer.get_config()["activation"] == "linear"):
+            score = layer
+        elif isinstance(layer, (MaskedSoftmax, WeightedSum)) and score is not None:
+            continue
         elif isinstance(layer, keras.layers.Dense) and lstms and layer.get_config()["activation"] == "softmax":
             head = layer
         elif lstms and any_head:
@@ -132,7 +140,12 @@ def network_weights(model: keras.Model, padding: str | None = None,
     weights = NetworkWeights(
         layers, None if head is None else head.kernel.numpy().astype(np.float32),
         None if head is None else head.bias.numpy().astype(np.float32), mean, std, embedding,
-        padding, int(time_steps or 0) if padding == "left" else 0)
+        padding, int(time_steps or 0) if padding == "left" else 0,
+        None if score is None else score.kernel.numpy().astype(np.float32),
+        None if score is None else score.bias.numpy().astype(np.float32))
+    if pooled and (score is None or head is None):
+        raise DataError(f"model {model.name!r}: attention pooling needs a Dense(1) score on the last LSTM "
+                        f"and a softmax Dense head after it")
     return weights, lstms
 
 

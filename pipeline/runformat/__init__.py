@@ -14,6 +14,8 @@ numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one dat
     steps/predictions.parquet
                              one row per (example, t): true-class probability and top-k classes
     steps/text.parquet       language models: the token read at each step and its annotations
+    steps/attention.parquet  attention models: one row per (example, t), its pooling weight
+    attention_matrix.parquet imported sequence-to-sequence attention: (example_id, t_out, t_in)
     projections.parquet      one row per (projection, example, t): x, y, z
     history.parquet          one row per epoch
     aggregates/              small precomputed tables (gate saturation by group and step), optional
@@ -22,7 +24,8 @@ numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one dat
 
 from pipeline.runformat.reader import (Run, Verification, list_runs, resolve_run_path, saturation_edges,
                                        validate_run_id, verify_run)
-from pipeline.runformat.schema import (ATTRIBUTION_BY_CLASS_FILE, ATTRIBUTION_FILES, CLASS_STABILITY_FILE,
+from pipeline.runformat.schema import (ATTENTION_FILE, ATTENTION_KINDS, ATTENTION_MATRIX_FILE,
+                                       ATTRIBUTION_BY_CLASS_FILE, ATTRIBUTION_FILES, CLASS_STABILITY_FILE,
                                        CLASSIFICATION, DEFAULT_STORAGE, EPOCH_PROJECTIONS_FILE, OCCLUSION_FILE,
                                        EXAMPLES_FILE, FILES_KEY, GATE_GROUPS_FILE, GATE_KINDS,
                                        GATE_SATURATION_FILE, GATE_VALUE_BINS, GATE_VALUES_FILE, SATURATION_GRID,
@@ -36,7 +39,7 @@ from pipeline.runformat.writer import (RunWriter, TableSink, atomic_path, file_d
                                        step_table, sweep_temporaries, write_error, write_json, write_parquet)
 
 __all__ = [
-    "ATTRIBUTION_BY_CLASS_FILE", "ATTRIBUTION_FILES", "OCCLUSION_FILE",
+    "ATTENTION_FILE", "ATTENTION_KINDS", "ATTENTION_MATRIX_FILE", "ATTRIBUTION_BY_CLASS_FILE", "ATTRIBUTION_FILES", "OCCLUSION_FILE",
     "CLASSIFICATION", "CLASS_STABILITY_FILE", "DEFAULT_STORAGE", "EPOCH_PROJECTIONS_FILE", "EXAMPLES_FILE", "FILES_KEY", "GATE_GROUPS_FILE", "GATE_KINDS",
     "GATE_SATURATION_FILE", "GATE_VALUE_BINS", "GATE_VALUES_FILE", "SATURATION_GRID", "HISTORY_FILE",
     "INPUTS_FILE", "LANGUAGE_MODEL", "LOCK_FILE", "MANIFEST_FILE", "MANIFEST_KEYS", "MODELS_DIR", "PAIR_STABILITY_FILE",

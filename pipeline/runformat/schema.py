@@ -46,6 +46,12 @@ EPOCH_PROJECTIONS_FILE = "projections_by_epoch.parquet"   # recordings: the pict
 ATTRIBUTION_FILES = {"predicted": "steps/attribution-predicted.parquet",    # integrated gradients,
                      "true": "steps/attribution-true.parquet"}              # one column per channel
 OCCLUSION_FILE = "steps/occlusion.parquet"
+# Attention: ``attention`` per stored step row (example_id, t; pooling weights, summing to 1 over a
+# sequence's real steps), and imported sequence-to-sequence matrices as (example_id, t_out, t_in,
+# attention) rows. The manifest's ``attention`` says which the run has (ATTENTION_KINDS).
+ATTENTION_FILE = "steps/attention.parquet"
+ATTENTION_MATRIX_FILE = "attention_matrix.parquet"
+ATTENTION_KINDS = ("pooling", "matrix")
 ATTRIBUTION_BY_CLASS_FILE = "attribution_by_class.parquet"  # mean |attribution| per class, tenth, channel
 # Precomputed aggregates (the extract stage writes them; a run without them is read the long way).
 # Examples are grouped so that every filter of the filter bar lets through whole groups (same label,
@@ -150,6 +156,12 @@ class Manifest:
     @property
     def is_language_model(self) -> bool:
         return self.kind == LANGUAGE_MODEL
+
+    @property
+    def attention(self) -> str | None:
+        """``"pooling"`` or ``"matrix"`` (ATTENTION_KINDS) when the run stores attention weights."""
+        value = self.raw.get("attention")
+        return value if value in ATTENTION_KINDS else None
 
     @property
     def complete(self) -> bool:
