@@ -63,11 +63,11 @@ def is_hidden(view_id: str, tab: str | None) -> bool:
 
 
 # Last, so that view modules can import the helpers above while the registry loads them.
-from dashboard.views import (cells, compare, confusion, decisive, examples_table, film, gates,  # noqa: E402
+from dashboard.views import (attention, cells, compare, confusion, decisive, examples_table, film, gates,  # noqa: E402
                              inspector, last_step, paths, patterns, select_match, study, text_heatmap,
                              training, writer)
 
 #: The views in tab order.
-VIEWS: list[ModuleType] = [paths, last_step, inspector, examples_table, confusion, decisive, compare, gates, cells,
+VIEWS: list[ModuleType] = [paths, last_step, inspector, examples_table, confusion, decisive, attention, compare, gates, cells,
                            training, film, study, text_heatmap, writer, select_match,
                            patterns]

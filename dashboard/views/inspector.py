@@ -20,7 +20,7 @@ from dashboard.figures import message_figure
 from dashboard.figures.paths import axis_name
 from dashboard.figures.inspector import (confidence_figure, example_path_figure, hand_groups,
                                          inputs_figure)
-from dashboard.views import controls, is_hidden, why
+from dashboard.views import attention_matrix, controls, is_hidden, why
 from dashboard.views.paths import GRAPH_CONFIG, register_states_callback
 from pipeline import runformat
 
@@ -84,6 +84,7 @@ def layout():
                 html.H3("Input channels"),
                 dcc.Loading(dcc.Graph(id=INPUTS, className="graph-inputs", **graph), delay_show=300)]),
             why.panel(),                 # attribution and what-if edits (dashboard.views.why)
+            attention_matrix.panel(),    # imported sequence-to-sequence attention, when the run has it
         ]),
         html.Div(className="inspector-side", children=[
             html.H3("Nearest examples (last step)", id=NEAREST_TITLE),
@@ -146,6 +147,7 @@ def register_callbacks(app: dash.Dash) -> None:
         return dash.no_update if example is None else example
 
     why.register_callbacks(app)
+    attention_matrix.register_callbacks(app)
 
 
 def classifier_run(run_id) -> runformat.Run:

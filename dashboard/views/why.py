@@ -134,6 +134,10 @@ def register_callbacks(app: dash.Dash) -> None:
 def no_attribution_message(run: runformat.Run) -> str | None:
     if not run.manifest.is_classification:
         return "Attribution is for classification runs."
+    if not run.has(runformat.ATTRIBUTION_FILES["predicted"]) and run.manifest.attention == "pooling":
+        return (f"Run {run.run_id[:60]!r} pools its steps with attention: attribution is not computed for "
+                f"attention models (it runs the network to its last step's h); the Attention view shows "
+                f"where its weight sits.")
     if not run.has(runformat.ATTRIBUTION_FILES["predicted"]):
         how = ("the attribute stage of `python -m pipeline run` computes it" if run.manifest.origin == "trained"
                else "the attribute stage needs a model trained here (weights and a Keras model)")
