@@ -7,8 +7,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from pipeline.analysis.match import Match, count_rows, match, merge_matches, rank_key, select_cells
+from pipeline.analysis import match as engine
+from pipeline.analysis.match import Match, count_rows, match, merge_matches, on_rows, rank_key, select_cells
 
 # ---------------------------------------------------------------------------------------------
 # Brute force, written plainly from the definitions in the module docstring.
@@ -113,8 +116,10 @@ def test_mat001_match_equals_brute_force(seed):
     kwargs["max_length"] = None if seed % 3 else kwargs["min_length"] + int(rng.integers(0, 4))
     expected = plain_match(states, cells, **kwargs)
     assert match(states, cells, **kwargs) == expected
-    # Column-major arrays take another code path: same answer.
+    # Column-major arrays take another code path, and so do all cells' packed rows: same answer.
     assert match(np.asfortranarray(states), cells, **kwargs) == expected
+    bits = on_rows(np.asfortranarray(states), kwargs["threshold"])
+    assert match(np.asfortranarray(states), cells, on_rows=bits, **kwargs) == expected
 
 
 def lstmvis_reference(states, cells, threshold, constrain_left, constrain_right):
@@ -360,6 +365,78 @@ def test_mat013_partition_carries_a_run_that_crosses_its_end():
     assert full == [Match(8, 24, 1, 0, 17)]
     assert match(on, [0], 0.5, row_range=(0, 10)) == full  # starts inside, ends far outside
     assert match(on, [0], 0.5, row_range=(10, 30)) == []  # owned by the partition it starts in
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast paths (bytes of on-bits, all cells' packed rows) = the definitions, on edge cases
+
+VALUES = np.array([-1.0, 0.0, 0.25, 0.3, 0.5, 1.0, np.nan], dtype=np.float32)  # 0.3: the threshold
+
+
+@st.composite
+def edge_states(draw):
+    """Small (T, D) states from few values (ties, values equal to the threshold, NaN), with
+    whole rows, columns or the start/end of the stream forced all on or all off."""
+    T, D = draw(st.integers(1, 24)), draw(st.integers(1, 20))
+    codes = draw(st.lists(st.integers(0, len(VALUES) - 1), min_size=T * D, max_size=T * D))
+    states = VALUES[np.array(codes)].reshape(T, D)
+    for force in draw(st.lists(st.sampled_from(["all on", "all off", "edges on", "column on"]), max_size=2)):
+        if force == "all on":
+            states[:] = 1
+        elif force == "all off":
+            states[:] = -1
+        elif force == "edges on":  # a match at the very start and one at the very end
+            states[:2], states[-2:] = 1, 1
+        else:
+            states[:, draw(st.integers(0, D - 1))] = 0.3
+    return states
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(states=edge_states(), data=st.data())
+@example(states=np.ones((6, 3), np.float32), data=None)  # all on: one range, the whole stream
+@example(states=np.full((6, 3), np.nan, np.float32), data=None)  # NaN is off: nothing matches
+def test_mat018_fast_paths_equal_brute_force_on_edge_cases(states, data):
+    T, D = states.shape
+    if data is None:
+        cells, boundaries, off_before, off_after = list(range(D)), None, False, False
+    else:
+        cells = data.draw(st.lists(st.integers(0, D - 1), min_size=1, max_size=D, unique=True))
+        boundaries = data.draw(st.lists(st.integers(1, T - 1), max_size=3, unique=True).map(sorted)) if T > 1 else []
+        off_before, off_after = data.draw(st.booleans()), data.draw(st.booleans())
+    kwargs = dict(threshold=0.3, off_before=off_before, off_after=off_after, top_k=10,
+                  boundaries=boundaries or None, min_length=1)
+    expected = plain_match(states, cells, **kwargs)
+    column_major = np.asfortranarray(states)
+    assert match(states, cells, **kwargs) == expected
+    assert match(column_major, cells, **kwargs) == expected
+    assert match(column_major, cells, on_rows=on_rows(column_major, 0.3), **kwargs) == expected
+    assert match(states, cells, on_rows=on_rows(states, 0.3), **kwargs) == expected
+    # Packed at another threshold: not used, the answer stays the query's.
+    assert match(column_major, cells, on_rows=on_rows(column_major, 0.5), **kwargs) == expected
+
+
+@pytest.mark.parametrize("n_cells", [1, 7, 8, 9, 16, 17, 70])
+def test_mat019_packed_bytes_and_rows_equal_plain_bits(n_cells):
+    rng = np.random.default_rng(n_cells)
+    states = random_states(rng, 37, n_cells, quantised=True)
+    on = states >= 0.3  # NaN: off
+    planes = engine._pack_columns(list(np.asfortranarray(states).T), 0.3, len(states))
+    bits = np.unpackbits(np.ascontiguousarray(planes), axis=1, bitorder="little")[:, :n_cells]
+    assert np.array_equal(bits.astype(bool), on)
+    assert np.array_equal(engine._popcount(planes), on.sum(axis=1))
+    packed = on_rows(np.asfortranarray(states), 0.3).words
+    assert np.array_equal(packed, on_rows(states, 0.3).words)
+    unpacked = np.unpackbits(packed.view(np.uint8), axis=1, bitorder="little")[:, :n_cells]
+    assert np.array_equal(unpacked.astype(bool), on)
+
+
+def test_mat020_on_rows_of_other_states_are_refused():
+    states = np.zeros((10, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="on_rows must be the OnRows of these states"):
+        match(states, [0], 0.3, on_rows=on_rows(states[:9], 0.3))
+    with pytest.raises(ValueError, match="on_rows must be the OnRows"):
+        match(states, [0], 0.3, on_rows=np.zeros((10, 1), np.uint8))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,8 +45,9 @@ every candidate whose overlap reaches the ``top_k``-th best, from the rows of th
 (index -1); we define them (above).
 
 Sources: an in-memory ``(T, D)`` array (a column-major / Fortran-ordered array, e.g. what pandas'
-``DataFrame.to_numpy()`` gives, is fastest: selected columns are then contiguous; a row-major one
-costs a strided gather), or a parquet file / directory / ``pyarrow.dataset.Dataset`` with one float
+``DataFrame.to_numpy()`` gives, is fastest: selected columns are then contiguous and the first pass
+streams just them, packing their on-bits a byte per 8 cells; a row-major one reads whole 4 x D-byte
+rows, a strided gather), or a parquet file / directory / ``pyarrow.dataset.Dataset`` with one float
 column per cell named ``u0 .. u{D-1}`` (other columns, e.g. ``example_id``, ``t``, are ignored).
 Rows are numbered in dataset order (files, then row groups). Parquet is read row group by row
 group: first only the selected columns, kept as packed on-bits, a count and a flag per row (a few
@@ -54,6 +55,12 @@ bytes per step, not 4 x D), then all cell columns of only the row groups holding
 32 columns at a time. A row group is the smallest unit pyarrow decodes (with the run format's
 65,536-row groups a float32 column chunk is a single page anyway), so when candidates are spread
 over the whole stream this second pass decodes most of the file; memory stays bounded.
+
+In a column-major array the second pass costs one 4-byte read per cell and candidate row, the
+cells megabytes apart (latency, not bandwidth: about as long as the first pass at 1M x 650). A
+caller that runs many queries at one threshold can build the tensor's :class:`OnRows` once (all
+cells' on-bits packed row by row, an eighth of the states' bytes) and pass it: the second pass then
+reads one short row per candidate row (``bench/match.py``).
 
 Partitions (for Dask): ``match(..., row_range=(lo, hi))`` returns the top ``top_k`` of the
 candidates that *start* in ``[lo, hi)``; each range is owned by exactly one partition, so
@@ -76,7 +83,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Match", "select_cells", "match", "merge_matches", "rank_key", "count_rows"]
+__all__ = ["Match", "OnRows", "on_rows", "select_cells", "match", "merge_matches", "rank_key", "count_rows"]
 
 #: LSTMVis' ``cut_off``: candidate runs shorter than this are not considered.
 DEFAULT_MIN_LENGTH = 2
@@ -258,6 +265,44 @@ class _ParquetSource:
         return np.concatenate(parts) if parts else np.zeros(0)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class OnRows:
+    """Every cell's on-bits at one threshold, packed row by row: ``words`` is (T, W) (see _layout).
+
+    What match's second pass reads instead of all cells' floats of its candidate rows: in a
+    column-major array those rows are 4-byte reads from D columns megabytes apart (latency-bound,
+    ~5 ns each: ~7 ms for ~1,500 rows x 650 cells), here one ~88-byte row each. Built once per
+    tensor and threshold (:func:`on_rows`; T x D / 8 bytes, an eighth of the float32 states).
+    """
+
+    threshold: float
+    words: np.ndarray
+
+
+def on_rows(states, threshold: float) -> OnRows:
+    """:class:`OnRows` of a (T, D) array at ``threshold`` (on: ``>= threshold``, NaN off): one
+    pass over the states, fastest from a column-major array (~0.5 s at 1M x 650)."""
+    src = _ArraySource(states)
+    threshold = _check_threshold(threshold)
+    dtype, n_words, _ = _layout(src.n_cells)
+    words = np.zeros((src.n_rows, n_words), dtype)
+    as_bytes = words.view(np.uint8)
+    for b0, cols, _ in src.blocks(range(src.n_cells), 0, src.n_rows):
+        planes = _pack_columns(cols, threshold, len(cols[0]))
+        as_bytes[b0:b0 + len(planes), :planes.shape[1]] = planes
+    return OnRows(threshold, words)
+
+
+def _check_on_rows(bits, src, threshold):
+    """The OnRows to read all cells from, or None (none given, or made at another threshold)."""
+    if bits is None:
+        return None
+    if not isinstance(bits, OnRows) or bits.words.shape != (src.n_rows, _layout(src.n_cells)[1]):
+        raise ValueError(f"on_rows must be the OnRows of these states ({src.n_rows} rows x "
+                         f"{src.n_cells} cells), made with match.on_rows")
+    return bits if bits.threshold == threshold else None
+
+
 def _float32(values: np.ndarray) -> np.ndarray:
     """A float16 column (compact storage) compared as the float32 one it stands for."""
     return values.astype(np.float32) if values.dtype == np.float16 else values
@@ -304,24 +349,33 @@ def _pack(on: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).view(dtype)
 
 
-def _pack_columns(columns, threshold, n: int) -> np.ndarray:
-    """Like _pack(stack(columns) >= threshold), one column at a time (no (n, k) temporaries)."""
-    dtype, n_words, bits = _layout(len(columns))
-    words = np.zeros((n, n_words), dtype)
+def _pack_columns(columns, threshold, n: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Like _pack(stack(columns) >= threshold) in bytes: an (n, ceil(k/8)) uint8 array, column-major.
+
+    Each byte column (a plane of 8 cells; ``out``: a (planes, n) uint8 array to fill) is contiguous
+    and built with whole-array ufuncs that numpy runs in SIMD: the compare, then Horner's rule
+    (plane += plane; plane |= on) over the plane's cells, highest bit first. Interleaving the
+    planes into row-major words, or widening bools to uint16 words, costs as much again as
+    reading the floats.
+    """
+    planes = np.empty((max(1, math.ceil(len(columns) / 8)), n), np.uint8) if out is None else out
     on = np.empty(n, dtype=bool)
-    flag = np.empty(n, dtype=dtype)
-    for i, column in enumerate(columns):
-        np.greater_equal(column, threshold, out=on)
-        w, bit = divmod(i, bits)
-        np.multiply(on, dtype.type(1 << bit), out=flag)  # much faster than a where= mask
-        words[:, w] |= flag
-    return words
+    for p, plane in enumerate(planes):
+        group = columns[8 * p:8 * p + 8][::-1]
+        np.greater_equal(group[0], threshold, out=plane.view(bool))
+        for column in group[1:]:
+            np.add(plane, plane, out=plane)
+            np.greater_equal(column, threshold, out=on)
+            np.bitwise_or(plane, on.view(np.uint8), out=plane)
+    return planes.T
 
 
 def _popcount(words: np.ndarray) -> np.ndarray:
-    if words.shape[1] == 1:
-        return np.bitwise_count(words[:, 0])
-    return np.bitwise_count(words).sum(axis=1, dtype=np.int64)
+    """Set bits per row, word column by word column (contiguous in a column-major words array)."""
+    counts = np.bitwise_count(words[:, 0]).astype(np.int64)
+    for j in range(1, words.shape[1]):
+        counts += np.bitwise_count(words[:, j])
+    return counts
 
 
 def _and_ranges(words: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -472,36 +526,36 @@ def _scan(src, cells, threshold, lo, hi, boundaries):
     Stops at the first row u >= hi where no selected cell is on or a sequence starts (no run that
     began before hi reaches u; u itself is kept as off-after context), or at the end of the stream.
     Returns (w0, packed on-words of the selected cells, counts of on selected cells, start flags).
+    Each block is packed into arrays sized for the rest of the stream (pages never written are
+    never touched), so nothing is copied afterwards.
     """
     w0 = max(lo - 1, 0)
     column = boundaries if isinstance(boundaries, str) else None
     value_before = None
-    words_parts, count_parts, flag_parts = [], [], []
+    size = src.n_rows - w0
+    planes = np.empty((max(1, math.ceil(len(cells) / 8)), size), np.uint8)
+    counts = np.empty(size, np.uint8 if len(cells) < 256 else np.int32)
+    flags = np.zeros(size, dtype=bool)
+    stop = size
     for row0, cols, bcol in src.blocks(cells, w0, src.n_rows, column):
-        n = len(cols[0])
-        words = _pack_columns(cols, threshold, n)
-        counts = _popcount(words).astype(np.uint8 if len(cells) < 256 else np.int32)
-        flags = _starts_from(boundaries, row0, row0 + n, bcol, value_before)
+        r, n = row0 - w0, len(cols[0])
+        words = _pack_columns(cols, threshold, n, out=planes[:, r:r + n])
+        block_counts = counts[r:r + n]
+        block_counts[:] = np.bitwise_count(words[:, 0])
+        for j in range(1, words.shape[1]):
+            block_counts += np.bitwise_count(words[:, j])
+        if boundaries is not None:
+            flags[r:r + n] = _starts_from(boundaries, row0, row0 + n, bcol, value_before)
         if bcol is not None and n:
             value_before = bcol[-1]
-        words_parts.append(words)
-        count_parts.append(counts)
-        flag_parts.append(flags)
-        if row0 + n >= src.n_rows:
-            break
-        if row0 + n > hi:  # rows >= hi are in this block: have all runs begun before hi closed?
-            u0 = max(hi, row0) - row0
-            closed = np.flatnonzero((counts[u0:] == 0) | flags[u0:])
+        if row0 + n > hi and row0 + n < src.n_rows:  # rows >= hi are here: have all runs closed?
+            u0 = max(hi, row0) - w0
+            closed = np.flatnonzero((counts[u0:r + n] == 0) | flags[u0:r + n])
             if closed.size:
-                keep = u0 + int(closed[0]) + 1
-                words_parts[-1], count_parts[-1], flag_parts[-1] = (
-                    words[:keep], counts[:keep], flags[:keep])
+                stop = u0 + int(closed[0]) + 1
                 break
-    words = np.concatenate(words_parts)
-    counts = np.concatenate(count_parts)
-    flags = np.concatenate(flag_parts)
     flags[0] = True  # the window starts here (row w0 < lo is context, never a candidate start)
-    return w0, words, counts, flags
+    return w0, planes[:, :stop].T, counts[:stop], flags[:stop]
 
 
 def _level_runs(counts, seq_starts, k):
@@ -564,7 +618,8 @@ def _score_overlap(words, counts, seq_start, seq_end, own, top_k, min_length, ma
 def match(states_or_source, cells, threshold: float, off_before: bool = False,
           off_after: bool = False, top_k: int = 50, *, boundaries=None,
           min_length: int = DEFAULT_MIN_LENGTH, max_length: int | None = None,
-          row_range: tuple[int, int] | None = None, stats: dict | None = None) -> list[Match]:
+          row_range: tuple[int, int] | None = None, stats: dict | None = None,
+          on_rows: OnRows | None = None) -> list[Match]:
     """Rank the ranges of the stream whose on-cells best overlap ``cells`` (see module docstring).
 
     ``states_or_source``: (T, D) array, or parquet path / directory / ``pyarrow.dataset.Dataset``
@@ -572,10 +627,13 @@ def match(states_or_source, cells, threshold: float, off_before: bool = False,
     as ``example_id``); ranges never cross a sequence. ``row_range=(lo, hi)``: only ranges starting
     in [lo, hi) (one partition; combine partitions with :func:`merge_matches`). ``stats``: a dict
     filled with counters (rows scanned, candidates scored, rows re-read with all cells, bytes read
-    in the first pass and in all; for parquet, compressed column-chunk bytes).
+    in the first pass and in all; for parquet, compressed column-chunk bytes). ``on_rows``: the
+    :class:`OnRows` of these states; where its threshold is ``threshold``, the second pass reads
+    its packed rows instead of all cells' values (same answer, faster on a column-major array).
     """
     src = _open(states_or_source)
     threshold = _check_threshold(threshold)
+    bits = _check_on_rows(on_rows, src, threshold)
     top_k = _check_top_k(top_k)
     cells = _check_cells(cells, src.n_cells)
     boundaries = _check_boundaries(boundaries, src.n_rows)
@@ -622,8 +680,13 @@ def match(states_or_source, cells, threshold: float, off_before: bool = False,
     # Second pass: all cells, only on the rows of these candidates (plus one row each side).
     first, last = np.maximum(a - 1, 0), np.minimum(b + 1, n - 1)
     sizes = last - first + 1
-    rows = np.unique(np.repeat(first - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum()))
-    all_words = src.rows_on(rows + w0, threshold)
+    rows = np.sort(np.repeat(first - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum()))
+    rows = rows[np.append(True, rows[1:] != rows[:-1])] if len(rows) else rows  # unique
+    if bits is None:
+        all_words = src.rows_on(rows + w0, threshold)
+    else:
+        all_words = bits.words[rows + w0]
+        src.bytes_read += all_words.nbytes
     pa, pb = np.searchsorted(rows, a), np.searchsorted(rows, b)
     on_all = _apply_off(_and_ranges(all_words, pa, pb), all_words, pa, pb, seq_start[a],
                         seq_end[b], off_before, off_after)
