@@ -3,6 +3,7 @@ gate saturation, cells, training and the prediction film.
 
     python bench/views.py                          # builds an Auslan-sized run in a temp dir (~1 min)
     python bench/views.py --runs DIR --run ID      # times an existing run instead (e.g. real Auslan)
+    python bench/views.py --without-aggregates     # the built run as written before the small tables
 
 The built run has Auslan's shape: 2,528 examples of 45..136 steps (mean ~57), 22 channels, 94
 classes, one LSTM layer of 100 units. Its tensors come from the pipeline's NumPy LSTM
@@ -70,8 +71,9 @@ def build_auslan_sized_run(runs_dir: Path, run_id: str = "bench-auslan-size", se
                                 predictions.per_example())
     outputs.append(writer.write_table(runformat.EXAMPLES_FILE, examples))
     if aggregates:                       # as the pipeline's extract stage writes them
-        from pipeline.core.aggregates import write_gate_aggregates
+        from pipeline.core.aggregates import write_example_states, write_gate_aggregates
         outputs += write_gate_aggregates(writer, examples, [{"index": 0}])
+        outputs += write_example_states(writer, examples, [{"index": 0}])
     epochs = np.arange(1, 101)
     history = {"epoch": epochs, "loss": 4 / epochs, "accuracy": 1 - 1 / np.sqrt(epochs),
                "val_loss": 4 / epochs + epochs / 400, "val_accuracy": 0.9 - 1 / np.sqrt(epochs),
@@ -105,6 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path)
     parser.add_argument("--run", default="bench-auslan-size")
+    parser.add_argument("--without-aggregates", action="store_true",
+                        help="build the run without the precomputed tables (aggregates/): the views "
+                             "then read every step, as for a run written before them")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -113,8 +118,9 @@ def main() -> None:
         runs = args.runs
         if runs is None:
             runs = Path(scratch) / "runs"
-            _, wall, cpu = timed(build_auslan_sized_run, runs, args.run)
-            print(f"built an Auslan-sized run in {wall:.1f} s (cpu {cpu:.1f} s)")
+            _, wall, cpu = timed(build_auslan_sized_run, runs, args.run, 0, not args.without_aggregates)
+            print(f"built an Auslan-sized run in {wall:.1f} s (cpu {cpu:.1f} s)"
+                  + (", without aggregates" if args.without_aggregates else ""))
         from dashboard import data
         from dashboard.views import cells, film, gates, inspector, last_step, paths, training
 

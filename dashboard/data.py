@@ -553,8 +553,30 @@ def last_layer(run: runformat.Run) -> int:
 def last_step_matrix(run: runformat.Run, layer: int, kind: str = "h") -> np.ndarray:
     """(examples, units) float32: each example's tensor at its last step, in example_id order.
 
-    Small, but it costs a read of the whole per-step table (seconds at Auslan size): shared."""
+    From the run's precomputed table (``example_states``); a run without it is read the long way,
+    the whole per-step table (seconds at Auslan size): shared."""
+    precomputed = example_states(run, layer, kind, "last")
+    if precomputed is not None:
+        return precomputed
     return np.ascontiguousarray(run.step_matrix(layer, kind)[last_step_rows(run)])
+
+
+@run_cached(maxsize=16)
+def example_states(run: runformat.Run, layer: int, kind: str, summary: str) -> np.ndarray | None:
+    """(examples, units) float32 in example_id order: each example's h or c at its last step or
+    its mean over its steps, as the extract stage wrote it (``pipeline.core.aggregates``); None
+    for a run written before (or a tensor without) the table, or one that does not fit the
+    examples."""
+    if kind not in ("h", "c") or summary not in runformat.EXAMPLE_SUMMARIES:
+        return None
+    name = runformat.example_states_file(layer, kind, summary)
+    if name not in run_files(run.manifest):
+        return None
+    table = run.arrow_table(name)
+    units = [c for c in table.column_names if c != "example_id"]
+    if not np.array_equal(table.column("example_id").to_numpy(), examples(run)["example_id"].to_numpy()):
+        return None
+    return np.column_stack([table.column(c).to_numpy() for c in units]).astype(np.float32, copy=False)
 
 
 @run_cached(maxsize=4)

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from dashboard import data
+from dashboard.figures import cells as cell_figures
 from dashboard.figures import gates as gate_figures
-from dashboard.views import gates
+from dashboard.views import cells, gates
 from pipeline import runformat
 from pipeline.analysis.lstm import LSTMWeights, NetworkWeights
 from pipeline.core import aggregates
@@ -51,6 +52,7 @@ def build_run(runs, run_id: str, with_aggregates: bool = True, seed: int = 0, st
     outputs.append(writer.write_table(runformat.EXAMPLES_FILE, examples))
     if with_aggregates:
         outputs += aggregates.write_gate_aggregates(writer, examples, source.layers)
+        outputs += aggregates.write_example_states(writer, examples, source.layers)
     writer.finish_stage("extract", "test", 0.0, outputs, kind=runformat.CLASSIFICATION, origin="trained",
                         dataset={"name": "agg-test"}, config={}, classes=classes, n_examples=N,
                         layers=source.layers, metrics=predictions.metrics(split), status="complete")
@@ -203,6 +205,49 @@ def test_agg006_the_files_are_listed_in_the_manifest_and_verify(runs, tmp_path):
     assert runformat.Run.open(copy, "agg-old").manifest.complete
 
 
+def long_example_states(run: runformat.Run, layer: int, kind: str, summary: str) -> np.ndarray:
+    """What the cells view computes from every step (``per_example_summary``), as it stores it."""
+    frame = run.examples().sort_values("example_id")
+    return cell_figures.per_example_summary(run.step_matrix(layer, kind), frame["length"], summary
+                                            ).astype(np.float32)
+
+
+@pytest.mark.parametrize("batch_rows", [aggregates.BATCH_ROWS, 7])     # 7: examples span batches
+def test_agg008_example_states_equal_the_long_computation(runs, batch_rows, monkeypatch):
+    monkeypatch.setattr(aggregates, "BATCH_ROWS", batch_rows)
+    run = runformat.Run.open(runs, "agg")
+    for layer in (0, 1):
+        for kind in ("h", "c"):
+            computed = aggregates.example_states(run.path / runformat.steps_file(layer, kind), run.examples())
+            for summary in runformat.EXAMPLE_SUMMARIES:
+                expected = long_example_states(run, layer, kind, summary)
+                np.testing.assert_array_equal(computed[summary], expected)
+                stored = run.read_table(runformat.example_states_file(layer, kind, summary))
+                np.testing.assert_array_equal(stored.drop(columns="example_id").to_numpy(), expected)
+                assert stored["example_id"].tolist() == sorted(run.examples()["example_id"])
+
+
+def test_agg009_views_answer_the_same_from_either_path_and_the_new_run_reads_no_steps(runs, monkeypatch):
+    data.configure(runs)
+    data.clear_memos()
+    for layer in (0, 1):
+        for kind in ("h", "c"):
+            np.testing.assert_array_equal(data.last_step_matrix(data.get_run("agg"), layer, kind),
+                                          data.last_step_matrix(data.get_run("agg-old"), layer, kind))
+    figures = {}
+    for run_id in ("agg-old", "agg"):
+        if run_id == "agg":                  # every answer from the small tables: no step table read
+            data.clear_memos()
+            monkeypatch.setattr(runformat.Run, "step_matrix", lambda *a, **k: pytest.fail("read every step"))
+        run = data.get_run(run_id)
+        figures[run_id] = [cells.ranking_figure(run_id, *chosen, "0", kind, summary, 2).to_plotly_json()
+                           for chosen in FILTERS for kind in ("h", "c") for summary in ("last", "mean")]
+        figures[run_id].append(data.nearest_examples(run, 5, k=6, layer=1).to_dict("list"))
+    assert json.dumps(figures["agg"], sort_keys=True, default=str) == json.dumps(figures["agg-old"], sort_keys=True,
+                                                                                  default=str)
+    assert data.example_states(data.get_run("agg-old"), 0, "h", "mean") is None   # written before them
+
+
 def test_agg007_a_trained_classifier_writes_them(synthetic_run):
     outputs = synthetic_run.manifest.stages["extract"]["outputs"]
     assert set(AGGREGATE_FILES) <= set(outputs)
@@ -212,3 +257,6 @@ def test_agg007_a_trained_classifier_writes_them(synthetic_run):
     fast = gates.summary_from_aggregates(run, 0, frame, "end", 0.1, 0.9)
     slow = gates.summary_from_tables(run, 0, frame, "end", 0.1, 0.9)
     np.testing.assert_array_equal(fast["by_step"]["forget_gate"]["high"], slow["by_step"]["forget_gate"]["high"])
+    for summary in runformat.EXAMPLE_SUMMARIES:                   # and the per-example states
+        np.testing.assert_array_equal(data.example_states(run, 0, "h", summary),
+                                      long_example_states(synthetic_run, 0, "h", summary))

@@ -60,9 +60,13 @@ def layout():
 
 @data.run_cached(maxsize=8, shared=True)
 def example_summaries(run: runformat.Run, layer: int, kind: str, summary: str) -> np.ndarray:
-    """(examples, units): every example's last-step value or mean over time, in data.examples order."""
+    """(examples, units): every example's last-step value or mean over time, in data.examples order
+    (the run's precomputed table when it has one, else from every step)."""
     if summary == "last":
         return data.last_step_matrix(run, layer, kind)
+    precomputed = data.example_states(run, layer, kind, summary)
+    if precomputed is not None:
+        return precomputed
     frame = data.examples(run)
     rows, _, _ = example_rows(frame["row_start"], frame["length"])
     return figures.per_example_summary(data.step_matrix(run, layer, kind)[rows], frame["length"], summary

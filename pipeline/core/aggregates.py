@@ -13,6 +13,13 @@ table back batch by batch (bounded memory) and writes, through the run writer (a
 
 The numbers are counts, so sums over groups are exactly what the view computes from the full
 tables (tests test_agg*).
+
+``write_example_states`` (also at the end of the extract stage) writes, per layer and state (h, c),
+every example's last-step value and its mean over its steps (``runformat.example_states_file``):
+what the cells view ranks by, and the last steps the inspector's nearest examples, the why plane
+and the comparison's CKA read, each a table of examples x units instead of a read of every step.
+Each example's rows are summed in one ``np.add.reduceat`` over the float32 values in float64, as
+the cells view sums them, so the tables equal the long computation bit for bit.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from pipeline.runformat import (
     GATE_VALUES_FILE,
     SIGMOID_GATES,
     RunWriter,
+    example_states_file,
     saturation_edges,
     steps_file,
+    unit_columns,
 )
 from pipeline.runformat.schema import UNIT_PREFIX
 
@@ -145,3 +154,62 @@ def write_gate_aggregates(writer: RunWriter, examples: pd.DataFrame, layers: lis
     return [writer.write_table(GATE_GROUPS_FILE, pa.Table.from_pandas(groups, preserve_index=False)),
             writer.write_table(GATE_SATURATION_FILE, saturation),
             writer.write_table(GATE_VALUES_FILE, values)]
+
+
+def example_states(path, examples: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``{"last", "mean"}``: (examples, units) float32 of one per-step table, in example_id order.
+
+    Read batch by batch; an example whose rows run on into the next batch waits for them, so that
+    each example is summed in one reduceat (the same float64 sum as over the whole table)."""
+    examples = examples.sort_values("example_id")
+    ids = examples["example_id"].to_numpy(np.int64)
+    lengths = examples["length"].to_numpy(np.int64)
+    last, mean = None, None
+    pending_ids, pending = np.zeros(0, np.int64), None
+    for batch in _batches(path):
+        values = np.column_stack([batch.column(i).to_numpy() for i in range(2, batch.num_columns)]
+                                 ).astype(np.float32, copy=False)
+        row_ids = batch.column(0).to_numpy().astype(np.int64)
+        if pending is not None:
+            values, row_ids = np.concatenate([pending, values]), np.concatenate([pending_ids, row_ids])
+        if not len(row_ids):
+            continue
+        if last is None:
+            last = np.full((len(ids), values.shape[1]), np.nan, np.float32)
+            mean = np.full((len(ids), values.shape[1]), np.nan, np.float32)
+        starts = np.flatnonzero(np.diff(row_ids, prepend=row_ids[0] - 1))
+        done = starts[-1]                     # the batch's last example may go on in the next
+        pending, pending_ids = values[done:], row_ids[done:]
+        _summarise(values[:done], row_ids[:done], starts[:-1], ids, lengths, last, mean)
+    if pending is not None and len(pending):
+        _summarise(pending, pending_ids, np.zeros(1, np.int64), ids, lengths, last, mean)
+    return {} if last is None else {"last": last, "mean": mean}
+
+
+def _summarise(values, row_ids, starts, ids, lengths, last, mean) -> None:
+    """Fill ``last`` and ``mean`` for the whole examples whose rows begin at ``starts``."""
+    if not len(starts):
+        return
+    position = np.searchsorted(ids, row_ids[starts])
+    ends = np.append(starts[1:], len(values))
+    last[position] = values[ends - 1]
+    sums = np.add.reduceat(values, starts, axis=0, dtype=np.float64)
+    mean[position] = sums / lengths[position][:, None]
+
+
+def write_example_states(writer: RunWriter, examples: pd.DataFrame, layers: list[dict]) -> list[str]:
+    """Write the per-example last and mean h and c of every layer that stored them (``layers``: the
+    manifest's entries); returns the files written."""
+    ids = examples.sort_values("example_id")["example_id"].to_numpy(np.int64)
+    written = []
+    for layer in layers:
+        index = int(layer["index"])
+        for kind in ("h", "c"):
+            path = writer.path / steps_file(index, kind)
+            if kind not in (layer.get("tensors") or (kind,)) or not path.exists():
+                continue
+            for summary, matrix in example_states(path, examples).items():
+                table = pa.table({"example_id": ids,
+                                  **dict(zip(unit_columns(matrix.shape[1]), matrix.T))})
+                written.append(writer.write_table(example_states_file(index, kind, summary), table))
+    return written

@@ -196,6 +196,7 @@ def _extract_stage(ctx: StageContext) -> str:
     examples = with_predictions(prepared.examples, predictions.per_example())
     outputs.append(writer.write_table(EXAMPLES_FILE, examples))
     outputs += aggregates.write_gate_aggregates(writer, examples, source.layers)
+    outputs += aggregates.write_example_states(writer, examples, source.layers)
     metrics = predictions.metrics(prepared.split)
     ctx.finish(outputs, top_k=top_k, metrics=metrics, attention="pooling" if weights.has_attention else None)
     accuracy = metrics.get("test", {}).get("accuracy")

@@ -123,6 +123,7 @@ def _import_stage(ctx: StageContext, imported: ImportedRun, partition_rows, top_
     outputs.append(writer.write_table(EXAMPLES_FILE, examples))
     if imported.kind == CLASSIFICATION:
         outputs += aggregates.write_gate_aggregates(writer, examples, imported.layers)
+        outputs += aggregates.write_example_states(writer, examples, imported.layers)
     for stale in previous - set(outputs) - {"manifest.json"}:
         remove(writer.path / stale)
     counts = pd.Series(split).value_counts()

@@ -18,7 +18,8 @@ numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one dat
     attention_matrix.parquet imported sequence-to-sequence attention: (example_id, t_out, t_in)
     projections.parquet      one row per (projection, example, t): x, y, z
     history.parquet          one row per epoch
-    aggregates/              small precomputed tables (gate saturation by group and step), optional
+    aggregates/              small precomputed tables (gate saturation by group and step, each
+                             example's last and mean h and c), optional
     models/                  Keras models in their native format, weights as .npz
 """
 
@@ -26,7 +27,7 @@ from pipeline.runformat.reader import (Run, Verification, list_runs, resolve_run
                                        validate_run_id, verify_run)
 from pipeline.runformat.schema import (ATTENTION_FILE, ATTENTION_KINDS, ATTENTION_MATRIX_FILE,
                                        ATTRIBUTION_BY_CLASS_FILE, ATTRIBUTION_FILES, CLASS_STABILITY_FILE,
-                                       CLASSIFICATION, DEFAULT_STORAGE, EPOCH_PROJECTIONS_FILE, OCCLUSION_FILE,
+                                       CLASSIFICATION, DEFAULT_STORAGE, EPOCH_PROJECTIONS_FILE, EXAMPLE_SUMMARIES, OCCLUSION_FILE,
                                        EXAMPLES_FILE, FILES_KEY, GATE_GROUPS_FILE, GATE_KINDS,
                                        GATE_SATURATION_FILE, GATE_VALUE_BINS, GATE_VALUES_FILE, SATURATION_GRID,
                                        HISTORY_FILE, INPUTS_FILE, LANGUAGE_MODEL, LOCK_FILE, MANIFEST_FILE,
@@ -34,19 +35,19 @@ from pipeline.runformat.schema import (ATTENTION_FILE, ATTENTION_KINDS, ATTENTIO
                                        PROJECTIONS_FILE, RUN_ID_PATTERN, RUN_KINDS, SCHEMA_VERSION,
                                        SIGMOID_GATES, SPLITS, STORAGE_TYPES, TENSOR_KINDS, TEXT_FILE, WEIGHTS_FILE, Layer,
                                        Manifest, RunChanged, RunError, SchemaVersionError, parse_manifest,
-                                       steps_file, temporary_owner, unit_columns)
+                                       example_states_file, steps_file, temporary_owner, unit_columns)
 from pipeline.runformat.writer import (RunWriter, TableSink, atomic_path, file_digest, remove, stable_hash,
                                        step_table, sweep_temporaries, write_error, write_json, write_parquet)
 
 __all__ = [
     "ATTENTION_FILE", "ATTENTION_KINDS", "ATTENTION_MATRIX_FILE", "ATTRIBUTION_BY_CLASS_FILE", "ATTRIBUTION_FILES", "OCCLUSION_FILE",
-    "CLASSIFICATION", "CLASS_STABILITY_FILE", "DEFAULT_STORAGE", "EPOCH_PROJECTIONS_FILE", "EXAMPLES_FILE", "FILES_KEY", "GATE_GROUPS_FILE", "GATE_KINDS",
+    "CLASSIFICATION", "CLASS_STABILITY_FILE", "DEFAULT_STORAGE", "EPOCH_PROJECTIONS_FILE", "EXAMPLE_SUMMARIES", "EXAMPLES_FILE", "FILES_KEY", "GATE_GROUPS_FILE", "GATE_KINDS",
     "GATE_SATURATION_FILE", "GATE_VALUE_BINS", "GATE_VALUES_FILE", "SATURATION_GRID", "HISTORY_FILE",
     "INPUTS_FILE", "LANGUAGE_MODEL", "LOCK_FILE", "MANIFEST_FILE", "MANIFEST_KEYS", "MODELS_DIR", "PAIR_STABILITY_FILE",
     "PREDICTIONS_FILE", "PROJECTIONS_FILE", "RUN_ID_PATTERN", "RUN_KINDS", "SCHEMA_VERSION",
     "SIGMOID_GATES", "SPLITS", "STORAGE_TYPES", "TENSOR_KINDS", "TEXT_FILE", "WEIGHTS_FILE", "Layer", "Manifest", "Run", "RunChanged",
     "RunError", "RunWriter", "SchemaVersionError", "TableSink", "Verification", "atomic_path", "file_digest",
-    "list_runs", "parse_manifest", "saturation_edges", "remove", "resolve_run_path", "stable_hash", "step_table", "steps_file",
+    "example_states_file", "list_runs", "parse_manifest", "saturation_edges", "remove", "resolve_run_path", "stable_hash", "step_table", "steps_file",
     "sweep_temporaries", "temporary_owner", "unit_columns", "validate_run_id", "verify_run", "write_error",
     "write_json", "write_parquet",
 ]

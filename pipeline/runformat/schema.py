@@ -65,6 +65,10 @@ GATE_SATURATION_FILE = "aggregates/gate_saturation.parquet"
 # Per layer, sigmoid gate and group: ``b0..b{B-1}``, np.histogram's counts of the values in
 # GATE_VALUE_BINS equal bins of [0, 1] (float64 edges; the last bin holds 1.0).
 GATE_VALUES_FILE = "aggregates/gate_values.parquet"
+# Per layer, state (h, c) and summary: every example's value at its last real step ("last") or its
+# mean over its steps ("mean": float64 sums of the float32 values, divided by the length), stored as
+# float32 ``example_id, u0..`` rows in example_id order (``example_states_file``).
+EXAMPLE_SUMMARIES = ("last", "mean")
 SATURATION_GRID = 20                  # the saturation table answers thresholds float32(k / 20), k = 0..20
 GATE_VALUE_BINS = 50
 CLASS_STABILITY_FILE = "projection_class_stability.parquet"
@@ -93,6 +97,14 @@ def steps_file(layer: int, kind: str) -> str:
     if kind not in TENSOR_KINDS:
         raise ValueError(f"unknown tensor kind {kind!r}; expected one of {', '.join(TENSOR_KINDS)}")
     return f"steps/layer{layer}-{kind}.parquet"
+
+
+def example_states_file(layer: int, kind: str, summary: str) -> str:
+    """A per-example summary table of one state of one layer, e.g. ``aggregates/layer0-h-last.parquet``."""
+    if kind not in ("h", "c") or summary not in EXAMPLE_SUMMARIES:
+        raise ValueError(f"no per-example table for {kind!r} / {summary!r}; expected h or c and one of "
+                         f"{', '.join(EXAMPLE_SUMMARIES)}")
+    return f"aggregates/layer{layer}-{kind}-{summary}.parquet"
 
 
 def unit_columns(n_units: int) -> list[str]:
