@@ -69,6 +69,13 @@ def text_url(text_runs_dir):
 
 
 @pytest.fixture(scope="session")
+def attention_url(attention_runs_dir):
+    """The app serving the small attention runs (tests/attention_runs.py)."""
+    with serving(attention_runs_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def imports_served(tmp_path_factory):
     """The app serving the small imports (browser/import_runs.py): ``(url, {kind: run id})``."""
     from browser.import_runs import session_imports
