@@ -44,6 +44,7 @@ LABELS = {
     "max_seconds": "time limit (s)",
     "top_k": "top-k predictions kept",
     "bits_per_char": "bits per character",
+    "bits_per_token": "bits per token",
 }
 # Why a data set's option drops or merges what it does (the value recorded in the notes).
 WHY = {
@@ -96,8 +97,18 @@ def dataset_rows(manifest: runformat.Manifest) -> Rows:
         rows.append((noun, value_text(manifest.n_examples)))
     if manifest.get("n_chars") is not None:
         rows.append(("characters", value_text(manifest.get("n_chars"))))
+    rows += token_rows(manifest)
     if manifest.classes:
         rows.append(("classes" if manifest.is_classification else "vocabulary", _counted(manifest.classes)))
+    vocabulary = manifest.get("vocabulary")
+    if isinstance(vocabulary, dict):
+        rows.append(("vocabulary cap", f"the {value_text(vocabulary.get('cap'))} most frequent training words "
+                                       f"({value_text(vocabulary.get('distinct_train_words'))} distinct), "
+                                       f"the rest read as {vocabulary.get('unknown_token', '<unk>')}"))
+        rates = vocabulary.get("unknown_rate")
+        if isinstance(rates, dict):
+            rows.append(("unknown rate", " \u00b7 ".join(f"{name} {float(rate):.2%}" for name, rate in rates.items()
+                                                        if isinstance(rate, (int, float)))))
     notes = dataset.get("notes") if isinstance(dataset.get("notes"), dict) else {}
     max_length = notes.get("max_length", settings.get("max_length"))
     if max_length is not None:
@@ -130,6 +141,16 @@ def dataset_rows(manifest: runformat.Manifest) -> Rows:
     if seeds:
         rows.append(("seeds", " \u00b7 ".join(f"{section} {value_text(seed)}" for section, seed in seeds.items())))
     return rows
+
+
+def token_rows(manifest: runformat.Manifest) -> Rows:
+    """A word run's steps: words, how they were cut and how many (none for a character run)."""
+    text = manifest.get("text") if isinstance(manifest.get("text"), dict) else {}
+    if text.get("tokens") != "words":
+        return []
+    tokenizer = text.get("tokenizer")
+    return [("tokens", f"words ({tokenizer} tokenizer)" if tokenizer else "words"),
+            ("words", value_text(manifest.get("n_tokens")))]
 
 
 def _settings(manifest: runformat.Manifest, section: str) -> Rows:

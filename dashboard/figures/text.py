@@ -1,5 +1,8 @@
 """Figures for text runs: per-cell character heatmaps, the select plot and the match list.
 
+A row of text is a character or a word token with its spacing (``"Alice "``); ``visible_char``
+and ``visible_piece`` show either, so every figure draws character and word runs alike.
+
 Pure functions, data in, figure, HTML or Dash components out. Text is drawn as HTML spans (a
 Plotly heatmap cannot wrap lines like text), given to the page as ONE string of HTML: a window of
 text is thousands of spans, and as Dash components they took the page's renderer seconds to lay
@@ -12,6 +15,7 @@ may be any file.
 from __future__ import annotations
 
 import html as html_text
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,7 +33,28 @@ THRESHOLD_SHAPE = 0           # the select plot's threshold line: its first shap
 
 
 def visible_char(ch: str) -> str:
-    return VISIBLE.get(ch, ch)
+    """A row as a label: a character (whitespace made visible), or a word without its spacing
+    (a paragraph break, all whitespace, as a line-end sign)."""
+    if ch in VISIBLE or len(ch) <= 1:
+        return VISIBLE.get(ch, ch)
+    word = ch.strip()
+    return word if word else VISIBLE["\n" if "\n" in ch else " "]
+
+
+def visible_piece(piece: str) -> str:
+    """A row as running text in one line: a character as ``visible_char`` shows it; a word with
+    its spacing as one space, a line break in it as a line-end sign."""
+    if len(piece) <= 1:
+        return visible_char(piece)
+    return re.sub(r"[^\S\n]+", " ", re.sub(r"\s*\n\s*", VISIBLE["\n"] + " ", piece))
+
+
+def fitted(label: str, width: int) -> str:
+    """``label`` in exactly ``width`` characters (padded with no-break spaces, or cut with an
+    ellipsis): a track under text in a monospace font stays aligned with it."""
+    if len(label) <= width:
+        return label + "\u00a0" * (width - len(label))
+    return label[:width] if width <= 1 else label[:width - 1] + "\u2026"
 
 
 def diverging_colors(n_bins: int = N_BINS, scale: str = DIVERGING) -> list[str]:
@@ -81,7 +106,8 @@ def escape(text: str) -> str:
 def heatmap_html(chars: Sequence[str], values: np.ndarray, limit: float, *, first_row: int = 0,
                  document_starts: dict[int, str] | None = None,
                  highlight: tuple[int, int] | None = None) -> str:
-    """The text with each character's background coloured by its value (diverging, [-limit, limit]).
+    """The text with each row's background coloured by its value (diverging, [-limit, limit]); a
+    row is a character or a word with its spacing.
 
     One line of HTML (for ``dcc.Markdown(dangerously_allow_html=True)``: one component however
     long the text, where thousands of Dash components would take the page seconds to lay out).
@@ -100,7 +126,6 @@ def heatmap_html(chars: Sequence[str], values: np.ndarray, limit: float, *, firs
     if highlight:
         found = (rows >= highlight[0]) & (rows < highlight[1])
     keys = bins + N_BINS * (breaks * 2 + found)
-    text = "".join(chars)
     values = np.asarray(values, dtype=np.float64)
     parts = ['<div class="text-heatmap">']
     starts, ends = _runs(keys)
@@ -117,7 +142,7 @@ def heatmap_html(chars: Sequence[str], values: np.ndarray, limit: float, *, firs
             style += ";outline:2px solid #ff7f0e"
         low, high = np.nanmin(values[start:end]), np.nanmax(values[start:end])
         title = f"{low:+.2f}" if low == high else f"{low:+.2f} .. {high:+.2f}"
-        parts.append(f'<span style="{style}" title="{title}">{escape(text[start:end])}</span>')
+        parts.append(f'<span style="{style}" title="{title}">{escape("".join(chars[start:end]))}</span>')
     parts.append("</div>")
     return "".join(parts)
 
@@ -249,8 +274,9 @@ def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, thre
                                     hovertemplate="row %{x}: next %{customdata}<extra></extra>"),
                          row=row, col=1)
     labels = [visible_char(c) for c in chars]
+    angle = 0 if all(len(label) <= 1 for label in labels) else -50     # words would overlap
     for r in range(1, len(rows) + 1):
-        figure.update_xaxes(tickmode="array", tickvals=list(x), ticktext=labels, tickangle=0,
+        figure.update_xaxes(tickmode="array", tickvals=list(x), ticktext=labels, tickangle=angle,
                             tickfont={"family": "monospace", "size": 11}, showgrid=False,
                             showticklabels=(r == len(rows)) or r == 1, row=r, col=1)
     figure.update_yaxes(fixedrange=True)
@@ -429,10 +455,13 @@ def match_row_html(m: dict, *, annotation_name: str = "", categories: Sequence[s
     colors = annotation_colors(ann, categories, value_range) if ann is not None else None
     labels = ([escape(f"{annotation_name} = {_annotation_label(v, categories)}") for v in ann]
               if colors else None)
-    text, count, track, guessed = [], [], [], []     # (attributes, text) per character, merged below
+    text, count, track, guessed = [], [], [], []     # (attributes, text) per row, merged below
     guesses = m.get("predictions")
     for i, ch in enumerate(chars):
-        shown = escape(visible_char(ch))
+        piece = visible_piece(ch)
+        width = max(len(piece), 1)                   # a word's tracks are as wide as the word
+        gap = int(width > 1 and piece.endswith(" "))  # and its next word leaves its space free
+        shown = escape(piece)
         if matched[i] and colors:
             text.append((f'class="matched" style="background:{colors[i]};color:{readable_on(colors[i])};'
                          f'font-weight:bold" title="{labels[i]}"', shown))
@@ -441,14 +470,14 @@ def match_row_html(m: dict, *, annotation_name: str = "", categories: Sequence[s
         else:
             text.append(('style="color:#999"', shown))
         c = int(min(max(counts[i], 0), n_cells))
-        count.append((f'style="background:{counts_palette[c]}" title="{c} selected cells on"', "&nbsp;"))
+        count.append((f'style="background:{counts_palette[c]}" title="{c} selected cells on"', "&nbsp;" * width))
         if colors:
-            track.append((f'style="background:{colors[i]}" title="{labels[i]}"', "&nbsp;"))
+            track.append((f'style="background:{colors[i]}" title="{labels[i]}"', "&nbsp;" * width))
         if guesses is not None:
             first, title, code = guesses[0][i], guesses[1][i], guesses[2][i]
             color = prediction_palette()[code]
             guessed.append((f'style="background:{color};color:{readable_on(color)}" title="next: {escape(title)}"',
-                            escape(first)))
+                            escape(fitted(first, width - gap) + "\u00a0" * gap)))
     header = escape(f"#{m['rank']}  {m['name']}  rows {m['start']}\u2013{m['end']}  overlap {m['overlap']}  "
                     f"extra {m['extra']}  length {m['length']}")
     return (f'<div class="match-row" style="margin-bottom:6px">'

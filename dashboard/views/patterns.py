@@ -28,6 +28,7 @@ ANNOTATION, LAYER, STATE_KIND, THRESHOLD, MIN_LENGTH = ("patterns-annotation", "
 GRAPH = "patterns-graph"
 MAX_VALUES = 24            # annotations with more distinct values (a column number) are not offered
 SHOWN_CHARS = 40
+SHOWN_WORDS = 12
 
 URL_PARAMS = [
     state.UrlParam("patterns_annotation", ANNOTATION, "value", ""),
@@ -77,12 +78,14 @@ def figure(run_id, name, layer, kind, threshold, min_length):
     except runformat.RunError as error:
         return message_figure(str(error))
     if len(found.starts) < engine.K + 2:
-        return message_figure(f"only {len(found.starts)} phrases of {name} are at least {min_length} characters long")
+        return message_figure(f"only {len(found.starts)} phrases of {name} are at least {min_length} "
+                              f"{text.step_name(run)} long")
     if not patterns.any():
         return message_figure(f"no cell stays above {threshold:g} throughout any phrase: lower the threshold")
     score, chance = engine.knn_accuracy(patterns, labels), engine.commonest_share(labels)
     stream = text.chars(run)
-    shown = ["".join(stream[s:min(e, s + SHOWN_CHARS)]).replace("\n", "\u21b5") + ("\u2026" if e - s > SHOWN_CHARS else "")
+    most = text.window_size(run, SHOWN_CHARS, SHOWN_WORDS)
+    shown = ["".join(stream[s:min(e, s + most)]).replace("\n", "\u21b5") + ("\u2026" if e - s > most else "")
              for s, e in zip(found.starts, found.ends)]
     sampled = f" (evenly spread sample of {found.n_found:,})" if found.n_found > len(found.starts) else ""
     title = (f"{len(found.starts):,} phrases of {name}{sampled} \u00b7 layer {layer} {kind} on above {threshold:g}"

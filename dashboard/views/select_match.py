@@ -1,8 +1,8 @@
 """Select & match view (LSTMVis): choose a range of text, find where the same cells switch on.
 
 Select: the hidden (or cell) states over a window of text, one line per cell, the time axis
-labelled with the characters. Drag across the plot (or click a first and a last character, or
-type the rows) to select a range; the cells at or above the threshold over the whole range are the
+labelled with the characters (a word run's words: it selects and matches by word). Drag across
+the plot (or click a first and a last character, or type the rows) to select a range; the cells at or above the threshold over the whole range are the
 selection (optionally also off one step before and/or after it), drawn in colour; a heatmap row
 counts the selected cells on at each character. The threshold line can be dragged (click it, then
 drag): where it is dropped becomes the threshold.
@@ -41,9 +41,11 @@ from pipeline import runformat
 VIEW_ID = "match"
 TITLE = "Select & match"
 WINDOW = 100
+WORD_WINDOW = 40              # rows of a word run in the select plot
 TOP_K = 50
 CONTEXT = 12                  # characters shown either side of a match
 LONGEST = 60                  # a longer match is shown as its first 40 and last 20 characters
+WORD_CONTEXT, WORD_LONGEST = 5, 24   # ... and in words, of a word run
 DEFAULT_THRESHOLD = 0.3
 DEFAULT_OFF = ("before",)     # LSTMVis' default: the cells must switch on where the selection starts
 
@@ -179,7 +181,7 @@ def hypothesis(run_id, layer, kind, start, end, threshold, off, min_length=None,
         raise runformat.RunError("Drag across the plot (or click a first and a last character) to select "
                              "a range of text.")
     if rows[1] >= text.n_rows(run):
-        raise runformat.RunError(f"the selection ends past the text ({text.n_rows(run):,} characters)")
+        raise runformat.RunError(f"the selection ends past the text ({text.n_rows(run):,} {text.step_name(run)})")
     off = set(off or [])
     lengths = phrase_lengths(min_length, max_length)
     try:
@@ -202,8 +204,9 @@ def select_view(run_id, layer, kind, position, start, end, threshold, off, colou
         layer_index = chosen_layer(run, layer)
         kind = text.chosen_kind(run, layer_index, kind)
         matrix = text.states(run, layer_index, kind)
-        first = text.clamp_position(run, position, WINDOW)
-        last = min(first + WINDOW, text.n_rows(run))
+        size = text.window_size(run, WINDOW, WORD_WINDOW)
+        first = text.clamp_position(run, position, size)
+        last = min(first + size, text.n_rows(run))
         window = np.ascontiguousarray(matrix[first:last])
     except runformat.RunError as error:
         return message_figure(str(error)), "", None
@@ -307,7 +310,7 @@ def match_view(chosen: dict | None, colour_by: str | None, progress=None) -> tup
     lengths = lengths_of(chosen)
     longest = "" if lengths["max_length"] is None else f"\u2013{lengths['max_length']}"
     summary = (f"{len(found)} matches of {lengths['min_length']}{longest}"
-               f"{'' if longest else ' or more'} characters in {seconds * 1000:.0f} ms")
+               f"{'' if longest else ' or more'} {text.step_name(run)} in {seconds * 1000:.0f} ms")
     if values is not None and found:
         summary += f" \u00b7 {colour_by} over each match: " + figures.match_summary(labels)
     items = [html.Div(className="match-item", style={"display": "flex", "gap": "6px", "alignItems": "flex-start"},
@@ -332,17 +335,18 @@ def opened_match(target, chosen: dict | None, layer) -> tuple:
     return (text.VIEW_ID, text.window_at(run, start), [start, end + 1], layer, chosen["kind"], cell)
 
 
-def shown_rows(start: int, end: int, doc_start: int, doc_end: int) -> np.ndarray:
-    """The stream rows a match row shows: ``CONTEXT`` characters either side (within its document)
-    and the match itself, whose middle is cut (-1) when it is longer than ``LONGEST`` characters."""
-    before = np.arange(max(start - CONTEXT, doc_start), start)
-    after = np.arange(end + 1, min(end + 1 + CONTEXT, doc_end))
-    if end - start + 1 <= LONGEST:
+def shown_rows(start: int, end: int, doc_start: int, doc_end: int, context: int = CONTEXT,
+               longest: int = LONGEST) -> np.ndarray:
+    """The stream rows a match row shows: ``context`` rows either side (within its document)
+    and the match itself, whose middle is cut (-1) when it is longer than ``longest`` rows."""
+    before = np.arange(max(start - context, doc_start), start)
+    after = np.arange(end + 1, min(end + 1 + context, doc_end))
+    if end - start + 1 <= longest:
         inside = np.arange(start, end + 1)
     else:
-        head = LONGEST * 2 // 3
+        head = longest * 2 // 3
         inside = np.concatenate([np.arange(start, start + head), [-1],
-                                 np.arange(end + 1 - (LONGEST - head), end + 1)])
+                                 np.arange(end + 1 - (longest - head), end + 1)])
     return np.concatenate([before, inside, after]).astype(np.int64)
 
 
@@ -356,9 +360,11 @@ def shown_predictions(run, guesses, rows: np.ndarray, gap: np.ndarray) -> tuple[
 
 
 def match_rows(run, matrix, chosen, found, values, categories) -> tuple[list[dict], list[str]]:
-    """The match list's data: the characters shown, counts and annotation per character; and one
-    label per match (the annotation's value if it is the same over the whole match, else "mixed")."""
+    """The match list's data: the rows shown (characters or words), counts and annotation per row;
+    and one label per match (the annotation's value if it is the same over the whole match, else
+    "mixed")."""
     chars = text.chars(run)
+    context, longest = (WORD_CONTEXT, WORD_LONGEST) if text.is_words(run) else (CONTEXT, LONGEST)
     frame = data.examples(run)
     guesses = text.predictions(run)
     starts = frame["row_start"].to_numpy(np.int64)
@@ -367,7 +373,8 @@ def match_rows(run, matrix, chosen, found, values, categories) -> tuple[list[dic
     for rank, m in enumerate(found, start=1):
         document = int(np.searchsorted(starts, m.start, side="right")) - 1
         doc_start = int(starts[document])
-        shown = shown_rows(m.start, m.end, doc_start, doc_start + int(frame["length"].iat[document]))
+        shown = shown_rows(m.start, m.end, doc_start, doc_start + int(frame["length"].iat[document]),
+                           context, longest)
         real = np.maximum(shown, 0)
         gap = shown < 0
         counts = np.where(gap, 0, (matrix[real][:, cells] >= chosen["threshold"]).sum(axis=1))
@@ -411,7 +418,11 @@ def register_callbacks(app: dash.Dash) -> None:
                   State(POS, "value"), State(SEARCH, "value"), State(state.RUN, "value"),
                   prevent_initial_call=True)
     def move(_back, _forward, _find, _submit, position, phrase, run_id):
-        new, _ = text.navigate(ctx.triggered_id, run_id, position, phrase, None, window=WINDOW,
+        try:
+            size = text.window_size(text.text_run(run_id), WINDOW, WORD_WINDOW)
+        except runformat.RunError:
+            return dash.no_update
+        new, _ = text.navigate(ctx.triggered_id, run_id, position, phrase, None, window=size,
                                back=BACK, forward=FORWARD)
         return new
 

@@ -1,12 +1,17 @@
 """Text heatmap view: the corpus with every character coloured by one cell's activation.
 
-For language-model runs only. A window of ``WINDOW`` characters at a time (back / forward, or
-jump to the next occurrence of a phrase); prev / next step through the cells; the cells that
-correlate best with an annotation (inside_string, depth, a token type, ...) are listed first and
-a click shows one. Position, cell, layer and state are in the URL.
+For language-model runs only. A window of ``WINDOW`` characters (``WORD_WINDOW`` words of a word
+run) at a time (back / forward, or jump to the next occurrence of a phrase); prev / next step
+through the cells; the cells that correlate best with an annotation (inside_string, depth, a
+token type, ...) are listed first and a click shows one. Position, cell, layer and state are in
+the URL.
 
-The readers at the top (characters, annotations, whole state matrices) are shared with the
-select & match view.
+A row is a character, or a word token: the ``char`` column holds each row's shown text (a word and
+the spacing after it, in the run's own spacing or the separator of an import), so the rows joined
+are the text, and a phrase found in it is mapped back to the rows that cover it (``row_offsets``).
+
+The readers at the top (rows' text, annotations, whole state matrices) are shared with the
+select & match, phrase patterns and writer views.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pipeline import runformat
 VIEW_ID = "text"
 TITLE = "Text heatmap"
 WINDOW = 3000
+WORD_WINDOW = 600   # rows of a word run shown at a time
 COLUMN_BLOCK = 32   # units read at a time into the column-major state matrix
 STATE_KINDS = ("h", "c")      # what every run has; the gates too where the run stores them (tensor_options)
 NONE = ""          # the "no annotation" choice: radio items, because a Dropdown drops a value from the
@@ -63,13 +69,41 @@ def text_run(run_id: str | None) -> runformat.Run:
 
 @data.run_cached(maxsize=4)
 def chars(run: runformat.Run) -> np.ndarray:
-    """Every character of the stream, in row order (object array of 1-character strings)."""
+    """Every row's shown text, in row order: a character, or a word with its spacing."""
     return run.read_table(runformat.TEXT_FILE, columns=["char"])["char"].to_numpy(dtype=object)
 
 
 @data.run_cached(maxsize=4)
 def corpus_text(run: runformat.Run) -> str:
     return "".join(chars(run))
+
+
+@data.run_cached(maxsize=4)
+def row_offsets(run: runformat.Run) -> np.ndarray:
+    """Where each row's text starts in ``corpus_text``, and the text's length last (rows + 1)."""
+    lengths = np.fromiter((len(piece) for piece in chars(run)), np.int64, n_rows(run))
+    return np.concatenate([[0], np.cumsum(lengths)])
+
+
+def row_at(run: runformat.Run, offset: int) -> int:
+    """The row whose text holds character ``offset`` of ``corpus_text``."""
+    return int(np.searchsorted(row_offsets(run), offset, side="right")) - 1
+
+
+def is_words(run: runformat.Run) -> bool:
+    """Whether a row is a word token (a word run, or an import of words) rather than a character."""
+    text = run.manifest.get("text") or {}
+    return text.get("tokens") == "words" or bool(text.get("separator"))
+
+
+def step_name(run: runformat.Run) -> str:
+    """What the rows are called in the views' words: characters or words."""
+    return "words" if is_words(run) else "characters"
+
+
+def window_size(run: runformat.Run, characters: int, words: int) -> int:
+    """How many rows a view shows at a time: ``characters`` of a character run, ``words`` of a word run."""
+    return words if is_words(run) else characters
 
 
 def annotation_names(run: runformat.Run) -> dict:
@@ -185,7 +219,8 @@ def n_rows(run: runformat.Run) -> int:
 
 
 def find_next(text: str, phrase: str, after: int) -> int | None:
-    """The row where ``phrase`` next occurs after row ``after`` (wrapping around), or None."""
+    """The offset in ``text`` where ``phrase`` next occurs after offset ``after`` (wrapping
+    around), or None."""
     if not phrase:
         return None
     found = text.find(phrase, after + 1)
@@ -194,9 +229,23 @@ def find_next(text: str, phrase: str, after: int) -> int | None:
     return None if found < 0 else found
 
 
-def clamp_position(run: runformat.Run, position, window: int = WINDOW) -> int:
-    """A window start in the text: at most ``window`` characters before its end, so that paging
-    forward (or a position past the end) shows a full last window, never one character."""
+def find_rows(run: runformat.Run, phrase: str, after_row: int) -> tuple[int, int] | None:
+    """The rows (first, end exclusive) that cover the next occurrence of ``phrase`` in the text
+    starting after row ``after_row`` (wrapping around), or None. For a character run the rows
+    are the offsets; a word run's phrase may start or end inside a word."""
+    offsets = row_offsets(run)
+    after = int(offsets[after_row]) if 0 <= after_row < n_rows(run) else after_row
+    found = find_next(corpus_text(run), phrase, after)
+    if found is None:
+        return None
+    return row_at(run, found), row_at(run, found + len(phrase) - 1) + 1
+
+
+def clamp_position(run: runformat.Run, position, window: int | None = None) -> int:
+    """A window start in the text: at most ``window`` rows (default: the heatmap's window of this
+    run) before its end, so that paging forward (or a position past the end) shows a full last
+    window, never one row."""
+    window = window_size(run, WINDOW, WORD_WINDOW) if window is None else window
     try:
         position = int(position or 0)
     except (TypeError, ValueError):
@@ -254,7 +303,7 @@ def render(run_id, layer, kind, cell, position, found) -> tuple:
         if not 0 <= cell < matrix.shape[1]:
             raise runformat.RunError(f"cell {cell} does not exist: layer {layer} has cells 0..{matrix.shape[1] - 1}")
         start = clamp_position(run, position)
-        end = min(start + WINDOW, n_rows(run))
+        end = min(start + window_size(run, WINDOW, WORD_WINDOW), n_rows(run))
         limit = cell_limit(run, layer, kind, cell)
         body = figures.heatmap_html(chars(run)[start:end], matrix[start:end, cell], limit, first_row=start,
                                     document_starts=document_starts(run),
@@ -262,7 +311,7 @@ def render(run_id, layer, kind, cell, position, found) -> tuple:
     except runformat.RunError as error:
         return html.Div(str(error), className="message"), None, ""
     document = document_at(run, start)
-    status = (f"characters {start:,}\u2013{end - 1:,} of {n_rows(run):,} \u00b7 {document['name']} "
+    status = (f"{step_name(run)} {start:,}\u2013{end - 1:,} of {n_rows(run):,} \u00b7 {document['name']} "
               f"({document['split']})")
     return (dcc.Markdown(body, dangerously_allow_html=True, className="text-heatmap-body"),
             figures.legend(limit, f"layer {layer} {kind}, cell {cell}:"), status)
@@ -280,7 +329,7 @@ def ranking(run_id, layer, kind, target) -> list:
         return [html.Span(str(error), className="message")]
     return [html.Span(f"best cells for {target}:", style={"color": "#555"})] + [
         html.Button(f"cell {cell}  r={value:+.2f}", id={"type": RANK_BUTTON, "cell": cell}, className="button",
-                    title=f"Pearson correlation with {target} over all {n_rows(run):,} characters")
+                    title=f"Pearson correlation with {target} over all {n_rows(run):,} {step_name(run)}")
         for cell, value in figures.ranking_items(r, 10)]
 
 
@@ -343,13 +392,15 @@ def register_callbacks(app: dash.Dash) -> None:
         return render(run_id, layer, kind, cell, position, found)
 
 
-def navigate(trigger, run_id, position, phrase, found, example_id=None, window: int = WINDOW,
+def navigate(trigger, run_id, position, phrase, found, example_id=None, window: int | None = None,
              back: str = BACK, forward: str = FORWARD) -> tuple:
-    """The new (position, found phrase range) after a navigation button, a search or a chosen example."""
+    """The new (position, found phrase range) after a navigation button, a search or a chosen
+    example; ``window``: the rows the view shows (default: the heatmap's window of the run)."""
     try:
         run = text_run(run_id)
     except runformat.RunError:
         return dash.no_update, dash.no_update
+    window = window_size(run, WINDOW, WORD_WINDOW) if window is None else window
     position = clamp_position(run, position, window)
     if trigger == back:
         return max(position - window, 0), None
@@ -361,16 +412,18 @@ def navigate(trigger, run_id, position, phrase, found, example_id=None, window: 
         row = data.example_row(run, int(example_id))
         return (dash.no_update, dash.no_update) if row is None else (int(row["row_start"]), None)
     after = found[0] if found else position - 1
-    row = find_next(corpus_text(run), phrase or "", after)
-    if row is None:
+    rows = find_rows(run, phrase or "", after)
+    if rows is None:
         return dash.no_update, None
-    return window_at(run, row, window), [row, row + len(phrase)]
+    return window_at(run, rows[0], window), list(rows)
 
 
-def window_at(run: runformat.Run, row: int, window: int = WINDOW) -> int:
+def window_at(run: runformat.Run, row: int, window: int | None = None) -> int:
     """The start of a window that shows ``row`` with some context: from its line's start, or a
     quarter window before it on a long line."""
-    start = row - min(row - _line_start(corpus_text(run), row), window // 4)
+    window = window_size(run, WINDOW, WORD_WINDOW) if window is None else window
+    line_start = row_at(run, _line_start(corpus_text(run), int(row_offsets(run)[row])))
+    start = row - min(row - line_start, window // 4)
     return clamp_position(run, start, window)
 
 

@@ -6,7 +6,9 @@ seed, and the model writes; the seed is outlined, and the cells that vary most o
 part are listed to click. Colours use the cell's scale over the whole corpus, as in the text
 heatmap, so the two views can be compared. The writing is the NumPy recurrence of extraction from
 ``models/weights.npz`` (``pipeline.analysis.generate``): no TensorFlow here, the same text for the
-same random seed.
+same random seed. A word run writes words: its seed is cut into words by the run's tokenizer, and
+a seed word outside the vocabulary is read as ``<unk>`` (the status names it), as the model read
+rare words in training.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 from dashboard import data, state, views
 from dashboard.figures import text as figures
 from dashboard.views.controls import LAST_LAYER, chosen_layer, field, layer_options, layer_picker
-from dashboard.views.text_heatmap import STATE_KINDS, cell_limit, chars, text_run
+from dashboard.views.text_heatmap import STATE_KINDS, cell_limit, chars, is_words, step_name, text_run
 from dashboard.views.why import network
 from pipeline import runformat
-from pipeline.analysis import generate
+from pipeline.analysis import generate, words
 
 VIEW_ID = "write"
 TITLE = "Model writes"
@@ -29,6 +31,7 @@ LAYER, STATE_KIND, CELL, GO = "write-layer", "write-kind", "write-cell", "write-
 BODY, LEGEND, STATUS, RANKING, RANK_BUTTON = "write-body", "write-legend", "write-status", "write-ranking", "write-rank"
 N_PICKS = 8
 PICK_CHARS = 40
+PICK_WORDS = 8
 
 URL_PARAMS = [
     state.UrlParam("write_layer", LAYER, "value", LAST_LAYER),
@@ -50,9 +53,10 @@ def seed_options(run_id) -> list[dict]:
         return []
     test = frame[frame["split"] == "test"] if "test" in set(frame["split"]) else frame
     stream = chars(text_run(run_id))
+    rows = PICK_WORDS if is_words(text_run(run_id)) else PICK_CHARS
     options = []
     for row in test.head(N_PICKS).itertuples():
-        opening = "".join(stream[int(row.row_start):int(row.row_start) + min(int(row.length), PICK_CHARS)])
+        opening = "".join(stream[int(row.row_start):int(row.row_start) + min(int(row.length), rows)])
         options.append({"label": f"{row.name}: {opening!r}"[:70], "value": opening})
     return options
 
@@ -94,7 +98,13 @@ def layout():
 def writing(run: runformat.Run, seed: str, length: int, temperature: float, random_seed: int) -> generate.Written:
     """The text written for these settings, kept so that choosing another layer, state or cell
     recolours it without writing it again (the same inputs write the same text)."""
-    return generate.write(network(run), run.classes, seed, length, temperature, random_seed)
+    return generate.write(network(run), run.classes, seed, length, temperature, random_seed, tokenizer(run))
+
+
+def tokenizer(run: runformat.Run) -> str | None:
+    """The tokenizer of a word run trained here (None: a character model)."""
+    text = run.manifest.get("text") or {}
+    return text.get("tokenizer") if text.get("tokens") == "words" else None
 
 
 def render(run_id, seed, length, temperature, random_seed, layer, kind, cell) -> tuple:
@@ -118,11 +128,16 @@ def render(run_id, seed, length, temperature, random_seed, layer, kind, cell) ->
     body = figures.heatmap_html(written.tokens, matrix[:, cell], limit, highlight=(0, written.n_seed))
     n_written = len(written.tokens) - written.n_seed
     mean_probability = float(written.chosen_probability.mean()) if n_written else float("nan")
-    status = (f"{n_written:,} characters written after a {written.n_seed:,}-character seed (outlined); "
-              f"mean probability of the chosen characters {mean_probability:.2f}")
+    steps, step = step_name(run), step_name(run)[:-1]
+    status = (f"{n_written:,} {steps} written after a {written.n_seed:,}-{step} seed (outlined); "
+              f"mean probability of the chosen {steps} {mean_probability:.2f}")
+    if written.unknown:
+        shown = ", ".join(repr(word) for word in written.unknown[:8])
+        status += (f"; {len(written.unknown)} seed word(s) outside the vocabulary, read as "
+                   f"{words.UNKNOWN}: {shown}")
     ranking = [html.Span("cells that vary most in the written text:", style={"color": "#555"})] + [
         html.Button(f"cell {c}  sd={spread:.2f}", id={"type": RANK_BUTTON, "cell": c}, className="button",
-                    title="standard deviation over the written characters")
+                    title=f"standard deviation over the written {steps}")
         for c, spread in generate.top_cells(matrix, written.n_seed)]
     return (dcc.Markdown(body, dangerously_allow_html=True, className="text-heatmap-body"),
             figures.legend(limit, f"layer {layer} {kind}, cell {cell}:"), status, ranking)

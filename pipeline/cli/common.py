@@ -39,14 +39,14 @@ def runs_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> No
 def format_summary(summary) -> str:
     """Metrics per split, time per stage, where the run is."""
     lines = [f"run {summary.run_id} ({summary.status}): {summary.path}", ""]
-    keys = [k for k in ("accuracy", "loss", "bits_per_char")
+    keys = [k for k in ("accuracy", "loss", "bits_per_char", "bits_per_token", "perplexity")
             if any(k in (summary.metrics.get(split) or {}) for split in ("train", "validation", "test"))]
     if keys:
-        lines.append(f"  {'split':<12}" + "".join(f"{k:>14}" for k in keys))
+        lines.append(f"  {'split':<12}" + "".join(f"{k:>16}" for k in keys))
         for split in ("train", "validation", "test"):
             metrics = summary.metrics.get(split)
             if metrics:
-                lines.append(f"  {split:<12}" + "".join(f"{metrics.get(k, float('nan')):>14.4f}" for k in keys))
+                lines.append(f"  {split:<12}" + "".join(f"{metrics.get(k, float('nan')):>16.4f}" for k in keys))
     lines += ["", f"  {'stage':<12}{'seconds':>10}  note"]
     for stage in summary.stages:
         seconds = "skipped" if stage.seconds is None else f"{stage.seconds:.1f}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.analysis import words
 from pipeline.cli.common import format_summary, positive_int, runs_option, units_list
 from pipeline.core.config import merge
 from pipeline.core.errors import DataError
@@ -104,6 +105,12 @@ def add_text_arguments(parser) -> None:
                         help="python: the running Python's standard library (default); parens: "
                              "LSTMVis' parenthesis language; file: the UTF-8 text file --source")
     parser.add_argument("--source", metavar="FILE", help="the text file of --corpus file")
+    parser.add_argument("--tokens", choices=language_model.TOKENS, default="chars",
+                        help="chars: a character model (default); words: a word model (words, numbers, "
+                             "punctuation and paragraph breaks as tokens; default run id text-NAME-words)")
+    parser.add_argument("--vocabulary", type=positive_int, metavar="N", default=words.DEFAULT_VOCABULARY,
+                        help="--tokens words: the N most frequent training words (with <unk> for the "
+                             "rest; default %(default)s)")
     parser.add_argument("--window", type=int, metavar="N", help="characters per training window")
     parser.add_argument("--embedding", type=int, metavar="N", help="character embedding size")
     parser.add_argument("--dropout", type=float, metavar="P", help="dropout after each LSTM layer")
@@ -120,7 +127,8 @@ def text_config(args) -> dict:
         args.corpus = "file"                       # --source alone means "this file"
     if args.corpus == "file" and not args.source:
         raise DataError("--corpus file needs --source FILE (a UTF-8 text file)")
-    config = language_model.default_config(args.corpus, str(Path(args.source).resolve()) if args.source else None)
+    config = language_model.default_config(args.corpus, str(Path(args.source).resolve()) if args.source else None,
+                                           args.tokens, args.vocabulary)
     if args.learning_rate is not None and not args.learning_rate > 0:
         raise DataError(f"--learning-rate must be positive, not {args.learning_rate}")
     if args.lr_decay is not None and not 0 < args.lr_decay <= 1:

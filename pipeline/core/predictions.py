@@ -21,6 +21,7 @@ LN2 = math.log(2.0)
 CLASSIFICATION_COLUMNS = ("prediction", "prediction_name", "confidence", "true_prob", "correct",
                           "decisive_step", "decisive_fraction", "overtaken_step")
 LANGUAGE_MODEL_COLUMNS = ("predicted", "correct_chars", "accuracy", "loss", "bits_per_char")
+UNITS = {"char": "characters", "token": "tokens"}      # a language model's step -> its count's name
 
 
 def top_k(probabilities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,12 +46,17 @@ class Predictions:
     """Builds steps/predictions.parquet block by block and keeps what the examples table needs.
 
     ``labels`` (per example) make it a classifier's; else ``targets`` (per row, -1 for none) score
-    a language model's next-token predictions; with neither, only the top-k are written.
+    a language model's next-token predictions; with neither, only the top-k are written. ``unit``
+    names a language model's step in its columns and metrics: ``char`` (correct_chars,
+    bits_per_char, characters) or ``token`` (correct_tokens, bits_per_token, tokens, and the
+    perplexity a word model is read by).
     """
 
     def __init__(self, kind: str, lengths: np.ndarray, names: list[str], k: int,
-                 labels: np.ndarray | None = None, targets: np.ndarray | None = None):
-        self.kind, self.names, self.k = kind, list(names), int(k)
+                 labels: np.ndarray | None = None, targets: np.ndarray | None = None, unit: str = "char"):
+        if unit not in UNITS:
+            raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {unit!r}")
+        self.kind, self.names, self.k, self.unit = kind, list(names), int(k), unit
         self.lengths = np.asarray(lengths, np.int64)
         self.labels = None if labels is None else np.asarray(labels, np.int64)
         self.targets = targets
@@ -133,15 +139,15 @@ class Predictions:
         with np.errstate(invalid="ignore", divide="ignore"):
             frame = pd.DataFrame({
                 "predicted": self.counted.astype(np.int32),
-                "correct_chars": self.hits.astype(np.int32),
+                f"correct_{self.unit}s": self.hits.astype(np.int32),
                 "accuracy": (self.hits / self.counted).astype(np.float32),
                 "loss": (self.loss_sum / self.counted).astype(np.float32),
             })
-        frame["bits_per_char"] = (frame["loss"] / LN2).astype(np.float32)
+        frame[f"bits_per_{self.unit}"] = (frame["loss"] / LN2).astype(np.float32)
         return frame
 
     def metrics(self, split: np.ndarray) -> dict:
-        return split_metrics(self.kind, self.per_example(), split)
+        return split_metrics(self.kind, self.per_example(), split, self.unit)
 
 
 def final_predictions(probabilities: np.ndarray, labels: np.ndarray | None, names: list[str]) -> Predictions:
@@ -156,9 +162,10 @@ def final_predictions(probabilities: np.ndarray, labels: np.ndarray | None, name
     return found
 
 
-def split_metrics(kind: str, per_example: pd.DataFrame, split: np.ndarray) -> dict:
+def split_metrics(kind: str, per_example: pd.DataFrame, split: np.ndarray, unit: str = "char") -> dict:
     """``{split: {...}}``: accuracy and loss (cross-entropy, nats) of a classifier's final
-    predictions; accuracy, loss, bits_per_char and characters of a language model's next tokens."""
+    predictions; accuracy, loss, bits_per_char and characters of a language model's next
+    characters (``unit="token"``: bits_per_token, perplexity and tokens of its next words)."""
     split = np.asarray(split)
     metrics = {}
     for name in SPLITS:
@@ -179,7 +186,9 @@ def split_metrics(kind: str, per_example: pd.DataFrame, split: np.ndarray) -> di
             metrics[name] = {}
             continue
         loss = float((rows["loss"].fillna(0) * rows["predicted"]).sum() / n)
-        metrics[name] = {"accuracy": round(float(rows["correct_chars"].sum()) / n, 6),
-                         "loss": round(loss, 6), "bits_per_char": round(loss / LN2, 6),
-                         "characters": int(n)}
+        metrics[name] = {"accuracy": round(float(rows[f"correct_{unit}s"].sum()) / n, 6),
+                         "loss": round(loss, 6), f"bits_per_{unit}": round(loss / LN2, 6)}
+        if unit == "token":
+            metrics[name]["perplexity"] = round(math.exp(min(loss, 700.0)), 4)
+        metrics[name][UNITS[unit]] = int(n)
     return metrics

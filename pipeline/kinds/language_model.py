@@ -1,10 +1,13 @@
-"""Run kind ``language_model``: a character LSTM trained here on a corpus, every step extracted.
+"""Run kind ``language_model``: a character (or word) LSTM trained here on a corpus, every step extracted.
 
 Stages: data -> train -> extract -> project.
 
 - data: the corpus (``pipeline.datasets.text``) -> examples.parquet (one row per document: example_id,
   name, split, length, row_start, lines) and steps/text.parquet (example_id, t, char and one column
-  per annotation: the dashboard's meta tracks).
+  per annotation: the dashboard's meta tracks). With ``dataset.tokens: words`` a row is a word
+  (``pipeline.datasets.words``): ``char`` is its shown text (the word and the spacing after it, so
+  the rows joined are the text), ``token`` the word itself; the vocabulary is the
+  ``dataset.vocabulary`` most frequent training words and ``<unk>`` for the rest.
 - train: ``models.char_lm`` -> models/char_lm.keras, models/weights.npz, history.parquet.
 - extract: ``core.steps`` in lanes (each document from a zero state, as in training): per layer
   h, c and gates, the top-k next characters and the true next character's probability, metrics.
@@ -30,7 +33,9 @@ from pipeline.analysis.lstm import NetworkWeights
 from pipeline.core.predictions import Predictions, next_token_targets
 from pipeline.core.progress import QUIET, Progress
 from pipeline.core.stages import RunSummary, Stage, StageContext, library_versions, run_stages, source_listing
+from pipeline.analysis import words
 from pipeline.datasets import text as corpora
+from pipeline.datasets import words as word_corpora
 from pipeline.runformat import (EXAMPLES_FILE, HISTORY_FILE, LANGUAGE_MODEL, SPLITS, TEXT_FILE, WEIGHTS_FILE,
                                 Run, stable_hash)
 
@@ -74,19 +79,42 @@ CORPUS_OVERRIDES = {
                "train": {"epochs": 10, "window": 64, "learning_rate": 0.01, "lr_decay": 0.9}},
     "file": {},
 }
+TOKENS = ("chars", "words")
+# A word model reads fewer, rarer steps: a wider embedding, some dropout, shorter windows (words).
+WORD_OVERRIDES = {"model": {"embedding": 64, "dropout": 0.2},
+                  "train": {"window": 35, "learning_rate": 0.004}}
 
 
-def default_config(corpus: str, source: str | None = None) -> dict:
+def default_config(corpus: str, source: str | None = None, tokens: str = "chars",
+                   vocabulary: int = words.DEFAULT_VOCABULARY) -> dict:
+    """A character run's config; ``tokens="words"`` adds ``dataset.tokens`` and ``dataset.vocabulary``
+    (a character run's config, and so its stage hashes, stay as they were)."""
     if corpus not in corpora.CORPORA:
         raise DataError(f"unknown corpus {corpus!r}; expected one of {', '.join(corpora.CORPORA)}")
+    if tokens not in TOKENS:
+        raise DataError(f"unknown tokens {tokens!r}; expected one of {', '.join(TOKENS)}")
     config = merge(BASE, CORPUS_OVERRIDES[corpus])
     name = corpus if corpus != "file" else corpora.safe_stem(Path(source or "file"))
     config["dataset"].update({"corpus": corpus, "source": source, "name": name})
+    if tokens == "words":
+        if int(vocabulary) < 2:
+            raise DataError(f"--vocabulary must be at least 2 (the unknown token and one word), not {vocabulary}")
+        config = merge(config, WORD_OVERRIDES)
+        config["dataset"].update({"tokens": "words", "vocabulary": int(vocabulary)})
     return config
 
 
+def is_words(config: dict) -> bool:
+    return config["dataset"].get("tokens", "chars") == "words"
+
+
+def unit(config: dict) -> str:
+    """What a step is, in metric names: bits_per_char or bits_per_token."""
+    return "token" if is_words(config) else "char"
+
+
 def default_run_id(config: dict) -> str:
-    return f"text-{config['dataset']['name']}"
+    return f"text-{config['dataset']['name']}" + ("-words" if is_words(config) else "")
 
 
 def load_corpus(dataset: dict) -> corpora.TextCorpus:
@@ -137,14 +165,22 @@ def _data_stage(ctx: StageContext) -> str:
     corpus = load_corpus(config["dataset"])             # DataError here leaves the run untouched
     split = corpora.split_documents(len(corpus.documents), float(config["split"]["train"]),
                                     int(config["split"]["seed"]))
-    vocabulary = corpus.vocabulary()
-    ids = corpus.encode(vocabulary)
-    lengths = corpus.lengths
-    examples = examples_table(lengths, split, names=corpus.names, meta=pd.DataFrame(
-        {"lines": np.array([d.count("\n") for d in corpus.documents], dtype=np.int32)}))
+    lines = pd.DataFrame({"lines": np.array([d.count("\n") for d in corpus.documents], dtype=np.int32)})
+    if is_words(config):
+        data = _word_data(corpus, split, int(config["dataset"]["vocabulary"]))
+    else:
+        data = {"vocabulary": corpus.vocabulary(), "lengths": corpus.lengths,
+                "shown": np.array(list(corpus.text), dtype=object), "tokens": None,
+                "annotations": corpus.annotations, "info": corpus.annotation_info(), "manifest": {},
+                "text": {}, "note": f"{corpus.n_chars:,} characters"}
+        data["ids"] = corpus.encode(data["vocabulary"])
+    vocabulary, lengths = data["vocabulary"], data["lengths"]
+    examples = examples_table(lengths, split, names=corpus.names, meta=lines)
     example_id, t = row_ids(lengths)
-    columns = {"example_id": example_id, "t": t, "char": np.array(list(corpus.text), dtype=object)}
-    columns.update({key: a.column() for key, a in corpus.annotations.items()})
+    columns = {"example_id": example_id, "t": t, "char": data["shown"]}
+    if data["tokens"] is not None:
+        columns["token"] = data["tokens"]
+    columns.update({key: a.column() for key, a in data["annotations"].items()})
     text_table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
 
     writer = ctx.begin()
@@ -154,11 +190,39 @@ def _data_stage(ctx: StageContext) -> str:
                dataset={"name": config["dataset"]["name"], "corpus": corpus.name,
                         "source": corpus.source, "notes": corpus.notes},
                classes=vocabulary, n_examples=len(examples), n_chars=corpus.n_chars,
-               annotations=corpus.annotation_info(),
+               annotations=data["info"],
                splits={name: int(counts.get(name, 0)) for name in SPLITS},
-               text={"file": TEXT_FILE, "state": "reset to zero at the start of each document"})
-    ctx.memo["prepared"] = Prepared(ids, corpus.starts, lengths, split, vocabulary, examples)
-    return f"{len(examples)} documents, {corpus.n_chars:,} characters, {len(vocabulary)} distinct"
+               text={"file": TEXT_FILE, "state": "reset to zero at the start of each document", **data["text"]},
+               **data["manifest"])
+    ctx.memo["prepared"] = Prepared(data["ids"], np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+                                    lengths, split, vocabulary, examples)
+    return f"{len(examples)} documents, {data['note']}, {len(vocabulary)} distinct"
+
+
+def _word_data(corpus: corpora.TextCorpus, split: np.ndarray, cap: int) -> dict:
+    """The data stage's rows of a word run: tokens, the vocabulary of the training documents'
+    most frequent words, the unknown rate per split (for the manifest)."""
+    found = word_corpora.word_corpus(corpus)
+    document_split = np.repeat(split, found.lengths)
+    tokens = np.array(found.tokens, dtype=object)
+    vocabulary = words.capped_vocabulary(tokens[document_split == "train"], cap)
+    ids, unknown = words.encode(found.tokens, vocabulary)
+    annotations = found.annotations
+    annotations["unknown"] = corpora.Annotation(unknown.astype(np.int8),
+                                                description=f"1 where the word is outside the vocabulary "
+                                                            f"(the model reads {words.UNKNOWN})")
+    rates = {name: round(float(unknown[document_split == name].mean()), 6)
+             for name in SPLITS if (document_split == name).any()}
+    distinct = len(set(tokens[document_split == "train"].tolist()))
+    return {"vocabulary": vocabulary, "lengths": found.lengths, "ids": ids, "tokens": tokens,
+            "shown": np.array(found.shown, dtype=object), "annotations": annotations, "info": found.annotation_info(),
+            "manifest": {"n_tokens": found.n_tokens,
+                         "vocabulary": {"size": len(vocabulary), "cap": cap, "unknown_token": words.UNKNOWN,
+                                        "distinct_train_words": distinct,
+                                        "unknown_rate": {"all": round(float(unknown.mean()), 6), **rates}}},
+            "text": {"tokens": "words", "tokenizer": found.tokenizer, "spacing": "original"},
+            "note": f"{found.n_tokens:,} words ({corpus.n_chars:,} characters), "
+                    f"{float(unknown.mean()):.1%} unknown"}
 
 
 def read_prepared(run_path) -> Prepared:
@@ -166,9 +230,11 @@ def read_prepared(run_path) -> Prepared:
     run = Run(run_path)
     examples = run.examples()
     vocabulary = run.classes
-    index = {ch: i for i, ch in enumerate(vocabulary)}
-    chars = run.steps("text", columns=["char"])["char"]
-    ids = chars.map(index).to_numpy(dtype=np.int32)
+    if (run.manifest.get("text") or {}).get("tokens") == "words":
+        ids, _ = words.encode(run.steps("text", columns=["token"])["token"].tolist(), vocabulary)
+    else:
+        index = {ch: i for i, ch in enumerate(vocabulary)}
+        ids = run.steps("text", columns=["char"])["char"].map(index).to_numpy(dtype=np.int32)
     return Prepared(ids, examples["row_start"].to_numpy(np.int64), examples["length"].to_numpy(np.int64),
                     examples["split"].to_numpy(), vocabulary, examples)
 
@@ -179,14 +245,15 @@ def _train_stage(ctx: StageContext) -> str:
     writer = ctx.begin()
     training = char_lm.train_char_lm(prepared.ids, prepared.starts, prepared.lengths, prepared.split,
                                      len(prepared.vocabulary), ctx.config["model"], ctx.config["train"],
-                                     ctx.progress)
+                                     ctx.progress, unit=unit(ctx.config))
     ctx.memo["weights"], outputs = keras_weights.save_trained(training.model, writer.path, MODEL_FILE,
                                                               padding="none")
     ctx.finish([*outputs, writer.write_table(HISTORY_FILE, training.history)],
                layers=[{"index": i, "units": int(u)} for i, u in enumerate(ctx.config["model"]["units"])],
                best_epoch=training.best_epoch, versions=library_versions())
     best = training.history.iloc[training.best_epoch - 1]
-    return (f"{len(training.history)} epochs, validation {best['val_bits_per_char']:.3f} bits/char, "
+    per = unit(ctx.config)
+    return (f"{len(training.history)} epochs, validation {best[f'val_bits_per_{per}']:.3f} bits/{per}, "
             f"accuracy {best['val_accuracy']:.3f}")
 
 
@@ -198,7 +265,7 @@ def _extract_stage(ctx: StageContext) -> str:
     source = steps.network_source(weights, lambda r0, r1: prepared.ids[r0:r1], prepared.lengths,
                                   int(settings["block_rows"]), int(settings["lanes"]))
     predictions = Predictions(LANGUAGE_MODEL, prepared.lengths, prepared.vocabulary, int(settings["top_k"]),
-                              targets=next_token_targets(prepared.ids, prepared.lengths))
+                              targets=next_token_targets(prepared.ids, prepared.lengths), unit=unit(ctx.config))
     outputs = steps.write_steps(writer, source, predictions, progress=ctx.progress,
                                 storage=ctx.config["extract"].get("storage"))
     per_document = predictions.per_example()

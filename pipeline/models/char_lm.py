@@ -1,7 +1,8 @@
-"""The character language model: build, train (truncated backpropagation through time), weights.
+"""The character (or word) language model: build, train (truncated backpropagation through time), weights.
 
 chars (batch, steps) -> Embedding -> LSTM x N -> Dropout -> Dense(vocabulary, softmax): the
-probability of the next character after every character.
+probability of the next token after every token. A token is a character, or a word of a word
+run (the same model over a vocabulary of words; its history names bits per token).
 
 Each LSTM takes its initial (h, c) as model inputs and returns its final ones, so training can
 carry the state from one window of a document to the next and set it to zero where a document
@@ -116,8 +117,9 @@ class Training:
 
 def train_char_lm(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, split: np.ndarray,
                   vocabulary_size: int, model_config: dict, train_config: dict,
-                  progress: Progress = QUIET) -> Training:
-    """Train on the ``train`` documents with early stopping on the validation loss.
+                  progress: Progress = QUIET, unit: str = "char") -> Training:
+    """Train on the ``train`` documents with early stopping on the validation loss; ``unit``
+    (char or token) names the history's bits_per_<unit> columns.
 
     The learning rate is multiplied by ``lr_decay`` after each epoch; the best epoch's weights
     are kept. Deterministic for a given seed on a given machine.
@@ -149,8 +151,8 @@ def train_char_lm(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, spli
             val_loss, val_accuracy, _ = _run_epoch(model, validation, eval_step)
             rows.append({"epoch": epoch, "learning_rate": float(optimizer.learning_rate.numpy()),
                          "loss": loss, "accuracy": accuracy, "val_loss": val_loss,
-                         "val_accuracy": val_accuracy, "bits_per_char": loss / LN2,
-                         "val_bits_per_char": val_loss / LN2, "grad_norm": grad_norm,
+                         "val_accuracy": val_accuracy, f"bits_per_{unit}": loss / LN2,
+                         f"val_bits_per_{unit}": val_loss / LN2, "grad_norm": grad_norm,
                          "seconds": time.monotonic() - tick})
             bar.set_postfix(loss=f"{loss:.3f}", val_loss=f"{val_loss:.3f}",
                             val_acc=f"{val_accuracy:.3f}", refresh=False)
@@ -198,7 +200,7 @@ def _step_functions(model: keras.Model, optimizer):
 
 
 def _run_epoch(model: keras.Model, windows: Windows, step) -> tuple[float, float, float]:
-    """Mean loss (nats per char), accuracy and mean gradient norm over one pass of the windows."""
+    """Mean loss (nats per token), accuracy and mean gradient norm over one pass of the windows."""
     states = [tf.constant(s) for s in zero_states(model, windows.inputs.shape[1])]
     loss_sum = correct = norm_sum = 0.0
     for s in range(len(windows.inputs)):

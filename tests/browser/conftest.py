@@ -69,6 +69,13 @@ def text_url(text_runs_dir):
 
 
 @pytest.fixture(scope="session")
+def words_url(word_runs_dir):
+    """The app serving the small word-level run (tests/word_runs.py)."""
+    with serving(word_runs_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def attention_url(attention_runs_dir):
     """The app serving the small attention runs (tests/attention_runs.py)."""
     with serving(attention_runs_dir) as url:
