@@ -22,7 +22,8 @@ from pipeline.core.predictions import Predictions
 from pipeline.core.steps import network_source, write_steps
 
 N, CLASSES, CHANNELS, UNITS = 90, 4, 3, 7
-AGGREGATE_FILES = (runformat.GATE_GROUPS_FILE, runformat.GATE_SATURATION_FILE, runformat.GATE_VALUES_FILE)
+AGGREGATE_FILES = (runformat.GATE_GROUPS_FILE, runformat.GATE_SATURATION_FILE, runformat.GATE_VALUES_FILE,
+                   runformat.GATE_CELLS_FILE)
 
 
 def build_run(runs, run_id: str, with_aggregates: bool = True, seed: int = 0, storage: dict | None = None) -> None:
@@ -246,6 +247,37 @@ def test_agg009_views_answer_the_same_from_either_path_and_the_new_run_reads_no_
     assert json.dumps(figures["agg"], sort_keys=True, default=str) == json.dumps(figures["agg-old"], sort_keys=True,
                                                                                   default=str)
     assert data.example_states(data.get_run("agg-old"), 0, "h", "mean") is None   # written before them
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_agg010_gate_cells_equal_the_long_computation_and_the_view_answers_the_same(runs, layer, monkeypatch):
+    data.configure(runs)
+    run, old = data.get_run("agg"), data.get_run("agg-old")
+    every = gates._filters(*FILTERS[0])
+    frame = data.filtered_examples(run, *every)
+    for gate in gate_figures.GATES:
+        for align in ("start", "end"):
+            rows, _, position, n_steps = gates.aligned_positions(frame["row_start"], frame["length"], align)
+            values = data.step_matrix(run, layer, gate)[rows]
+            for statistic in gate_figures.CELL_STATISTICS:
+                fast = gates.grid_from_aggregates(run, layer, frame, align, gate, statistic, 0.1, 0.9)
+                slow = gate_figures.cell_step_matrix(values, position, n_steps, statistic, 0.1, 0.9)
+                np.testing.assert_array_equal(fast, slow)
+    # What they cannot answer is read the long way: a filter, other thresholds, an older run.
+    two = data.filtered_examples(run, *gates._filters(*FILTERS[1]))
+    assert gates.grid_from_aggregates(run, layer, two, "end", "forget_gate", "mean", 0.1, 0.9) is None
+    assert gates.grid_from_aggregates(run, layer, frame, "end", "forget_gate", "saturated", 0.2, 0.9) is None
+    assert gates.grid_from_aggregates(old, layer, frame, "end", "forget_gate", "mean", 0.1, 0.9) is None
+    figures = {}
+    for run_id in ("agg-old", "agg"):
+        if run_id == "agg":                  # the whole run's heatmap without reading the gate table
+            data.clear_memos()
+            monkeypatch.setattr(runformat.Run, "step_matrix", lambda *a, **k: pytest.fail("read every step"))
+        figures[run_id] = [gates.cells_figure(run_id, *FILTERS[0], str(layer), align, [0.1, 0.9], "input_gate",
+                                              statistic, "saturation").to_plotly_json()
+                           for statistic in gate_figures.CELL_STATISTICS for align in ("start", "end")]
+    assert json.dumps(figures["agg"], sort_keys=True, default=str) == json.dumps(figures["agg-old"], sort_keys=True,
+                                                                                  default=str)
 
 
 def test_agg007_a_trained_classifier_writes_them(synthetic_run):

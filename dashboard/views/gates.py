@@ -202,10 +202,50 @@ def summary_from_aggregates(run: runformat.Run, layer: int, frame, align: str, l
 @data.run_cached(maxsize=16, shared=True)
 def cell_grid(run: runformat.Run, layer: int, filters: tuple, align: str, gate: str, statistic: str,
               low: float, high: float) -> np.ndarray:
+    """The gate cells heatmap's (units, steps) grid: from the run's precomputed sums when they can
+    answer (every example, "saturated" at their thresholds), else from the gate table."""
     frame = data.filtered_examples(run, *filters)
+    grid = grid_from_aggregates(run, layer, frame, align, gate, statistic, low, high)
+    if grid is not None:
+        return grid
     rows, _, position, n_steps = aligned_positions(frame["row_start"], frame["length"], align)
     return figures.cell_step_matrix(data.step_matrix(run, layer, gate)[rows], position, n_steps,
                                     statistic, low, high)
+
+
+@data.run_cached(maxsize=4)
+def gate_cells(run: runformat.Run, layer: int) -> dict | None:
+    """``{(gate, align): (rows, sums, saturated)}`` of the run's precomputed gate cells of
+    ``layer`` (``pipeline.core.aggregates``), or None for a run written before them."""
+    if runformat.GATE_CELLS_FILE not in data.run_files(run.manifest):
+        return None
+    table = run.read_table(runformat.GATE_CELLS_FILE, filters=[("layer", "=", layer)])
+    found = {}
+    for (gate, align), part in table.groupby(["gate", "align"], sort=False):
+        part = part.sort_values("step")
+        units = sum(1 for c in part.columns if c.startswith("s") and c[1:].isdigit())
+        found[gate, align] = (part["rows"].to_numpy(np.int64),
+                              part[[f"s{j}" for j in range(units)]].to_numpy(np.float64),
+                              part[[f"k{j}" for j in range(units)]].to_numpy(np.float64))
+    return found or None
+
+
+def grid_from_aggregates(run: runformat.Run, layer: int, frame, align: str, gate: str, statistic: str,
+                         low: float, high: float) -> np.ndarray | None:
+    """``figures.cell_step_matrix`` of every example from the precomputed sums (the same float64
+    sums, so the same grid), or None when they cannot answer: a filter, "saturated" at other
+    thresholds, a run written before them."""
+    if statistic not in figures.CELL_STATISTICS or len(frame) != len(data.examples(run)) or (
+            statistic == "saturated" and (low, high) != runformat.GATE_CELL_THRESHOLDS):
+        return None
+    found = (gate_cells(run, layer) or {}).get((gate, align))
+    if found is None or len(found[0]) != int(frame["length"].max()):
+        return None
+    rows, sums, saturated = found
+    present = np.flatnonzero(rows)
+    grid = np.full((sums.shape[1], len(rows)), np.nan, dtype=np.float32)
+    grid[:, present] = ((saturated if statistic == "saturated" else sums)[present] / rows[present, None]).T
+    return grid
 
 
 def _checked(run_id, classes, splits, hands, correctness, thresholds):

@@ -9,7 +9,10 @@ table back batch by batch (bounded memory) and writes, through the run writer (a
 - ``GATE_SATURATION_FILE``: per layer, gate, alignment, group and step offset, the number of steps
   there and how many values carry each threshold code (``runformat.schema`` says how to read it);
   the gate saturation view sums the rows of the groups a filter lets through;
-- ``GATE_VALUES_FILE``: per layer, gate and group, the value histogram of the view's histogram.
+- ``GATE_VALUES_FILE``: per layer, gate and group, the value histogram of the view's histogram;
+- ``GATE_CELLS_FILE``: per layer, gate, alignment and step of all examples, each cell's sum and
+  count of saturated values (at the view's default thresholds): the gate cells heatmap of the
+  whole run (no filter) without reading the gate table.
 
 The numbers are counts, so sums over groups are exactly what the view computes from the full
 tables (tests test_agg*).
@@ -30,6 +33,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.runformat import (
+    GATE_CELL_THRESHOLDS,
+    GATE_CELLS_FILE,
     GATE_GROUPS_FILE,
     GATE_SATURATION_FILE,
     GATE_VALUE_BINS,
@@ -153,18 +158,29 @@ def write_gate_aggregates(writer: RunWriter, examples: pd.DataFrame, layers: lis
     groups, saturation, values = gate_aggregates(tables, examples)
     return [writer.write_table(GATE_GROUPS_FILE, pa.Table.from_pandas(groups, preserve_index=False)),
             writer.write_table(GATE_SATURATION_FILE, saturation),
-            writer.write_table(GATE_VALUES_FILE, values)]
+            writer.write_table(GATE_VALUES_FILE, values),
+            writer.write_table(GATE_CELLS_FILE, gate_cells_table(tables, examples))]
 
 
-def example_states(path, examples: pd.DataFrame) -> dict[str, np.ndarray]:
-    """``{"last", "mean"}``: (examples, units) float32 of one per-step table, in example_id order.
+def gate_cells_table(gate_tables: dict, examples: pd.DataFrame) -> pd.DataFrame:
+    """``GATE_CELLS_FILE``'s rows for ``{(layer, gate): path of its per-step table}``."""
+    frames = []
+    for (layer, gate), path in sorted(gate_tables.items()):
+        for align, part in gate_cells(path, examples, *GATE_CELL_THRESHOLDS).items():
+            units = part["sum"].shape[1]
+            frames.append(pd.concat([
+                pd.DataFrame({"layer": np.int32(layer), "gate": gate, "align": align,
+                              "step": np.arange(len(part["rows"]), dtype=np.int32), "rows": part["rows"]}),
+                pd.DataFrame(part["sum"], columns=[f"s{j}" for j in range(units)]),
+                pd.DataFrame(part["saturated"].astype(np.int32), columns=[f"k{j}" for j in range(units)])],
+                axis=1))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    Read batch by batch; an example whose rows run on into the next batch waits for them, so that
-    each example is summed in one reduceat (the same float64 sum as over the whole table)."""
-    examples = examples.sort_values("example_id")
-    ids = examples["example_id"].to_numpy(np.int64)
-    lengths = examples["length"].to_numpy(np.int64)
-    last, mean = None, None
+
+def _whole_examples(path):
+    """``(row example_ids, float32 values, first row of each example)`` of a per-step table, batch
+    by batch; an example whose rows run on into the next batch waits for them, so that every
+    example is summed in one piece (the same float64 sums as over the whole table)."""
     pending_ids, pending = np.zeros(0, np.int64), None
     for batch in _batches(path):
         values = np.column_stack([batch.column(i).to_numpy() for i in range(2, batch.num_columns)]
@@ -174,27 +190,54 @@ def example_states(path, examples: pd.DataFrame) -> dict[str, np.ndarray]:
             values, row_ids = np.concatenate([pending, values]), np.concatenate([pending_ids, row_ids])
         if not len(row_ids):
             continue
-        if last is None:
-            last = np.full((len(ids), values.shape[1]), np.nan, np.float32)
-            mean = np.full((len(ids), values.shape[1]), np.nan, np.float32)
         starts = np.flatnonzero(np.diff(row_ids, prepend=row_ids[0] - 1))
         done = starts[-1]                     # the batch's last example may go on in the next
         pending, pending_ids = values[done:], row_ids[done:]
-        _summarise(values[:done], row_ids[:done], starts[:-1], ids, lengths, last, mean)
+        if done:
+            yield row_ids[:done], values[:done], starts[:-1]
     if pending is not None and len(pending):
-        _summarise(pending, pending_ids, np.zeros(1, np.int64), ids, lengths, last, mean)
+        yield pending_ids, pending, np.zeros(1, np.int64)
+
+
+def example_states(path, examples: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``{"last", "mean"}``: (examples, units) float32 of one per-step table, in example_id order."""
+    examples = examples.sort_values("example_id")
+    ids = examples["example_id"].to_numpy(np.int64)
+    lengths = examples["length"].to_numpy(np.int64)
+    last = mean = None
+    for row_ids, values, starts in _whole_examples(path):
+        if last is None:
+            last, mean = (np.full((len(ids), values.shape[1]), np.nan, np.float32) for _ in range(2))
+        position = np.searchsorted(ids, row_ids[starts])
+        ends = np.append(starts[1:], len(values))
+        last[position] = values[ends - 1]
+        mean[position] = np.add.reduceat(values, starts, axis=0, dtype=np.float64) / lengths[position][:, None]
     return {} if last is None else {"last": last, "mean": mean}
 
 
-def _summarise(values, row_ids, starts, ids, lengths, last, mean) -> None:
-    """Fill ``last`` and ``mean`` for the whole examples whose rows begin at ``starts``."""
-    if not len(starts):
-        return
-    position = np.searchsorted(ids, row_ids[starts])
-    ends = np.append(starts[1:], len(values))
-    last[position] = values[ends - 1]
-    sums = np.add.reduceat(values, starts, axis=0, dtype=np.float64)
-    mean[position] = sums / lengths[position][:, None]
+def gate_cells(path, examples: pd.DataFrame, low: float, high: float) -> dict[str, dict[str, np.ndarray]]:
+    """Per alignment, the gate cells view's sums over all examples: ``rows`` (examples with a step
+    at each column of the common axis), ``sum`` (float64 sums of the values, per column and cell,
+    added example by example in example_id order as the view's reduceat adds them) and
+    ``saturated`` (how many values are below ``low`` or above ``high``)."""
+    lengths = examples.sort_values("example_id")["length"].to_numpy(np.int64)
+    n_steps = int(lengths.max()) if len(lengths) else 0
+    out: dict = {}
+    for _, values, starts in _whole_examples(path):
+        if not out:
+            out = {align: {"rows": np.zeros(n_steps, np.int64),
+                           "sum": np.zeros((n_steps, values.shape[1]), np.float64),
+                           "saturated": np.zeros((n_steps, values.shape[1]), np.int64)} for align in ALIGNS}
+        ends = np.append(starts[1:], len(values))
+        outside = (values < low) | (values > high)
+        for start, end in zip(starts, ends):
+            n = end - start
+            for align, first in (("start", 0), ("end", n_steps - n)):
+                part = out[align]
+                part["rows"][first:first + n] += 1
+                part["sum"][first:first + n] += values[start:end]
+                part["saturated"][first:first + n] += outside[start:end]
+    return out
 
 
 def write_example_states(writer: RunWriter, examples: pd.DataFrame, layers: list[dict]) -> list[str]:

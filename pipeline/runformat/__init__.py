@@ -18,7 +18,7 @@ numpy + pyarrow (+ pandas) only, never TensorFlow. A run is one model on one dat
     attention_matrix.parquet imported sequence-to-sequence attention: (example_id, t_out, t_in)
     projections.parquet      one row per (projection, example, t): x, y, z
     history.parquet          one row per epoch
-    aggregates/              small precomputed tables (gate saturation by group and step, each
+    aggregates/              small precomputed tables (gate saturation by group and step, gate cells by step, each
                              example's last and mean h and c), optional
     models/                  Keras models in their native format, weights as .npz
 """
@@ -28,7 +28,7 @@ from pipeline.runformat.reader import (Run, Verification, list_runs, resolve_run
 from pipeline.runformat.schema import (ATTENTION_FILE, ATTENTION_KINDS, ATTENTION_MATRIX_FILE,
                                        ATTRIBUTION_BY_CLASS_FILE, ATTRIBUTION_FILES, CLASS_STABILITY_FILE,
                                        CLASSIFICATION, DEFAULT_STORAGE, EPOCH_PROJECTIONS_FILE, EXAMPLE_SUMMARIES, OCCLUSION_FILE,
-                                       EXAMPLES_FILE, FILES_KEY, GATE_GROUPS_FILE, GATE_KINDS,
+                                       EXAMPLES_FILE, FILES_KEY, GATE_CELL_THRESHOLDS, GATE_CELLS_FILE, GATE_GROUPS_FILE, GATE_KINDS,
                                        GATE_SATURATION_FILE, GATE_VALUE_BINS, GATE_VALUES_FILE, SATURATION_GRID,
                                        HISTORY_FILE, INPUTS_FILE, LANGUAGE_MODEL, LOCK_FILE, MANIFEST_FILE,
                                        MANIFEST_KEYS, MODELS_DIR, PAIR_STABILITY_FILE, PREDICTIONS_FILE,
@@ -41,7 +41,7 @@ from pipeline.runformat.writer import (RunWriter, TableSink, atomic_path, file_d
 
 __all__ = [
     "ATTENTION_FILE", "ATTENTION_KINDS", "ATTENTION_MATRIX_FILE", "ATTRIBUTION_BY_CLASS_FILE", "ATTRIBUTION_FILES", "OCCLUSION_FILE",
-    "CLASSIFICATION", "CLASS_STABILITY_FILE", "DEFAULT_STORAGE", "EPOCH_PROJECTIONS_FILE", "EXAMPLE_SUMMARIES", "EXAMPLES_FILE", "FILES_KEY", "GATE_GROUPS_FILE", "GATE_KINDS",
+    "CLASSIFICATION", "CLASS_STABILITY_FILE", "DEFAULT_STORAGE", "EPOCH_PROJECTIONS_FILE", "EXAMPLE_SUMMARIES", "EXAMPLES_FILE", "FILES_KEY", "GATE_CELL_THRESHOLDS", "GATE_CELLS_FILE", "GATE_GROUPS_FILE", "GATE_KINDS",
     "GATE_SATURATION_FILE", "GATE_VALUE_BINS", "GATE_VALUES_FILE", "SATURATION_GRID", "HISTORY_FILE",
     "INPUTS_FILE", "LANGUAGE_MODEL", "LOCK_FILE", "MANIFEST_FILE", "MANIFEST_KEYS", "MODELS_DIR", "PAIR_STABILITY_FILE",
     "PREDICTIONS_FILE", "PROJECTIONS_FILE", "RUN_ID_PATTERN", "RUN_KINDS", "SCHEMA_VERSION",

@@ -65,6 +65,12 @@ GATE_SATURATION_FILE = "aggregates/gate_saturation.parquet"
 # Per layer, sigmoid gate and group: ``b0..b{B-1}``, np.histogram's counts of the values in
 # GATE_VALUE_BINS equal bins of [0, 1] (float64 edges; the last bin holds 1.0).
 GATE_VALUES_FILE = "aggregates/gate_values.parquet"
+# Per layer, sigmoid gate, alignment and column ``step`` of the common step axis of all examples
+# (as the gate cells view lays them out): ``rows`` (examples with a step there), per cell ``s{j}``
+# (float64 sum of the values, added in example_id order) and ``k{j}`` (values below / above
+# GATE_CELL_THRESHOLDS, the view's default thresholds). What the view draws for every example.
+GATE_CELLS_FILE = "aggregates/gate_cells.parquet"
+GATE_CELL_THRESHOLDS = (0.1, 0.9)
 # Per layer, state (h, c) and summary: every example's value at its last real step ("last") or its
 # mean over its steps ("mean": float64 sums of the float32 values, divided by the length), stored as
 # float32 ``example_id, u0..`` rows in example_id order (``example_states_file``).
