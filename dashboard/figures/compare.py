@@ -75,7 +75,7 @@ def aligned_paths_figure(a: pd.DataFrame, b: pd.DataFrame, labels: pd.Series, cl
             figure.add_trace(go.Scattergl(x=arrays["x"], y=arrays["y"], mode="lines", name=str(name),
                                           legendgroup=str(name), showlegend=col == 1,
                                           line={"color": colours.get(name, "#777"), "width": 1},
-                                          customdata=arrays["example_id"].tolist(),
+                                          customdata=arrays["example_id"],
                                           hovertemplate=f"{name}<br>example %{{customdata}}<extra></extra>"),
                              row=1, col=col)
     if axis_title:

@@ -90,14 +90,14 @@ def example_path_figure(points: pd.DataFrame, labels: pd.Series, example_id: int
         arrays = gapped(others[other_labels == name], ["x", "y", "example_id"])
         figure.add_trace(go.Scattergl(x=arrays["x"], y=arrays["y"], mode="lines",
                                       name=f"{role}: {name}", line={"color": colour, "width": 1},
-                                      opacity=0.35, customdata=arrays["example_id"].tolist(),
+                                      opacity=0.35, customdata=arrays["example_id"],
                                       hovertemplate=f"{name}<br>example %{{customdata}}<extra></extra>"))
     figure.add_trace(go.Scattergl(
         x=path["x"].to_numpy(np.float32), y=path["y"].to_numpy(np.float32), mode="lines+markers",
         name=f"example {example_id}", line={"color": "black", "width": 3},
         marker={"color": path["t"].to_numpy(), "colorscale": TIME_COLORSCALE, "size": 7,
                 "colorbar": {"title": {"text": "t"}, "thickness": 10}},
-        customdata=path["example_id"].tolist(), hovertemplate="t = %{marker.color}<extra></extra>"))
+        customdata=path["example_id"].to_numpy(), hovertemplate="t = %{marker.color}<extra></extra>"))
     end = path.iloc[-1]
     figure.add_annotation(x=float(end["x"]), y=float(end["y"]), text=f"{true_label} (end)",
                           showarrow=True, arrowhead=2, ax=20, ay=-25, font={"size": 12})

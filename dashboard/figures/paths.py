@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures import (FADED, HIGHLIGHT, PALETTE, TIME_COLORSCALE, base_layout, message_figure,
-                               spread_labels)
+                               spread_labels, typed)
 from pipeline.analysis.transforms import symlog as symlog_transform
 
 MAX_POINTS = 100_000
@@ -103,7 +103,7 @@ def paths_figure(points: pd.DataFrame, labels: pd.Series,
                                name="other classes" if k == 0 else name, legendgroup="other",
                                showlegend=k == 0,
                                line={"color": FADED_3D if three_d else FADED, "width": 1},
-                               customdata=arrays["example_id"].tolist(), text=arrays["t"].tolist(),
+                               customdata=arrays["example_id"].tolist(), text=typed(arrays["t"]),
                                hovertemplate=_hover(name)))
     shown = points[in_colour]
     shown_labels = point_labels[in_colour]
@@ -123,8 +123,8 @@ def paths_figure(points: pd.DataFrame, labels: pd.Series,
             line = {"color": LINE_NEUTRAL, "width": 1}
         figure.add_trace(trace(**{a: arrays[a] for a in axes}, mode="lines+markers", name=name,
                                showlegend=emphasis, legendgroup=name, line=line, marker=marker,
-                               customdata=arrays["example_id"].tolist(),  # a list: Dash reads clicks from it
-                               text=arrays["t"].tolist(), hovertemplate=_hover(name)))
+                               customdata=arrays["example_id"].tolist(),  # a list: a lasso's points carry it
+                               text=typed(arrays["t"]), hovertemplate=_hover(name)))
         first = False
     _add_class_names(figure, shown, labels, axes, trace)
     if selected is not None:
@@ -274,7 +274,7 @@ def document_paths_figure(points: pd.DataFrame, names: pd.Series, selected: int 
             name=str(names.get(doc, doc)) if doc is not None else "documents",
             showlegend=doc is not None, line={"color": colour, "width": 1.5},
             marker={"color": colour, "size": (3 if three_d else 4) if lines else 9, "opacity": 0.85},
-            customdata=arrays["example_id"].tolist(), text=hover.tolist(),
+            customdata=arrays["example_id"], text=hover.tolist(),
             hovertemplate="%{text}<extra></extra>"))
     if selected is not None:
         _add_selected(figure, points, selected, axes, trace)
