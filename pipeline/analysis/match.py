@@ -585,7 +585,8 @@ def _score_overlap(words, counts, seq_start, seq_end, own, top_k, min_length, ma
     level, so once top_k candidates have overlap >= k, no range first seen at a lower level can
     enter the top_k: stop there.
     """
-    seq_starts = np.flatnonzero(seq_start)
+    # Without boundaries only the window's first row starts a sequence: no pass over the flags.
+    seq_starts = np.flatnonzero(seq_start) if seq_start[1:].any() else np.zeros(1, np.intp)
     found = []
     at_least = np.zeros(int(counts.max(initial=0)) + 2, dtype=np.int64)  # histogram of overlaps
     above_a = above_b = np.zeros(0, np.intp)  # the runs of the level above
