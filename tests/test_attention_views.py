@@ -164,3 +164,16 @@ def test_attv106_why_panel_says_attribution_is_not_for_attention_models(run):
     old = why.original_answer(run, 0)
     stored = attention.attention_table(run)
     np.testing.assert_allclose(old["attention"], stored[stored["example_id"] == 0]["attention"], atol=1e-6)
+
+
+def test_attv107_every_callback_answers_for_the_attention_runs(runs, client_for):
+    from test_callbacks_imports import FAILURE_WORDS, answer, answers_for, tabs, texts_of
+    client = client_for(runs)
+    for run_id, attention_tab in ((ATTENTION_RUN, True), (MATRIX_RUN, False)):
+        answers = answers_for(client, run_id, selected=2)
+        assert tabs(answers)["attention"] is attention_tab
+        shown = texts_of(answers)
+        assert not [text for text in shown if any(word in text for word in FAILURE_WORDS)], (run_id, shown)
+    matrix = answer(answers, attention_matrix.GRAPH)["figure"]
+    assert matrix["data"][0]["type"] == "heatmap"
+    assert answer(answers, attention_matrix.BOX)["style"] is None
