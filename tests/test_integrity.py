@@ -153,7 +153,7 @@ def test_int010_verify_is_clean_on_a_fresh_run_and_names_each_damaged_file(runs,
     path = build(runs)
     assert main(["verify", "imp", "--runs", str(runs)]) == 0
     out = capsys.readouterr().out
-    assert "run imp: 3 files checked" in out and "all intact" in out
+    assert "run imp: 7 files checked" in out and "all intact" in out   # + 4 per-example state tables
 
     flip(path / "steps" / "layer0-h.parquet")
     (path / "steps" / "layer0-c.parquet").write_bytes((path / "steps" / "layer0-c.parquet").read_bytes()[:-10])
@@ -165,7 +165,7 @@ def test_int010_verify_is_clean_on_a_fresh_run_and_names_each_damaged_file(runs,
     assert any("imp/steps/layer0-h.parquet: " in p and "sha256" in p and "checksum" in p for p in problems)
     assert any("imp/steps/layer0-c.parquet: " in p and "truncated" in p for p in problems)
     assert any("imp/examples.parquet: missing" in p for p in problems)
-    assert lines[-1].startswith("run imp: 3 files checked") and lines[-1].endswith("3 problems")
+    assert lines[-1].startswith("run imp: 7 files checked") and lines[-1].endswith("3 problems")
     assert not any(str(runs) in line for line in lines)
 
 
