@@ -281,7 +281,7 @@ class OnRows:
 
 def on_rows(states, threshold: float) -> OnRows:
     """:class:`OnRows` of a (T, D) array at ``threshold`` (on: ``>= threshold``, NaN off): one
-    pass over the states, fastest from a column-major array (~0.5 s at 1M x 650)."""
+    pass over the states, fastest from a column-major array (about 1 s at 1M x 650)."""
     src = _ArraySource(states)
     threshold = _check_threshold(threshold)
     dtype, n_words, _ = _layout(src.n_cells)
