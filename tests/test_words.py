@@ -188,6 +188,8 @@ def test_wrd021_select_and_match_select_match_and_show_word_phrases(views_run):
     labels = list(figure.layout.xaxis.ticktext)
     assert labels[:6] == ["Alice", "went", "into", "the", "garden", ","]
     assert len(labels) == select_match.WORD_WINDOW and chosen["start"] == 2 and chosen["end"] == 3
+    bottom = figure.layout.xaxis4                        # under the on, word_class and next tracks
+    assert figure.layout.xaxis.showticklabels is False and bottom.showticklabels and bottom.tickangle == -50
     assert chosen["cells"], note
     summary, results = select_match.match_view(chosen, "word_class")
     assert " words in " in summary and "characters" not in summary

@@ -278,10 +278,11 @@ def select_figure(chars: Sequence[str], states: np.ndarray, first_row: int, thre
     for r in range(1, len(rows) + 1):
         figure.update_xaxes(tickmode="array", tickvals=list(x), ticktext=labels, tickangle=angle,
                             tickfont={"family": "monospace", "size": 11}, showgrid=False,
-                            showticklabels=(r == len(rows)) or r == 1, row=r, col=1)
+                            showticklabels=(r == len(rows)) or (r == 1 and not angle), row=r, col=1)
     figure.update_yaxes(fixedrange=True)
     base_layout(figure, title=title, dragmode="select", selectdirection="h", showlegend=False,
-                margin={"l": 50, "r": 20, "t": 40, "b": 30}, height=430 + 40 * max(sum(tracks) - 2, 0))
+                margin={"l": 50, "r": 20, "t": 40, "b": 80 if angle else 30},
+                height=430 + 40 * max(sum(tracks) - 2, 0) + (50 if angle else 0))
     return figure
 
 
