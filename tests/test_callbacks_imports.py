@@ -108,7 +108,7 @@ def test_cbim001_npz_import_without_predictions_answers_every_callback(imports, 
     assert tabs(answers) == {"paths": True, "last_step": True, "inspector": True, "gates": False,
                              "cells": True, "training": False, "film": True, "text": False, "write": False,
                              "match": False, "patterns": False, "confusion": False, "decisive": False,
-                             "compare": False, "study": False, "examples": True}
+                             "compare": False, "study": False, "examples": True, "attention": False}
     shown = texts_of(answers)
     assert not [text for text in shown if any(word in text for word in FAILURE_WORDS)], shown
     assert answer(answers, layout.CORRECT_BOX)["style"] == {"display": "none"}       # nothing to filter by
@@ -378,6 +378,10 @@ def test_cbim062_a_rebuilt_run_misses_the_shared_cache(imports, client_for, monk
     frame = runformat.Run(copy / NPZ_RUN).read_table(runformat.steps_file(0, "c"))
     frame[[c for c in frame if c.startswith("u")]] *= 2
     runformat.write_parquet(frame, c_file)
+    last_file = copy / NPZ_RUN / runformat.example_states_file(0, "c", "last")   # the table the views read
+    last = runformat.Run(copy / NPZ_RUN).read_table(runformat.example_states_file(0, "c", "last"))
+    last[[c for c in last if c.startswith("u")]] *= 2
+    runformat.write_parquet(last, last_file)
     data.clear_memos()
     after = data.last_step_matrix(data.get_run(NPZ_RUN), 0, "c")
     np.testing.assert_allclose(after, before * 2)

@@ -274,7 +274,7 @@ def document_paths_figure(points: pd.DataFrame, names: pd.Series, selected: int 
             name=str(names.get(doc, doc)) if doc is not None else "documents",
             showlegend=doc is not None, line={"color": colour, "width": 1.5},
             marker={"color": colour, "size": (3 if three_d else 4) if lines else 9, "opacity": 0.85},
-            customdata=arrays["example_id"], text=hover.tolist(),
+            customdata=arrays["example_id"].tolist(), text=hover.tolist(),
             hovertemplate="%{text}<extra></extra>"))
     if selected is not None:
         _add_selected(figure, points, selected, axes, trace)
