@@ -148,14 +148,20 @@ def shown_classes(run: runformat.Run, chosen: list[str], row: pd.Series | None) 
                                                  f"filter bar, or select an example)")
 
 
+def _filtered(run_id, classes, splits, hands, correctness, selected, align):
+    """The run, its checked classes and selection, the filtered examples and the attention table
+    (both panels of the filtered examples start here; a RunError says what is wrong)."""
+    run = data.get_run(run_id)
+    classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
+    selected = filters.example_id(run, selected)
+    filters.one_of(*ALIGNS)(run, align)
+    frame = data.filtered_examples(run, classes, splits, hands, correctness)
+    return run, classes, selected, frame, attention_table(run)
+
+
 def classes_view(run_id, classes, splits, hands, correctness, selected, align):
     try:
-        run = data.get_run(run_id)
-        classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
-        selected = filters.example_id(run, selected)
-        filters.one_of(*ALIGNS)(run, align)
-        frame = data.filtered_examples(run, classes, splits, hands, correctness)
-        table = attention_table(run)
+        run, classes, selected, frame, table = _filtered(run_id, classes, splits, hands, correctness, selected, align)
     except runformat.RunError as error:
         return message_figure(str(error))
     row = data.example_row(run, selected) if selected is not None else None
@@ -169,12 +175,7 @@ def classes_view(run_id, classes, splits, hands, correctness, selected, align):
 
 def heatmap_view(run_id, classes, splits, hands, correctness, selected, align):
     try:
-        run = data.get_run(run_id)
-        classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
-        selected = filters.example_id(run, selected)
-        filters.one_of(*ALIGNS)(run, align)
-        frame = data.filtered_examples(run, classes, splits, hands, correctness)
-        table = attention_table(run)
+        run, _, selected, frame, table = _filtered(run_id, classes, splits, hands, correctness, selected, align)
     except runformat.RunError as error:
         return message_figure(str(error))
     return examples_heatmap_figure(table, frame, run.classes, align or "end", selected)
