@@ -127,6 +127,10 @@ def test_cbvw108_layer_and_cell_choices_fall_back_to_what_the_run_has(run):
     assert options == [{"label": "0 (12 units), last", "value": controls.LAST_LAYER}]
     assert style == controls.HIDDEN                                     # one layer: no picker
     assert controls.chosen_layer(run, "last") == 0 and controls.chosen_layer(run, "3") == 0
+    two = [{"label": "0 (8 units)", "value": "0"}, {"label": "1 (8 units), last", "value": controls.LAST_LAYER}]
+    assert controls.ticked_layer(two, "0") is dash.no_update                    # a layer the run has stays
+    assert controls.ticked_layer(two, "1") == controls.ticked_layer(two, "7") == controls.LAST_LAYER  # drawn
+    assert controls.ticked_layer([], "0") is dash.no_update
     assert cells.last_unit("synthetic", "last") == 11
     too_far = cells.heatmap_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "h", 99, "end")
     assert "u0 (h)" in too_far.layout.title.text

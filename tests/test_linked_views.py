@@ -167,16 +167,6 @@ def test_lyr002_with_one_projected_pair_the_view_says_so_and_how_to_picture_anot
     assert "python -m pipeline project synthetic --layer L --state c" in note
 
 
-def test_lyr004_the_states_choice_ticks_the_pair_the_view_draws(stacked):
-    from linked_runs import STACKED
-    from dashboard.views import controls
-    options, _, value = controls.states_choice(STACKED, "paths", 2, None)
-    assert value == options[0]["value"] == "1:h"                 # nothing chosen: the first, as drawn
-    assert controls.states_choice(STACKED, "paths", 2, "0:h")[2] is dash.no_update    # a pair the run has stays
-    assert controls.states_choice(STACKED, "paths", 2, "5:c")[2] == "1:h"    # one it lacks (another run's)
-    assert controls.states_choice("no such run", "paths", 2, None) == ([], "", dash.no_update)
-
-
 def test_txt001_a_phrase_that_is_not_found_says_so_beside_the_search(app):
     from dashboard.views import text_heatmap
     assert text_heatmap.search_note(text_heatmap.FIND, "no such phrase", None) == "'no such phrase' does not occur in the text"

@@ -13,7 +13,7 @@ from dashboard.figures import cells as figures
 from dashboard.figures import message_figure
 from dashboard.figures.alignment import aligned_positions, example_rows, padded
 from dashboard.views.controls import (GRAPH_CONFIG, LAST_LAYER, alignment_switch, chosen_layer, field,
-                                      layer_options, layer_picker)
+                                      layer_options, layer_picker, register_layer_tick)
 from pipeline import runformat
 
 VIEW_ID = "cells"
@@ -153,6 +153,7 @@ def example_from_heatmap_click(click_data) -> int | None:
 
 
 def register_callbacks(app: dash.Dash) -> None:
+    register_layer_tick(app, LAYER)
     @app.callback(Output(LAYER, "options"), Output(f"{LAYER}-box", "style"), Input(state.RUN, "value"))
     def show_layers(run_id):
         return layer_options(run_id)

@@ -9,7 +9,7 @@ default means the same in every run; the others are the index as text (as the UR
 from __future__ import annotations
 
 import dash
-from dash import dcc, html
+from dash import Input, Output, State, dcc, html
 
 from dashboard import data
 from dashboard.figures.alignment import ALIGNMENTS
@@ -44,6 +44,22 @@ def layer_options(run_id: str | None) -> tuple[list[dict], dict | None]:
     if options:
         options[-1] = {"label": options[-1]["label"] + ", last", "value": LAST_LAYER}
     return options, (None if len(options) > 1 else HIDDEN)
+
+
+def ticked_layer(options: list[dict] | None, current):
+    """The layer picker's value once its options follow a run: ``current`` if it is one of them,
+    else the last layer, which is what ``chosen_layer`` draws for it (another run's layer, a
+    URL's ``1`` for a run whose layer 1 is its last): the picker never shows nothing ticked."""
+    values = [option["value"] for option in options or []]
+    return dash.no_update if not values or current in values else LAST_LAYER
+
+
+def register_layer_tick(app: dash.Dash, picker_id: str) -> None:
+    """Keeps ``picker_id``'s value among its options (``ticked_layer``) whenever they change."""
+    @app.callback(Output(picker_id, "value", allow_duplicate=True), Input(picker_id, "options"),
+                  State(picker_id, "value"), prevent_initial_call=True)
+    def tick_layer(options, current):
+        return ticked_layer(options, current)
 
 
 def chosen_layer(run: runformat.Run, value) -> int:
@@ -98,15 +114,6 @@ def states_options(run_id: str | None, scope: str | None = None, dims: int | Non
     return options, (f"the projections picture this one tensor{' of ' + str(layers) + ' layers' if layers > 1 else ''}: "
                      f"the pipeline projects one layer's one tensor per run (`python -m pipeline project "
                      f"{run.run_id} --layer L --state c` pictures another instead)")
-
-
-def states_choice(run_id: str | None, scope: str | None, dims: int | None, current) -> tuple[list[dict], str, object]:
-    """``states_options`` and the pair to tick: ``current`` if the run's projections picture it,
-    else the first (what the views draw for no choice), so the choice never shows nothing ticked."""
-    options, note = states_options(run_id, scope, dims)
-    values = [option["value"] for option in options]
-    value = current if current in values else (values[0] if values else None)
-    return options, note, (dash.no_update if value == current else value)
 
 
 def pictured(run: runformat.Run, projection_id: str) -> str:

@@ -7,11 +7,11 @@ import numpy as np
 from dash import Input, Output, dcc, html
 
 from dashboard import data, filters, state, views
-from dashboard.figures import gates as figures
 from dashboard.figures import as_sent, message_figure
+from dashboard.figures import gates as figures
 from dashboard.figures.alignment import aligned_positions
 from dashboard.views.controls import (GRAPH_CONFIG, LAST_LAYER, alignment_switch, chosen_layer, field,
-                                      layer_options, layer_picker)
+                                      layer_options, layer_picker, register_layer_tick)
 from pipeline import runformat
 
 VIEW_ID = "gates"
@@ -291,6 +291,7 @@ def cells_figure(run_id, classes, splits, hands, correctness, layer, align, thre
 
 
 def register_callbacks(app: dash.Dash) -> None:
+    register_layer_tick(app, LAYER)
     @app.callback(Output(LAYER, "options"), Output(f"{LAYER}-box", "style"), Input(state.RUN, "value"))
     def show_layers(run_id):
         return layer_options(run_id)

@@ -204,13 +204,12 @@ def register_callbacks(app: dash.Dash) -> None:
 
 
 def register_states_callback(app: dash.Dash, picker_id: str, scope: str | None, dims: int | None = None) -> None:
-    """The states choice's options and note follow the run (``controls.states_options``), and the
-    pair the view draws is ticked (a value the URL gave, if the run has it; else the first)."""
-    @app.callback(Output(picker_id, "options"), Output(f"{picker_id}-note", "children"),
-                  Output(picker_id, "value", allow_duplicate=True), Input(state.RUN, "value"),
-                  State(picker_id, "value"), prevent_initial_call="initial_duplicate")
-    def show_states(run_id, current=None):
-        return controls.states_choice(run_id, scope, dims, current)
+    """The states choice's options and note follow the run (``controls.states_options``). Its value
+    stays None until a click (the views draw the first pair): ticking the first pair would write
+    every view's choice into the URL of every page."""
+    @app.callback(Output(picker_id, "options"), Output(f"{picker_id}-note", "children"), Input(state.RUN, "value"))
+    def show_states(run_id):
+        return list(controls.states_options(run_id, scope, dims))
 
 
 def register_choose_callback(app: dash.Dash, graph_id: str) -> None:

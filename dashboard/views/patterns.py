@@ -17,7 +17,8 @@ from dashboard import data, state, views
 from dashboard.figures import message_figure
 from dashboard.figures.patterns import patterns_figure
 from dashboard.views import text_heatmap as text
-from dashboard.views.controls import GRAPH_CONFIG, LAST_LAYER, chosen_layer, field, layer_options, layer_picker
+from dashboard.views.controls import (GRAPH_CONFIG, LAST_LAYER, chosen_layer, field, layer_options,
+                                      layer_picker, register_layer_tick)
 from pipeline import runformat
 from pipeline.analysis import patterns as engine
 
@@ -124,6 +125,7 @@ def layout():
 
 
 def register_callbacks(app: dash.Dash) -> None:
+    register_layer_tick(app, LAYER)
     @app.callback(Output(LAYER, "options"), Output(f"{LAYER}-box", "style"), Output(ANNOTATION, "options"),
                   Input(state.RUN, "value"))
     def show_options(run_id):

@@ -34,9 +34,9 @@ from dashboard import background, data, filters, state, views
 from dashboard.figures import message_figure
 from dashboard.figures import text as figures
 from dashboard.views import text_heatmap as text
-from dashboard.views.controls import LAST_LAYER, chosen_layer, field, layer_options, layer_picker
-from pipeline.analysis import match as engine
+from dashboard.views.controls import LAST_LAYER, chosen_layer, field, layer_options, layer_picker, register_layer_tick
 from pipeline import runformat
+from pipeline.analysis import match as engine
 
 VIEW_ID = "match"
 TITLE = "Select & match"
@@ -393,6 +393,7 @@ def match_rows(run, matrix, chosen, found, values, categories) -> tuple[list[dic
 
 
 def register_callbacks(app: dash.Dash) -> None:
+    register_layer_tick(app, LAYER)
     @app.callback(Output(LAYER, "options"), Output(f"{LAYER}-box", "style"), Output(COLOUR_BY, "options"),
                   Input(state.RUN, "value"))
     def show_options(run_id):

@@ -22,7 +22,8 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from dashboard import data, state, views
 from dashboard.figures import text as figures
-from dashboard.views.controls import LAST_LAYER, TENSOR_NAMES, chosen_layer, field, layer_options, layer_picker
+from dashboard.views.controls import (LAST_LAYER, TENSOR_NAMES, chosen_layer, field, layer_options,
+                                      layer_picker, register_layer_tick)
 from pipeline import runformat
 
 VIEW_ID = "text"
@@ -334,6 +335,7 @@ def ranking(run_id, layer, kind, target) -> list:
 
 
 def register_callbacks(app: dash.Dash) -> None:
+    register_layer_tick(app, LAYER)
     @app.callback(Output(LAYER, "options"), Output(f"{LAYER}-box", "style"), Output(RANK_BY, "options"),
                   Input(state.RUN, "value"))
     def show_options(run_id):

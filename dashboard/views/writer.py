@@ -18,7 +18,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from dashboard import data, state, views
 from dashboard.figures import text as figures
-from dashboard.views.controls import LAST_LAYER, chosen_layer, field, layer_options, layer_picker
+from dashboard.views.controls import LAST_LAYER, chosen_layer, field, layer_options, layer_picker, register_layer_tick
 from dashboard.views.text_heatmap import STATE_KINDS, cell_limit, chars, is_words, step_name, text_run
 from dashboard.views.why import network
 from pipeline import runformat
@@ -144,6 +144,7 @@ def render(run_id, seed, length, temperature, random_seed, layer, kind, cell) ->
 
 
 def register_callbacks(app: dash.Dash) -> None:
+    register_layer_tick(app, LAYER)
     @app.callback(Output(LAYER, "options"), Output(f"{LAYER}-box", "style"), Output(PICK, "options"),
                   Input(state.RUN, "value"))
     def show_options(run_id):
