@@ -23,10 +23,18 @@ def test_brpat001_a_phrase_point_opens_its_phrase_in_the_text_heatmap(page, text
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
         return [box.left + xa._offset + xa.d2p(trace.x[0]), box.top + ya._offset + ya.d2p(trace.y[0])];
     }}""")
-    page.mouse.move(x, y)                      # plotly clicks the point it hovers
-    page.wait_for_timeout(200)
-    page.mouse.click(x, y)
-    wait_for(page, "window.location.search.includes('view=text')")
+    opened = "window.location.search.includes('view=text')"
+    for _ in range(5):                         # plotly clicks the point it hovers; a busy machine
+        page.mouse.move(x - 3, y)              # may not have drawn the hover yet at the first click
+        page.mouse.move(x, y)
+        page.wait_for_timeout(500)
+        page.mouse.click(x, y)
+        try:
+            wait_for(page, opened, timeout=10_000)
+            break
+        except TimeoutError:
+            continue
+    wait_for(page, opened)
     page.wait_for_selector("#text-body span[style*='outline']", timeout=60_000)
     marked = page.eval_on_selector_all("#text-body span[style*='outline']", "els => els.map(e => e.innerText).join('')")
     assert marked and set(marked) <= set("()01234")
