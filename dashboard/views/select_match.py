@@ -178,8 +178,8 @@ def hypothesis(run_id, layer, kind, start, end, threshold, off, min_length=None,
     kind = text.chosen_kind(run, layer, kind)
     rows = selection_rows(start, end)
     if rows is None:
-        raise runformat.RunError("Drag across the plot (or click a first and a last character) to select "
-                             "a range of text.")
+        raise runformat.RunError(f"Drag across the plot (or click a first and a last {text.step_name(run)[:-1]}) "
+                                 "to select a range of text.")
     if rows[1] >= text.n_rows(run):
         raise runformat.RunError(f"the selection ends past the text ({text.n_rows(run):,} {text.step_name(run)})")
     off = set(off or [])

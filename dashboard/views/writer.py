@@ -146,10 +146,12 @@ def render(run_id, seed, length, temperature, random_seed, layer, kind, cell) ->
 def register_callbacks(app: dash.Dash) -> None:
     register_layer_tick(app, LAYER)
     @app.callback(Output(LAYER, "options"), Output(f"{LAYER}-box", "style"), Output(PICK, "options"),
-                  Input(state.RUN, "value"))
+                  Output(PICK, "value"), Input(state.RUN, "value"))
     def show_options(run_id):
+        """The run's seeds to pick, the first picked: the view opens on text the model wrote."""
         options, style = layer_options(run_id)
-        return options, style, seed_options(run_id)
+        seeds = seed_options(run_id)
+        return options, style, seeds, (seeds[0]["value"] if seeds else None)
 
     @app.callback(Output(SEED, "value"), Input(PICK, "value"), prevent_initial_call=True)
     def pick_seed(opening):

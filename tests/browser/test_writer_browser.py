@@ -15,11 +15,14 @@ pytestmark = pytest.mark.browser
 def test_brwr001_the_model_writes_after_a_typed_seed_and_a_ranked_cell_recolours_it(page, text_url):
     page.set_default_timeout(60_000)
     page.goto(text_url + "?run=text-parens&view=write")
-    page.wait_for_selector("#write-seed", timeout=90_000)
+    # it opens on text written after the first test document's opening
+    wait_for(page, "document.querySelector('#write-status')?.innerText.includes('written after')", timeout=90_000)
+    assert page.input_value("#write-seed")
     page.fill("#write-length", "120")
     page.fill("#write-seed", "((1")
     page.click("#write-go")
-    wait_for(page, "document.querySelectorAll('#write-body span').length > 10", timeout=90_000)
+    wait_for(page, "document.querySelector('#write-status')?.innerText.includes('after a 3-character seed')",
+             timeout=90_000)
     text = page.inner_text("#write-body")
     assert text.startswith("((1") and len(text.strip()) >= 100
     colours = page.eval_on_selector_all("#write-body span", "els => els.map(e => e.style.backgroundColor)")
