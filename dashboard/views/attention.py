@@ -175,7 +175,16 @@ def classes_view(run_id, classes, splits, hands, correctness, selected, align):
 
 def heatmap_view(run_id, classes, splits, hands, correctness, selected, align):
     try:
-        run, _, selected, frame, table = _filtered(run_id, classes, splits, hands, correctness, selected, align)
+        run, _, selected, _, _ = _filtered(run_id, classes, splits, hands, correctness, selected, align)
     except runformat.RunError as error:
         return message_figure(str(error))
-    return examples_heatmap_figure(table, frame, run.classes, align or "end", selected)
+    return _examples_heatmap(run, classes, splits, hands, correctness, selected, align or "end")
+
+
+@data.run_cached(maxsize=16)
+def _examples_heatmap(run, classes, splits, hands, correctness, selected, align):
+    """Memoised per run, filters, selection and alignment (the values checked by ``_filtered``):
+    at Auslan size the heatmap of every example takes ~160 ms to build (load 1), and tab switches, clicks
+    elsewhere and other users ask for it again."""
+    frame = data.filtered_examples(run, classes, splits, hands, correctness)
+    return examples_heatmap_figure(attention_table(run), frame, run.classes, align, selected)
