@@ -335,3 +335,43 @@ def test_dat025_registry_dispatches_and_names_bad_config():
         load_dataset({"name": "auslan"})
     with pytest.raises(DataError, match="unknown data set 'mnist'"):
         load_dataset({"name": "mnist"})
+
+
+def test_dat026_synthetic_examples_sets_the_size_and_keeps_classes_and_signers_balanced(synthetic):
+    big = generate_synthetic(examples=1000)
+    assert big.X.shape == (1000, 90, 22) and len(big.meta) == 1000 and len(big.lengths) == 1000
+    per_class = np.bincount(big.labels, minlength=len(big.classes))
+    assert big.classes == synthetic.classes and per_class.max() - per_class.min() <= 1
+    per_signer = big.meta["session"].value_counts()
+    assert len(per_signer) == 6 and per_signer.max() - per_signer.min() <= len(big.classes)
+    assert (big.lengths >= 40).all() and (big.lengths <= 85).all()
+    np.testing.assert_array_equal(generate_synthetic(examples=1000).X, big.X)
+    same = generate_synthetic(examples=648)          # the default size: the default data set
+    np.testing.assert_array_equal(same.X, synthetic.X)
+    np.testing.assert_array_equal(load_dataset({"name": "synthetic", "examples": 30}).X,
+                                  generate_synthetic(examples=30).X)
+
+
+@pytest.mark.parametrize("examples", [0, -3, 2.5, True, "100"])
+def test_dat027_synthetic_examples_must_be_a_positive_integer(examples):
+    with pytest.raises(DataError, match="dataset.examples must be a positive integer"):
+        generate_synthetic(examples=examples)
+
+
+@pytest.mark.parametrize("value, message", [("0", "'0' must be at least 1"), ("ten", "'ten' is not an integer")])
+def test_dat028_run_synthetic_examples_flag_refuses_a_bad_number_naming_it(tmp_path, capsys, value, message):
+    from pipeline.cli import main
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "synthetic", "--examples", value, "--runs", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert f"error: argument --examples: {message}" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dat029_run_synthetic_examples_flag_reaches_the_dataset_config_only_when_given():
+    from pipeline.cli import build_parser
+    from pipeline.cli.run import classification_config
+    given = classification_config(build_parser().parse_args(["run", "synthetic", "--examples", "5000"]))
+    plain = classification_config(build_parser().parse_args(["run", "synthetic"]))
+    assert given["dataset"]["examples"] == 5000 and "examples" not in plain["dataset"]

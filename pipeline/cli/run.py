@@ -60,7 +60,11 @@ def add_run_command(commands, examples: str) -> None:
         "synthetic", parents=[common], help="generated Auslan-like signs (no download needed)",
         description="Generated signs shaped like Auslan (22 channels, 27 classes): a quick run "
                     "to try the dashboard with.")
-    synthetic.set_defaults(handler=classification_command, dataset_overrides=lambda args: {})
+    synthetic.add_argument("--examples", type=positive_int, metavar="N",
+                           help="generate N signs instead of the default 648 (27 classes x 6 signers x "
+                                "4 repetitions), e.g. 100000 for a big run (~5.4M steps)")
+    synthetic.set_defaults(handler=classification_command, dataset_overrides=lambda args: (
+        {} if args.examples is None else {"examples": args.examples}))
     for classifier in (auslan, synthetic):
         classifier.add_argument("--attention", action="store_true",
                                 help="attention pooling over the real steps instead of the last step "

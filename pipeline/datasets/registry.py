@@ -32,5 +32,6 @@ def load_dataset(dataset_config: dict) -> SequenceDataset:
         return load_auslan(settings["source"], max_length=settings["max_length"],
                            his_hers=settings["his_hers"], skip_bad_files=settings["skip_bad_files"])
     if name == "synthetic":
-        return generate_synthetic(seed=settings["seed"], max_length=settings["max_length"])
+        return generate_synthetic(seed=settings["seed"], max_length=settings["max_length"],
+                                  examples=settings.get("examples"))
     raise DataError(f"dataset.name: unknown data set {name!r}; choose one of {', '.join(NAMES)}")

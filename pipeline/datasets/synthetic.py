@@ -157,19 +157,28 @@ APPROACH_BEATS, TRANSITION_BEATS, RETRACT_BEATS = 0.9, 0.4, 0.6
 
 
 def generate_synthetic(seed: int = 0, max_length: int = 90, signers: int = N_SIGNERS,
-                       repetitions: int = REPETITIONS) -> SequenceDataset:
-    """``len(SIGNS) * signers * repetitions`` sequences, the same for the same arguments."""
+                       repetitions: int = REPETITIONS, examples: int | None = None) -> SequenceDataset:
+    """``len(SIGNS) * signers * repetitions`` sequences, the same for the same arguments.
+
+    ``examples``: exactly that many sequences instead (a big run to time the dashboard on): as many
+    repetitions as it takes, then the first ``examples`` in (repetition, signer, class) order, so
+    every class and signer keeps its share (within one). ``examples=None`` is the data set above."""
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= MAX_LENGTH:
         raise DataError(f"dataset.max_length must be an integer above {MAX_LENGTH} for the synthetic "
                         f"signs (they run up to {MAX_LENGTH} frames), not {max_length!r}")
     if signers < 1 or repetitions < 1:
         raise DataError("synthetic signs need at least one signer and one repetition")
+    if examples is not None:
+        if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
+            raise DataError(f"dataset.examples must be a positive integer, not {examples!r}")
+        repetitions = -(-examples // (len(SIGNS) * signers))
     rng = np.random.default_rng(seed)
     styles = [_signer_style(rng) for _ in range(signers)]
     classes = sorted(sign.name for sign in SIGNS)
     by_name = {sign.name: sign for sign in SIGNS}
 
-    n = len(classes) * signers * repetitions
+    per_repetition = len(classes) * signers
+    n = per_repetition * repetitions if examples is None else examples
     X = np.zeros((n, max_length, len(CHANNELS)), dtype=np.float32)
     lengths = np.zeros(n, dtype=np.int32)
     labels = np.zeros(n, dtype=np.int32)
@@ -179,6 +188,8 @@ def generate_synthetic(seed: int = 0, max_length: int = 90, signers: int = N_SIG
         for label, name in enumerate(classes):
             sign = by_name[name]
             for repetition in range(1, repetitions + 1):
+                if (repetition - 1) * per_repetition + (session - 1) * len(classes) + label >= n:
+                    continue
                 frames = _perform(sign, style, rng)
                 X[i, max_length - len(frames):] = _smooth(frames)
                 lengths[i], labels[i] = len(frames), label
@@ -243,9 +254,18 @@ WOBBLE_FRAMES = 8
 DRIFT = 0.004   # how far a position sensor wanders over one sign
 
 
+NOISE_BLOCK = 4096   # examples noised at a time: a 100k-sign set's noise would take ~3 GB at once
+
+
 def _add_sensor_noise(X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> None:
     """Noise and a slow drift of the position sensors, on the real frames only; then the glove's
-    ranges (positions within ±0.5, angles and bends in [0, 1])."""
+    ranges (positions within ±0.5, angles and bends in [0, 1]). In blocks of ``NOISE_BLOCK``
+    examples (the default data set is one block, so its draws are as they always were)."""
+    for start in range(0, len(X), NOISE_BLOCK):
+        _noise_block(X[start:start + NOISE_BLOCK], lengths[start:start + NOISE_BLOCK], rng)
+
+
+def _noise_block(X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> None:
     n, steps, channels = X.shape
     real = (np.arange(steps) >= steps - lengths[:, None])[..., None]
     white = rng.standard_normal((n, steps + WOBBLE_FRAMES, channels), dtype=np.float32)
