@@ -274,6 +274,9 @@ class NotShareable(TypeError):
     """A value ``encode`` does not store (it stays in the process's memo only)."""
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def encode(value) -> bytes:
     """Bytes for the shared cache, without pickle: a numpy array as .npy, anything JSON-like
     (the figures as Dash sends them; dicts and lists holding arrays) as JSON with its arrays in an
@@ -298,6 +301,8 @@ def encode(value) -> bytes:
                 raise NotShareable("dict keys must be text")
             return {key: plain(v) for key, v in item.items()}
         if isinstance(item, list):
+            if all(type(v) in _SCALARS for v in item):      # a figure's long lists: kept as they are
+                return item
             return [plain(v) for v in item]
         if isinstance(item, tuple):
             tuples[0] = True

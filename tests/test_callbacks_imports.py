@@ -353,7 +353,7 @@ def test_cbim061_another_worker_reads_the_heavy_figures_from_the_shared_cache(
     def never(*args, **kwargs):
         raise AssertionError("computed again instead of read from the shared cache")
 
-    monkeypatch.setattr(paths, "paths_figure", never)
+    monkeypatch.setattr(paths, "paths_spec", never)
     monkeypatch.setattr(film.figures, "film_figure", never)
     assert paths.paths_view_figure(NPZ_RUN, [], *EVERYTHING, 3, "pca", "2", []) == first
     assert film.film_figure(NPZ_RUN, [], *EVERYTHING, "pca2", "end") == film_first

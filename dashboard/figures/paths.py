@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import (FADED, HIGHLIGHT, PALETTE, TIME_COLORSCALE, base_layout, message_figure,
-                               spread_labels, typed)
+from dashboard.figures import (FADED, HIGHLIGHT, PALETTE, TIME_COLORSCALE, base_layout, colorscale,
+                               message_figure, message_spec, spec_layout, spread_labels, typed)
 from pipeline.analysis.transforms import symlog as symlog_transform
 
 MAX_POINTS = 100_000
@@ -41,11 +41,14 @@ def gapped(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, np.ndarray]
     """Arrays of ``columns`` with a gap after each example's path (one trace, many paths):
     coordinates as float32 with NaN, ``example_id`` and ``t`` as the smallest int type with -1
     (the gap's NaN coordinates keep it undrawn)."""
-    ids = frame["example_id"].to_numpy()
+    return _gapped({column: frame[column].to_numpy() for column in columns}, frame["example_id"].to_numpy())
+
+
+def _gapped(columns: Mapping[str, np.ndarray], ids: np.ndarray) -> dict[str, np.ndarray]:
+    """``gapped`` of arrays (``ids``: each row's example, rows in path order)."""
     ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True]) + 1 if len(ids) else np.zeros(0, int)
     arrays = {}
-    for column in columns:
-        values = frame[column].to_numpy()
+    for column, values in columns.items():
         if column in ("example_id", "t"):
             kind = np.int16 if len(values) == 0 or values.max() < np.iinfo(np.int16).max else np.int32
             arrays[column] = np.insert(values.astype(kind), ends, -1)
@@ -74,70 +77,90 @@ def paths_figure(points: pd.DataFrame, labels: pd.Series,
     axis ranges (``fixed_axes``), e.g. the extent of every epoch of a recording's pictures.
     ``axis_title``: what the axes are ("PCA", "autoencoder"): "PCA 1", "PCA 2" on the axes.
     """
+    return go.Figure(paths_spec(points, labels, highlight, selected, symlog, max_points, title, ranges,
+                                chosen_ids, axis_title))
+
+
+def paths_spec(points: pd.DataFrame, labels: pd.Series,
+               highlight: Sequence[str] | None = None, selected: int | None = None,
+               symlog: bool = False, max_points: int = MAX_POINTS, title: str | None = None,
+               ranges: Mapping[str, tuple[float, float]] | None = None,
+               chosen_ids: Sequence[int] | None = None, axis_title: str = "") -> dict:
+    """``paths_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure):
+    the views draw it without plotly validating ~190 traces value by value."""
     if points.empty:
-        return message_figure("No examples match the filters.")
+        return message_spec("No examples match the filters.")
     three_d = "z" in points.columns
     axes = ["x", "y", "z"] if three_d else ["x", "y"]
     points = decimate(points, max_points)
+    columns = {a: points[a].to_numpy() for a in [*axes, "example_id", "t"]}
     if symlog:
-        points = points.assign(**{a: symlog_transform(points[a]).astype(np.float32) for a in axes})
-    point_labels = labels.reindex(points["example_id"]).astype(object).fillna("?").to_numpy()
-    # Linear in points and classes asked for: one hash pass gives each point its class's code,
-    # and one stable sort groups the points by it (each class's points keep their order).
-    present = list(dict.fromkeys(pd.unique(point_labels)))
+        columns.update({a: symlog_transform(columns[a]).astype(np.float32) for a in axes})
+    # Labels, classes and colour are an example's: looked up once per example (a run of equal
+    # ids), then repeated over its points, which are grouped by class with one stable sort.
+    ids = columns["example_id"]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    counts = np.diff(np.r_[starts, len(ids)])
+    path_labels = labels.reindex(ids[starts]).astype(object).fillna("?").to_numpy()
+    present = list(dict.fromkeys(pd.unique(path_labels)))
     chosen = [c for c in dict.fromkeys(highlight or []) if c in set(present)]
     emphasis = chosen_ids is not None or bool(chosen)
-    in_colour = np.ones(len(points), dtype=bool)
+    path_in_colour = np.ones(len(starts), dtype=bool)
     if chosen:
-        in_colour &= pd.Index(chosen).get_indexer(point_labels) >= 0
+        path_in_colour &= pd.Index(chosen).get_indexer(path_labels) >= 0
     if chosen_ids is not None:
-        in_colour &= points["example_id"].isin(list(chosen_ids)).to_numpy()
-    figure = go.Figure()
-    trace = _trace_type(three_d)
-    t_max = max(int(points["t"].max()), 1)
-
-    faded = points[~in_colour] if emphasis else points.iloc[:0]
-    for k, (name, part) in enumerate(_by_class(faded, point_labels[~in_colour] if emphasis else [], present)):
-        arrays = gapped(part, [*axes, "example_id", "t"])
-        figure.add_trace(trace(**{a: arrays[a] for a in axes}, mode="lines",
-                               name="other classes" if k == 0 else name, legendgroup="other",
-                               showlegend=k == 0,
-                               line={"color": FADED_3D if three_d else FADED, "width": 1},
-                               customdata=arrays["example_id"].tolist(), text=typed(arrays["t"]),
-                               hovertemplate=_hover(name)))
-    shown = points[in_colour]
-    shown_labels = point_labels[in_colour]
-    order = chosen or list(dict.fromkeys(pd.unique(shown_labels)))
+        path_in_colour &= np.isin(ids[starts], np.asarray(list(chosen_ids), dtype=np.int64))
+    in_colour = np.repeat(path_in_colour, counts)
+    kind = "scatter3d" if three_d else "scattergl"
+    t_max = max(int(columns["t"].max()), 1)
+    data = []
+    faded = np.flatnonzero(~in_colour) if emphasis else np.zeros(0, np.int64)
+    codes = np.repeat(pd.Index(present).get_indexer(path_labels), counts)
+    for k, (name, arrays) in enumerate(_gapped_classes(columns, faded, codes[faded], present)):
+        data.append({"type": kind, **{a: arrays[a] for a in axes}, "mode": "lines",
+                     "name": "other classes" if k == 0 else name, "legendgroup": "other",
+                     "showlegend": k == 0, "line": {"color": FADED_3D if three_d else FADED, "width": 1},
+                     "customdata": arrays["example_id"].tolist(), "text": typed(arrays["t"]),
+                     "hovertemplate": _hover(name)})
+    shown = np.flatnonzero(in_colour)
+    order = chosen or list(dict.fromkeys(pd.unique(path_labels[path_in_colour])))
     palette = HIGHLIGHT if len(order) <= len(HIGHLIGHT) else PALETTE
     colour_of = {name: palette[i % len(palette)] for i, name in enumerate(order)}
+    codes = np.repeat(pd.Index(order).get_indexer(path_labels), counts)
     first = True
-    for name, part in _by_class(shown, shown_labels, order):
-        arrays = gapped(part, [*axes, "example_id", "t"])
+    for name, arrays in _gapped_classes(columns, shown, codes[shown], order):
         if emphasis:      # colour by class; time as marker size (small at the start, large at the end)
             marker = {"color": colour_of[name], "size": _time_sizes(arrays["t"], t_max, three_d)}
             line = {"color": colour_of[name], "width": 2}
         else:
-            marker = {"color": arrays["t"], "colorscale": TIME_COLORSCALE, "cmin": 0, "cmax": t_max,
+            marker = {"color": arrays["t"], "colorscale": _TIME_SCALE, "cmin": 0, "cmax": t_max,
                       "size": 3 if three_d else 4, "showscale": first,
                       "colorbar": {"title": {"text": "time step"}, "thickness": 12}}
             line = {"color": LINE_NEUTRAL, "width": 1}
-        figure.add_trace(trace(**{a: arrays[a] for a in axes}, mode="lines+markers", name=name,
-                               showlegend=emphasis, legendgroup=name, line=line, marker=marker,
-                               customdata=arrays["example_id"].tolist(),  # a list: a lasso's points carry it
-                               text=typed(arrays["t"]), hovertemplate=_hover(name)))
+        data.append({"type": kind, **{a: arrays[a] for a in axes}, "mode": "lines+markers", "name": name,
+                     "showlegend": emphasis, "legendgroup": name, "line": line, "marker": marker,
+                     "customdata": arrays["example_id"].tolist(),  # a list: a lasso's points carry it
+                     "text": typed(arrays["t"]), "hovertemplate": _hover(name)})
         first = False
-    _add_class_names(figure, shown, labels, axes, trace)
+    notes = _class_names(columns, shown, labels, axes)
     if selected is not None:
-        _add_selected(figure, points, selected, axes, trace)
+        data.extend(_selected_trace(columns, selected, axes, kind))
     titles = [f"{axis_title} {i + 1}" if axis_title else "" for i in range(len(axes))]
+    legend = {"orientation": "h", "y": -0.08}
     if three_d:
-        scene = {f"{a}axis_title": text for a, text in zip(axes, titles)}
-        return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08}, scene=scene)
+        scene: dict = {f"{a}axis": {"title": {"text": text}} for a, text in zip(axes, titles)}
+        if notes:
+            scene["annotations"] = notes
+        return {"data": data, "layout": spec_layout(title=title, legend=legend, scene=scene)}
     layout = fixed_axes(ranges, symlog)
     for axis, text in zip(axes, titles):
         layout[f"{axis}axis"]["title"] = {"text": text}
-    return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
-                       dragmode="lasso", **layout)
+    if notes:
+        layout["annotations"] = notes
+    return {"data": data, "layout": spec_layout(title=title, legend=legend, dragmode="lasso", **layout)}
+
+
+_TIME_SCALE = colorscale(TIME_COLORSCALE)
 
 
 def _hover(name: str) -> str:
@@ -146,17 +169,24 @@ def _hover(name: str) -> str:
     return f"<b>{safe}</b><br>example %{{customdata}}<br>step %{{text}}<extra></extra>"
 
 
-def _by_class(frame: pd.DataFrame, names, order: Sequence[str]):
-    """``(class name, its rows)`` for each class of ``order`` present in ``frame`` (``names``:
-    each row's class), rows in their order; one stable sort, no groupby."""
-    if not len(frame):
+def _gapped_classes(columns: Mapping[str, np.ndarray], rows: np.ndarray, codes: np.ndarray, order: Sequence[str]):
+    """``(class name, gapped arrays)`` for each class of ``order`` present among ``rows`` of
+    ``columns`` (``codes``: each row's class as its position in ``order``, -1 for none), each
+    class's rows in their order: one stable sort and one gapping of all rows, then a slice per
+    class (each path lies within one class, so its gap ends its class's slice)."""
+    if not len(rows):
         return
-    codes = pd.Index(list(order)).get_indexer(np.asarray(names, dtype=object))
     sort = np.argsort(codes, kind="stable")
+    sort = sort[codes[sort] >= 0]
+    picked = rows[sort]
+    ids = columns["example_id"][picked]
+    arrays = _gapped({c: values[picked] for c, values in columns.items()}, ids)
     bounds = np.searchsorted(codes[sort], np.arange(len(order) + 1))
+    ends = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True]) + 1
+    starts = bounds + np.searchsorted(ends, bounds, side="right")
     for i, name in enumerate(order):
         if bounds[i + 1] > bounds[i]:
-            yield name, frame.iloc[sort[bounds[i]:bounds[i + 1]]]
+            yield name, {c: values[starts[i]:starts[i + 1]] for c, values in arrays.items()}
 
 
 def _time_sizes(t: np.ndarray, t_max: int, three_d: bool) -> np.ndarray:
@@ -185,25 +215,24 @@ def _trace_type(three_d: bool):
     return go.Scatter3d if three_d else go.Scattergl
 
 
-def _add_class_names(figure: go.Figure, shown: pd.DataFrame, labels: pd.Series, axes, trace) -> None:
+def _class_names(columns: Mapping[str, np.ndarray], shown: np.ndarray, labels: pd.Series, axes) -> list[dict]:
     """Each class's name at the median of its examples' last steps (the sign's name near its end),
-    on a white box, lifted apart where names would overlap."""
-    ids = shown["example_id"].to_numpy()
+    on a white box, lifted apart where names would overlap (``shown``: the rows drawn in colour;
+    3-D: lifted apart as seen from the default camera, roughly)."""
+    ids = columns["example_id"][shown]
     if len(ids) == 0:
-        return
+        return []
     ends = shown[np.r_[ids[1:] != ids[:-1], True]]
-    names = labels.reindex(ends["example_id"]).to_numpy()
+    names = labels.reindex(columns["example_id"][ends]).to_numpy()
     if len(set(names)) > MAX_NAME_LABELS:
-        return
-    centres = class_medians(ends, names, axes)
-    notes = spread_labels(centres["x"], centres["y"], centres.index, _range(shown["x"]),
-                          _range(shown["y"]))
-    if trace is go.Scatter3d:      # lifted apart as seen from the default camera, roughly
+        return []
+    centres = class_medians(pd.DataFrame({a: columns[a][ends] for a in axes}), names, axes)
+    notes = spread_labels(centres["x"], centres["y"], centres.index, _range(columns["x"][shown]),
+                          _range(columns["y"][shown]))
+    if "z" in axes:
         for note in notes:
             note["z"] = float(centres.at[note["text"], "z"])
-        figure.update_layout(scene={"annotations": notes})
-    else:
-        figure.update_layout(annotations=notes)
+    return notes
 
 
 def class_medians(frame: pd.DataFrame, names: np.ndarray, axes) -> pd.DataFrame:
@@ -214,18 +243,24 @@ def class_medians(frame: pd.DataFrame, names: np.ndarray, axes) -> pd.DataFrame:
                          for a in axes}, index=order)
 
 
-def _range(values: pd.Series) -> tuple[float, float]:
+def _range(values) -> tuple[float, float]:
     return float(np.nanmin(values)), float(np.nanmax(values))
 
 
+def _selected_trace(columns: Mapping[str, np.ndarray], selected: int, axes, kind: str) -> list[dict]:
+    rows = columns["example_id"] == int(selected)
+    if not rows.any():
+        return []
+    return [{"type": kind, **{a: columns[a][rows].astype(np.float32) for a in axes}, "mode": "lines+markers",
+             "name": f"example {selected}", "line": {"color": "black", "width": 4},
+             "marker": {"color": "black", "size": 4 if kind == "scatter3d" else 6},
+             "customdata": columns["example_id"][rows], "hoverinfo": "skip"}]
+
+
 def _add_selected(figure: go.Figure, points: pd.DataFrame, selected: int, axes, trace) -> None:
-    path = points[points["example_id"].to_numpy() == int(selected)]
-    if path.empty:
-        return
-    figure.add_trace(trace(**{a: path[a].to_numpy(np.float32) for a in axes}, mode="lines+markers",
-                           name=f"example {selected}", line={"color": "black", "width": 4},
-                           marker={"color": "black", "size": 4 if trace is go.Scatter3d else 6},
-                           customdata=path["example_id"].to_numpy(), hoverinfo="skip"))
+    columns = {a: points[a].to_numpy() for a in [*axes, "example_id"]}
+    for spec in _selected_trace(columns, selected, axes, "scatter3d" if trace is go.Scatter3d else "scattergl"):
+        figure.add_trace(spec)
 
 
 MAX_DOCUMENT_POINTS = 60_000   # hover text per point: ~20 bytes each

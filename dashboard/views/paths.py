@@ -16,8 +16,8 @@ import dash
 from dash import ClientsideFunction, Input, Output, State, dcc, html
 
 from dashboard import data, filters, state
-from dashboard.figures import as_sent, message_figure
-from dashboard.figures.paths import axis_name, document_paths_figure, paths_figure, projection_title
+from dashboard.figures import as_sent, message_figure, sent
+from dashboard.figures.paths import axis_name, document_paths_figure, paths_spec, projection_title
 from dashboard.views import controls, is_hidden
 from pipeline import runformat
 
@@ -254,7 +254,7 @@ def _paths_scene(run, classes, splits, hands, correctness, selected, projection_
     frame = data.filtered_examples(run, None, splits, hands, correctness)
     points = data.projection(run, projection_id)
     points = points[points["example_id"].isin(frame["example_id"])]
-    return as_sent(paths_figure(points, data.labels(run), highlight=classes, selected=selected,
+    return sent(paths_spec(points, data.labels(run), highlight=classes, selected=selected,
                                 symlog=symlog, title=_title(projection_id, frame, classes, chosen, _states_named(run, projection_id)),
                                 axis_title=axis_name(projection_id), chosen_ids=chosen))
 
@@ -272,7 +272,7 @@ def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, syml
         return as_sent(document_paths_figure(points, data.labels(run), selected=selected, symlog=symlog,
                                              ranges=ranges, title=epoch_title(run, epoch, plural(len(frame), "document"))))
     what = _title("paths", frame, classes).split(" · ", 1)[1]
-    return as_sent(paths_figure(points, data.labels(run), highlight=classes, selected=selected, symlog=symlog,
+    return sent(paths_spec(points, data.labels(run), highlight=classes, selected=selected, symlog=symlog,
                                 title=epoch_title(run, epoch, what), ranges=ranges, axis_title="PCA",
                                 chosen_ids=chosen))
 
