@@ -354,7 +354,7 @@ def test_cbim061_another_worker_reads_the_heavy_figures_from_the_shared_cache(
         raise AssertionError("computed again instead of read from the shared cache")
 
     monkeypatch.setattr(paths, "paths_spec", never)
-    monkeypatch.setattr(film.figures, "film_figure", never)
+    monkeypatch.setattr(film.figures, "film_spec", never)
     assert paths.paths_view_figure(NPZ_RUN, [], *EVERYTHING, 3, "pca", "2", []) == first
     assert film.film_figure(NPZ_RUN, [], *EVERYTHING, "pca2", "end") == film_first
     assert isinstance(data.disk_cache().get(next(iter(data.disk_cache()))), bytes)   # stored as bytes

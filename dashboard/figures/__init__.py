@@ -76,13 +76,14 @@ def _template() -> dict:
 
 def _typed_arrays(value):
     """``value`` with its numpy arrays as typed arrays (as ``to_dict`` converts them; text and
-    bool arrays as lists), walking dicts and lists of containers, never a list of numbers."""
+    bool arrays as lists). Arrays are looked for in dicts and in lists of dicts or arrays (traces,
+    frames, annotations), never inside a list of numbers or of lists (customdata, colour scales)."""
     if isinstance(value, dict):
         return {key: _typed_arrays(item) for key, item in value.items()}
     if isinstance(value, np.ndarray):
         spec = _typed_spec(value)
         return spec.tolist() if isinstance(spec, np.ndarray) else spec
-    if isinstance(value, (list, tuple)) and any(isinstance(item, (dict, list, tuple, np.ndarray)) for item in value[:1]):
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (dict, np.ndarray)):
         return [_typed_arrays(item) for item in value]
     if isinstance(value, tuple):
         return list(value)

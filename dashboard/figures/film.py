@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures import PALETTE, base_layout
+from dashboard.figures import PALETTE, spec_layout
 from dashboard.figures.alignment import ALIGNMENTS, step_axis
 from dashboard.figures.paths import axis_name
 
@@ -105,7 +105,7 @@ def _path_arrays(x_grid: np.ndarray, y_grid: np.ndarray, colour: np.ndarray, col
 def _head_customdata(ids: list[int], probability: np.ndarray) -> list[list]:
     """``[example_id, p]`` per head as plain lists: a 2-D numpy array would travel as a typed
     array, and a click would then report each row as ``{"0": id, "1": p}`` instead of a list."""
-    return [[i, None if p != p else round(float(p), 3)] for i, p in zip(ids, probability)]
+    return [[i, None if p != p else round(p, 3)] for i, p in zip(ids, probability.tolist())]
 
 
 def _heads(x_grid, y_grid, probability, column):
@@ -127,6 +127,17 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
     ``example_ids`` to mark in every frame (trace 2, named ``selected: #id``). ``pictures``: the
     layer and tensor the projection pictures, for the title.
     """
+    return go.Figure(film_spec(x_grid, y_grid, class_index, classes, example_ids, hover_text, align, positions,
+                               probability, projection, note, colours, legend_title, selected, pictures))
+
+
+def film_spec(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray, classes: list[str],
+              example_ids: np.ndarray, hover_text: list[str], align: str, positions: np.ndarray,
+              probability: np.ndarray | None = None, projection: str = "ae2",
+              note: str = "", colours: list[str] | None = None, legend_title: str = "class",
+              selected: int | None = None, pictures: str = "") -> dict:
+    """``film_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure): the
+    view's 60 frames are not validated trace by trace."""
     if colours is None:
         colours = [PALETTE[i % len(PALETTE)] for i in range(len(classes))]
     x_grid = np.asarray(x_grid, dtype=np.float32)
@@ -154,28 +165,28 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
     frames = [{"data": frame_data(k), "traces": drawn, "name": str(int(axis[column]))}
               for k, column in enumerate(positions)]
     path, head, *marked = frame_data(len(positions) - 1)
-    path = go.Scattergl(x=path["x"], y=path["y"], mode="lines+markers", name="paths", hoverinfo="skip",
-                        showlegend=False, line={"color": "rgba(120,120,120,0.25)", "width": 1},
-                        marker={"size": 4, "color": path["marker"]["color"], "coloraxis": "coloraxis"})
+    path = {"type": "scattergl", "x": path["x"], "y": path["y"], "mode": "lines+markers", "name": "paths",
+            "hoverinfo": "skip", "showlegend": False, "line": {"color": "rgba(120,120,120,0.25)", "width": 1},
+            "marker": {"size": 4, "color": path["marker"]["color"], "coloraxis": "coloraxis"}}
     prob_line = "<br>p(true class) at this step: %{customdata[1]:.2f}" if probability is not None else ""
-    head = go.Scattergl(
-        head, mode="markers", text=list(hover_text), showlegend=False, name="current step",
-        marker={"size": 10, "color": class_index, "coloraxis": "coloraxis",
-                "line": {"width": 1, "color": "black"}},
-        hovertemplate="%{text}" + prob_line + "<extra>click to inspect</extra>")
-    fig = go.Figure(data=[path, head], frames=frames)
+    head = {**head, "mode": "markers", "text": list(hover_text), "showlegend": False, "name": "current step",
+            "marker": {"size": 10, "color": class_index, "coloraxis": "coloraxis",
+                       "line": {"width": 1, "color": "black"}},
+            "hovertemplate": "%{text}" + prob_line + "<extra>click to inspect</extra>"}
+    data = [path, head]
     if mark is not None:
-        fig.add_trace(go.Scattergl(
-            x=marked[0]["x"], y=marked[0]["y"], mode="lines+markers", name=f"selected: #{ids[mark]}",
-            text=[hover_text[mark]] * len(marked[0]["x"]), customdata=[ids[mark]] * len(marked[0]["x"]),
-            hovertemplate="%{text}<extra>selected</extra>", line={"color": "black", "width": 4},
+        data.append({
+            "type": "scattergl", "x": marked[0]["x"], "y": marked[0]["y"], "mode": "lines+markers",
+            "name": f"selected: #{ids[mark]}", "text": [hover_text[mark]] * len(marked[0]["x"]),
+            "customdata": [ids[mark]] * len(marked[0]["x"]),
+            "hovertemplate": "%{text}<extra>selected</extra>", "line": {"color": "black", "width": 4},
             # as the paths and last activations mark it: a black path, its end ringed
-            marker={"size": marked[0]["marker"]["size"], "symbol": "circle-open", "color": "black",
-                    "line": {"width": 3}}))
+            "marker": {"size": marked[0]["marker"]["size"], "symbol": "circle-open", "color": "black",
+                       "line": {"width": 3}}})
     if len(classes) <= 24:      # a legend only where it can be read; hover names the class otherwise
         for i, name in enumerate(classes):
-            fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=name,
-                                       marker={"color": colours[i], "size": 9}))
+            data.append({"type": "scattergl", "x": [None], "y": [None], "mode": "markers", "name": name,
+                         "marker": {"color": colours[i], "size": 9}})
 
     finite_x, finite_y = x_grid[np.isfinite(x_grid)], y_grid[np.isfinite(y_grid)]
 
@@ -192,14 +203,15 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
     slider_steps = [{"label": frame["name"], "method": "animate",
                      "args": [[frame["name"]], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
                                              "transition": {"duration": 0}}]} for frame in frames]
-    base_layout(fig).update_layout(
+    named = axis_name(projection) or projection
+    layout = spec_layout(
         title=f"Prediction film: paths in projection {projection!r}" + (f" of {pictures}" if pictures else "")
               + " growing step by step"
               + (f" — {note}" if note else ""),
         # named as the paths view names them ("Autoencoder code 1"), the id for an unknown method
-        xaxis={"title": f"{axis_name(projection) or projection} 1", "range": extent(finite_x), "autorange": False},
-        yaxis={"title": f"{axis_name(projection) or projection} 2", "range": extent(finite_y), "autorange": False},
-        height=680, margin={"l": 60, "r": 20, "t": 60, "b": 40}, legend_title_text=legend_title,
+        xaxis={"title": {"text": f"{named} 1"}, "range": extent(finite_x), "autorange": False},
+        yaxis={"title": {"text": f"{named} 2"}, "range": extent(finite_y), "autorange": False},
+        height=680, margin={"l": 60, "r": 20, "t": 60, "b": 40}, legend={"title": {"text": legend_title}},
         # one colour scale for both traces: class index i (cmin -0.5, cmax n - 0.5) gets colours[i]
         coloraxis={"colorscale": _discrete_colorscale(colours), "cmin": -0.5,
                    "cmax": len(classes) - 0.5, "showscale": False},
@@ -210,4 +222,4 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
         sliders=[{"active": len(frames) - 1, "steps": slider_steps, "x": 0.16, "len": 0.84, "y": -0.08,
                   "yanchor": "top", "pad": {"t": 20},
                   "currentvalue": {"prefix": f"{ALIGNMENTS[align]}: ", "visible": True}}])
-    return fig
+    return {"data": data, "layout": layout, "frames": frames}

@@ -13,7 +13,7 @@ from dash import Input, Output, dcc, html
 
 from dashboard import data, filters, state, views
 from dashboard.figures import film as figures
-from dashboard.figures import HIGHLIGHT, as_sent, class_colors, message_figure
+from dashboard.figures import HIGHLIGHT, class_colors, message_figure, sent
 from dashboard.figures.alignment import example_rows, padded, step_positions
 from dashboard.views import controls
 from dashboard.views.controls import GRAPH_CONFIG, alignment_switch, field
@@ -133,7 +133,7 @@ def film_figure(run_id, classes, splits, hands, correctness, projection, align, 
 def _film_scene(run, classes, splits, hands, correctness, projection, align, selected=None, chosen=None) -> dict:
     """Memoised as Dash sends it (typed arrays already base64): at Auslan size the film costs
     100-350 ms to build and ~75 ms to encode again per response, and the same filters come back."""
-    return as_sent(_build_film(run, classes, splits, hands, correctness, projection, align, selected, chosen))
+    return sent(_build_film(run, classes, splits, hands, correctness, projection, align, selected, chosen))
 
 
 def _build_film(run, classes, splits, hands, correctness, projection, align, selected=None, chosen=None):
@@ -194,7 +194,7 @@ def _build_film(run, classes, splits, hands, correctness, projection, align, sel
     note = (f"{E} of {len(frame)} {which} examples, {len(plan.positions)} frames"
             + (f" (one every {stride} steps)" if stride > 1 else "")
             + (f"; #{selected} (selected) is filtered out" if selected is not None and not len(wanted) else ""))
-    return figures.film_figure(x, y, class_index[plan.examples], drawn, chosen["example_id"].to_numpy(),
+    return figures.film_spec(x, y, class_index[plan.examples], drawn, chosen["example_id"].to_numpy(),
                                hover, align, plan.positions, probability, projection, note, colours,
                                "class" if run.manifest.is_classification else "document", selected,
                                controls.pictured(run, projection))
