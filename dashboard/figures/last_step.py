@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import (HAND_COLORS, HIGHLIGHT, base_layout, class_colors, message_figure,
-                               spread_labels)
+from dashboard.figures import HAND_COLORS, HIGHLIGHT, class_colors, message_spec, spec_layout, spread_labels
 from dashboard.figures.paths import class_medians, fixed_axes
 from pipeline.analysis.transforms import symlog as symlog_transform
 
@@ -40,27 +39,41 @@ def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list
     ``MAX_CLASS_LABELS`` or ``name_all`` asks. ``chosen_ids``: a set of examples (a lasso's)
     drawn as usual over the others, which stay as small grey points. ``axis_title``: "PCA" gives
     the axes "PCA 1" and "PCA 2"."""
+    return go.Figure(last_step_spec(points, examples, classes, color_by, selected, symlog, title, ranges,
+                                    highlight, name_all, chosen_ids, axis_title))
+
+
+def last_step_spec(points: pd.DataFrame, examples: pd.DataFrame, classes: list[str],
+                   color_by: str = "class", selected: int | None = None, symlog: bool = False,
+                   title: str | None = None, ranges: Mapping[str, tuple[float, float]] | None = None,
+                   highlight: Sequence[str] | None = None, name_all: bool = False,
+                   chosen_ids: Sequence[int] | None = None, axis_title: str = "") -> dict:
+    """``last_step_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure),
+    without plotly validating it value by value."""
     frame = examples.merge(points[["example_id", "x", "y"]], on="example_id", how="inner")
     if frame.empty:
-        return message_figure("No examples match the filters.")
+        return message_spec("No examples match the filters.")
     if symlog:
         frame = frame.assign(x=symlog_transform(frame["x"]), y=symlog_transform(frame["y"]))
     frame = frame.assign(x=frame["x"].astype(np.float32), y=frame["y"].astype(np.float32))
     present = set(frame["label"])
     chosen = [name for name in dict.fromkeys(highlight or []) if name in present]
-    figure = go.Figure()
+    data: list[dict] = []
+    legend = {"orientation": "h", "y": -0.08}
+
+    def points_of(part: pd.DataFrame) -> dict:
+        return {"type": "scattergl", "x": part["x"].to_numpy(), "y": part["y"].to_numpy()}
+
     if chosen_ids is not None:
         inside = frame["example_id"].isin(list(chosen_ids)).to_numpy()
         outside = frame[~inside]
         if len(outside):
-            figure.add_trace(go.Scattergl(
-                x=outside["x"], y=outside["y"], mode="markers", name="outside the selection",
-                marker={"color": OUTSIDE, "size": 5}, customdata=_custom(outside),
-                hovertemplate="%{customdata[1]}<br>example %{customdata[0]}<extra></extra>"))
+            data.append({**points_of(outside), "mode": "markers", "name": "outside the selection",
+                         "marker": {"color": OUTSIDE, "size": 5}, "customdata": _custom(outside),
+                         "hovertemplate": "%{customdata[1]}<br>example %{customdata[0]}<extra></extra>"})
         frame = frame[inside]
         if frame.empty:
-            return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
-                               **_axes(ranges, symlog, axis_title))
+            return {"data": data, "layout": spec_layout(title=title, legend=legend, **_axes(ranges, symlog, axis_title))}
     codes, colorscale = _colour_codes(frame, classes, color_by, chosen)
     frame = frame.assign(colour=codes)
     colour_axis = {"colorscale": colorscale, "cmin": 0, "cmax": max(len(colorscale) - 1, 1),
@@ -74,50 +87,50 @@ def last_step_figure(points: pd.DataFrame, examples: pd.DataFrame, classes: list
                                                                sort=True)]
               if color_by == "hand" else [("correct", correct)])
     for name, part in groups:
-        figure.add_trace(go.Scattergl(
-            x=part["x"], y=part["y"], mode="markers", name=str(name),
-            marker={"color": part["colour"].to_numpy(), **colour_axis, "size": 8, "opacity": 0.85,
-                    "line": {"width": 0.5, "color": "white"}},
-            customdata=_custom(part), hovertemplate=hover, showlegend=color_by == "hand"))
+        data.append({**points_of(part), "mode": "markers", "name": str(name),
+                     "marker": {"color": part["colour"].to_numpy(), **colour_axis, "size": 8, "opacity": 0.85,
+                                "line": {"width": 0.5, "color": "white"}},
+                     "customdata": _custom(part), "hovertemplate": hover, "showlegend": color_by == "hand"})
     if color_by == "hand":             # the key to the colours, even when no correct one shows
         for hand in sorted(set(frame["hand_usage"].dropna()) - {name for name, _ in groups}):
-            figure.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=str(hand),
-                                          marker={"color": HAND_COLORS.get(hand, UNKNOWN_HAND), "size": 8}))
+            data.append({"type": "scattergl", "x": [None], "y": [None], "mode": "markers", "name": str(hand),
+                         "marker": {"color": HAND_COLORS.get(hand, UNKNOWN_HAND), "size": 8}})
     if len(wrong):
-        figure.add_trace(go.Scattergl(
-            x=wrong["x"], y=wrong["y"], mode="markers", name="misclassified",
-            marker={"symbol": "x", "size": 11, "color": wrong["colour"].to_numpy(), **colour_axis,
-                    "line": {"width": 1, "color": "#222"}},
-            customdata=_custom(wrong), hovertemplate=hover, showlegend=True))
+        data.append({**points_of(wrong), "mode": "markers", "name": "misclassified",
+                     "marker": {"symbol": "x", "size": 11, "color": wrong["colour"].to_numpy(), **colour_axis,
+                                "line": {"width": 1, "color": "#222"}},
+                     "customdata": _custom(wrong), "hovertemplate": hover, "showlegend": True})
         if len(wrong) > MAX_MISTAKE_LABELS:
             title = (f"{title or ''} (labels for at most {MAX_MISTAKE_LABELS} misclassified: "
                      f"narrow the filters; hover tells)")
         else:
             for column, position, colour in (("label", "top center", "#222"),
                                              ("prediction", "bottom center", "#b22")):
-                figure.add_trace(go.Scattergl(     # an invisible marker keeps the text off the 'x'
-                    x=wrong["x"], y=wrong["y"], mode="markers+text", marker={"size": 12, "opacity": 0},
-                    text=wrong[column].astype(str).to_list(),
-                    textposition=position, textfont={"size": 11, "color": colour},
-                    name="true label" if column == "label" else "predicted label",
-                    customdata=_custom(wrong), hoverinfo="skip", showlegend=False))
+                data.append({     # an invisible marker keeps the text off the 'x'
+                    **points_of(wrong), "mode": "markers+text", "marker": {"size": 12, "opacity": 0},
+                    "text": wrong[column].astype(str).to_list(),
+                    "textposition": position, "textfont": {"size": 11, "color": colour},
+                    "name": "true label" if column == "label" else "predicted label",
+                    "customdata": _custom(wrong), "hoverinfo": "skip", "showlegend": False})
+    notes: list[dict] = []
     if color_by == "class":
         if chosen:              # the key to the chosen classes' colours
             for name in chosen:
-                figure.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=name,
-                                              marker={"color": colorscale[classes.index(name)][1]
-                                                      if name in classes else UNKNOWN_HAND, "size": 9}))
+                data.append({"type": "scattergl", "x": [None], "y": [None], "mode": "markers", "name": name,
+                             "marker": {"color": colorscale[classes.index(name)][1]
+                                        if name in classes else UNKNOWN_HAND, "size": 9}})
         named = chosen or (sorted(present) if name_all or len(present) <= MAX_CLASS_LABELS else [])
-        _add_class_names(figure, correct if len(correct) else frame, named)
+        notes = _class_names(correct if len(correct) else frame, named)
     if selected is not None:
-        chosen = frame[frame["example_id"].to_numpy() == int(selected)]
-        if len(chosen):
-            figure.add_trace(go.Scattergl(
-                x=chosen["x"], y=chosen["y"], mode="markers", name=f"example {selected}",
-                marker={"symbol": "circle-open", "size": 22, "color": "black", "line": {"width": 3}},
-                customdata=_custom(chosen), hoverinfo="skip"))
-    return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08},
-                       **_axes(ranges, symlog, axis_title))
+        marked = frame[frame["example_id"].to_numpy() == int(selected)]
+        if len(marked):
+            data.append({**points_of(marked), "mode": "markers", "name": f"example {selected}",
+                         "marker": {"symbol": "circle-open", "size": 22, "color": "black", "line": {"width": 3}},
+                         "customdata": _custom(marked), "hoverinfo": "skip"})
+    layout = spec_layout(title=title, legend=legend, **_axes(ranges, symlog, axis_title))
+    if notes:
+        layout["annotations"] = notes
+    return {"data": data, "layout": layout}
 
 
 def _axes(ranges, symlog: bool, axis_title: str) -> dict:
@@ -156,12 +169,11 @@ def _custom(part: pd.DataFrame) -> np.ndarray:
                             predicted.astype(str)]).astype(str)
 
 
-def _add_class_names(figure: go.Figure, correct: pd.DataFrame, names: Sequence[str]) -> None:
+def _class_names(correct: pd.DataFrame, names: Sequence[str]) -> list[dict]:
     """The ``names`` of classes at the median of their points in ``correct``, lifted apart."""
     correct = correct[correct["label"].isin(list(names))]
     if correct.empty:
-        return
+        return []
     centres = class_medians(correct, correct["label"].to_numpy(), ["x", "y"])
-    figure.update_layout(annotations=spread_labels(
-        centres["x"], centres["y"], centres.index, (correct["x"].min(), correct["x"].max()),
-        (correct["y"].min(), correct["y"].max())))
+    return spread_labels(centres["x"], centres["y"], centres.index, (correct["x"].min(), correct["x"].max()),
+                         (correct["y"].min(), correct["y"].max()))

@@ -12,8 +12,8 @@ import dash
 from dash import Input, Output, dcc, html
 
 from dashboard import data, filters, state
-from dashboard.figures import as_sent, message_figure
-from dashboard.figures.last_step import last_step_figure
+from dashboard.figures import as_sent, message_figure, sent
+from dashboard.figures.last_step import last_step_spec
 from dashboard.figures.paths import axis_name, document_paths_figure, projection_title
 from dashboard.views import controls, is_hidden
 from dashboard.views.paths import (GRAPH_CONFIG, by_epoch, epoch_controls, epoch_title, plural,
@@ -168,7 +168,7 @@ def _last_step_scene(run, classes, splits, hands, correctness, selected, project
         verdicts = f"{wrong:,} misclassified"
     else:
         verdicts = data.no_predictions_message(run.manifest)
-    return as_sent(last_step_figure(points, frame, run.classes, color_by=color_by, selected=selected,
+    return sent(last_step_spec(points, frame, run.classes, color_by=color_by, selected=selected,
                                     symlog=symlog, highlight=classes, name_all=names,
                                     axis_title=axis_name(projection_id), chosen_ids=chosen,
                                     title=f"{projection_title(projection_id)} · last step of "
@@ -191,7 +191,7 @@ def _epoch_scene(run, classes, splits, hands, correctness, selected, epoch, colo
         return as_sent(message_figure("This run has no hand usage to colour by."))
     frame = data.filtered_examples(run, classes, splits, hands, correctness)
     verdicts = [c for c in ("prediction", "correct", "confidence") if c in frame]
-    return as_sent(last_step_figure(points, frame.drop(columns=verdicts), run.classes, color_by=color_by,
+    return sent(last_step_spec(points, frame.drop(columns=verdicts), run.classes, color_by=color_by,
                                     selected=selected, symlog=symlog, ranges=ranges, highlight=classes,
                                     name_all=names, axis_title="PCA", chosen_ids=chosen,
                                     title=epoch_title(run, epoch, f"last step of {len(frame):,} examples")))
