@@ -104,7 +104,7 @@ def test_cbvw106_cell_ranking_and_heatmap_for_chosen_classes(run):
     assert float(bars.x[0]) == pytest.approx(np.nanmax(scores), rel=1e-5)
     assert "3 classes" in figure.layout.title.text
 
-    heatmap = cells.heatmap_figure("synthetic", chosen, ALL_SPLITS, None, "all", "last", "c", 5, "end")
+    heatmap = figure_of(cells.heatmap_figure("synthetic", chosen, ALL_SPLITS, None, "all", "last", "c", 5, "end"))
     rows = [cell_figures.example_id_from_row_label(label) for label in heatmap.data[0].y]
     assert sorted(rows) == sorted(frame["example_id"])
     labels = data.labels(run).loc[rows].tolist()
@@ -132,7 +132,7 @@ def test_cbvw108_layer_and_cell_choices_fall_back_to_what_the_run_has(run):
     assert controls.ticked_layer(two, "1") == controls.ticked_layer(two, "7") == controls.LAST_LAYER  # drawn
     assert controls.ticked_layer([], "0") is dash.no_update
     assert cells.last_unit("synthetic", "last") == 11
-    too_far = cells.heatmap_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "h", 99, "end")
+    too_far = figure_of(cells.heatmap_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "h", 99, "end"))
     assert "u0 (h)" in too_far.layout.title.text
 
 
@@ -223,8 +223,8 @@ def test_cbvw112_film_and_cells_heatmap_mark_the_selected_example(run, monkeypat
                                          int(frame[frame["correct"]]["example_id"].iat[0])))
     assert "is filtered out" in outside.layout.title.text and len(outside.frames[0].traces) == 2
 
-    heatmap = cells.heatmap_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "h", 0, "end", example)
+    heatmap = figure_of(cells.heatmap_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "h", 0, "end", example))
     (outline,) = [shape for shape in heatmap.layout.shapes if shape.name == "selected"]
     assert heatmap.data[0].y[int(outline.y0 + 0.5)].endswith(f"#{example}")
-    none = cells.heatmap_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "h", 0, "end", None)
+    none = figure_of(cells.heatmap_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "h", 0, "end", None))
     assert not none.layout.shapes

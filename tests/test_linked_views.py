@@ -314,7 +314,8 @@ def test_sel004_the_film_and_the_cells_heatmap_show_only_the_chosen_set(app, run
     assert "3 of 3 chosen examples" in title, title
     everyone = film.film_figure("synthetic", [], ALL_SPLITS, ALL_HANDS, "all", None, "end")
     assert f"of {len(frame)} filtered examples" in everyone["layout"]["title"]["text"]
-    heatmap = cells.heatmap_figure("synthetic", [], ALL_SPLITS, ALL_HANDS, "all", "last", "h", 0, "end", None, ids)
+    heatmap = go.Figure(decoded(cells.heatmap_figure("synthetic", [], ALL_SPLITS, ALL_HANDS, "all", "last", "h", 0, "end",
+                                                   None, ids)))
     from dashboard.figures.cells import example_id_from_row_label
     rows = next(trace.y for trace in heatmap.data if trace.type == "heatmap")
     assert {example_id_from_row_label(row) for row in rows} == set(ids)

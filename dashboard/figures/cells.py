@@ -13,7 +13,7 @@ import re
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures import base_layout
+from dashboard.figures import base_layout, colorscale, spec_layout
 from dashboard.figures.alignment import ALIGNMENTS, step_axis
 
 MAX_ROWS = 2000
@@ -131,6 +131,15 @@ def cell_activation_figure(grid: np.ndarray, labels, example_ids, align: str, un
     example's row, when it is one, is outlined and named at the right edge (rows are a pixel or
     two high at Auslan size, so an outline alone would be lost).
     """
+    return go.Figure(cell_activation_spec(grid, labels, example_ids, align, unit, kind, n_total,
+                                          max_label_classes, selected))
+
+
+def cell_activation_spec(grid: np.ndarray, labels, example_ids, align: str, unit: int, kind: str,
+                         n_total: int | None = None, max_label_classes: int = 60,
+                         selected: int | None = None) -> dict:
+    """``cell_activation_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that
+    figure), without plotly validating its thousands of row labels."""
     labels = np.asarray(labels, dtype=object)
     x = step_axis(grid.shape[1], align)
     y = [row_label(name, eid) for name, eid in zip(labels, example_ids)]
@@ -140,43 +149,51 @@ def cell_activation_figure(grid: np.ndarray, labels, example_ids, align: str, un
         extent = extent or 1.0
     else:
         extent = 1.0
-    fig = go.Figure(go.Heatmap(
-        z=grid.astype(np.float32), x=x, y=y, colorscale="RdBu_r", zmin=-extent, zmax=extent, zmid=0,
-        colorbar={"title": {"text": kind, "side": "right"}},
-        hovertemplate="%{y}<br>step %{x}: %{z:.3f}<extra>click to inspect</extra>"))
+    heatmap = {"type": "heatmap", "z": grid.astype(np.float32), "x": x, "y": y, "colorscale": _RDBU,
+               "zmin": -extent, "zmax": extent, "zmid": 0, "colorbar": {"title": {"text": kind, "side": "right"}},
+               "hovertemplate": "%{y}<br>step %{x}: %{z:.3f}<extra>click to inspect</extra>"}
+    data = [heatmap]
     starts, ends = _class_blocks(labels)
+    left, right = (float(x[0] - 0.5), float(x[-1] + 0.5)) if len(x) else (None, None)
     boundary_x, boundary_y = [], []
     for start in starts[1:]:
-        boundary_x += [x[0] - 0.5, x[-1] + 0.5, None]
+        boundary_x += [left, right, None]
         boundary_y += [start - 0.5, start - 0.5, None]
     if boundary_x:
-        fig.add_trace(go.Scatter(x=boundary_x, y=boundary_y, mode="lines", hoverinfo="skip",
-                                 line={"color": "black", "width": 0.6}, showlegend=False, yaxis="y2"))
+        data.append({"type": "scatter", "x": boundary_x, "y": boundary_y, "mode": "lines", "hoverinfo": "skip",
+                     "line": {"color": "black", "width": 0.6}, "showlegend": False, "yaxis": "y2"})
     ids = [int(e) for e in example_ids]
     row = ids.index(int(selected)) if selected is not None and int(selected) in ids else None
+    marks: dict = {}
     if row is not None and len(x):
-        fig.add_shape(type="rect", xref="x", yref="y2", x0=x[0] - 0.5, x1=x[-1] + 0.5, y0=row - 0.5,
-                      y1=row + 0.5, line={"color": "black", "width": 2}, name="selected")
-        fig.add_annotation(xref="paper", yref="y2", x=1.0, y=row, xanchor="left", showarrow=False,
-                           text=f"◀ #{int(selected)}", font={"size": 11}, name="selected")
-        fig.update_traces(colorbar_x=1.06, selector={"type": "heatmap"})    # the label sits between
+        marks = {"shapes": [{"type": "rect", "xref": "x", "yref": "y2", "x0": left, "x1": right, "y0": row - 0.5,
+                             "y1": row + 0.5, "line": {"color": "black", "width": 2}, "name": "selected"}],
+                 "annotations": [{"xref": "paper", "yref": "y2", "x": 1.0, "y": row, "xanchor": "left",
+                                  "showarrow": False, "text": f"◀ #{int(selected)}", "font": {"size": 11},
+                                  "name": "selected"}]}
+        heatmap["colorbar"]["x"] = 1.06         # the label sits between
     every = max(1, int(np.ceil(len(starts) / max_label_classes)))
     tick_rows = [(s + e - 1) / 2 for s, e in zip(starts, ends)][::every]
     tick_text = [str(labels[s]) for s in starts][::every]
     n_rows = len(y)
     shown = f"{n_rows} examples" if not n_total or n_total == n_rows else \
         f"{n_rows} of {n_total} examples (evenly decimated)"
-    base_layout(fig).update_layout(
-        title=f"Cell u{unit} ({kind}) per example, grouped by class — {shown}",
-        xaxis={"title": ALIGNMENTS[align], "range": [x[0] - 0.5, x[-1] + 0.5] if len(x) else None},
+    xaxis: dict = {"title": {"text": ALIGNMENTS[align]}}
+    if len(x):
+        xaxis["range"] = [left, right]
+    layout = spec_layout(
+        title=f"Cell u{unit} ({kind}) per example, grouped by class — {shown}", xaxis=xaxis,
         # Rows are categories (so hover and click name the example); class names are ticks on a
         # numeric twin axis over the same rows.
         yaxis={"type": "category", "autorange": "reversed", "showticklabels": False, "showgrid": False,
-               "title": None},
+               "title": {}},
         yaxis2={"overlaying": "y", "side": "left", "range": [n_rows - 0.5, -0.5], "tickmode": "array",
                 "tickvals": tick_rows, "ticktext": tick_text, "tickfont": {"size": 9}, "showgrid": False,
                 "zeroline": False,
                 "title": {"text": "class" + (f" (one label in {every})" if every > 1 else "")}},
         height=max(450, min(1000, 11 * len(starts) + 150)),
-        margin={"l": 110, "r": 20 if row is None else 60, "t": 50, "b": 50})
-    return fig
+        margin={"l": 110, "r": 20 if row is None else 60, "t": 50, "b": 50}, **marks)
+    return {"data": data, "layout": layout}
+
+
+_RDBU = colorscale("RdBu_r")

@@ -10,7 +10,7 @@ from dash import Input, Output, State, dcc, html
 
 from dashboard import data, filters, state, views
 from dashboard.figures import cells as figures
-from dashboard.figures import message_figure
+from dashboard.figures import message_figure, sent
 from dashboard.figures.alignment import aligned_positions, example_rows, padded
 from dashboard.views.controls import (GRAPH_CONFIG, LAST_LAYER, alignment_switch, chosen_layer, field,
                                       layer_options, layer_picker, register_layer_tick)
@@ -113,19 +113,25 @@ def heatmap_figure(run_id, classes, splits, hands, correctness, layer, kind, uni
         layer = chosen_layer(run, layer)
         unit = _unit(run, layer, unit)
         selected = filters.example_id(run, selected)
-        frame = data.filtered_examples(run, *filters.filter_bar(run, classes, splits, hands, correctness))
-        if frame.empty:
-            raise runformat.RunError("no examples pass the filters")
-        frame = data.keep_chosen(frame, filters.example_ids(run, chosen))
-        chosen = frame.iloc[figures.class_sorted_rows(frame["label"], run.classes, frame["example_id"],
-                                                      keep=selected)]
-        column = data.step_matrix(run, layer, kind, [unit])[:, 0]
+        filtered = filters.filter_bar(run, classes, splits, hands, correctness)
+        return _heatmap_scene(run, *filtered, layer, kind, unit, align, selected, filters.example_ids(run, chosen))
     except runformat.RunError as error:
         return message_figure(str(error))
-    rows, owner, position, n_steps = aligned_positions(chosen["row_start"], chosen["length"], align)
-    grid = padded(column[rows], owner, position, len(chosen), n_steps)
-    return figures.cell_activation_figure(grid, chosen["label"].to_numpy(), chosen["example_id"].to_numpy(),
-                                          align, unit, kind, n_total=len(frame), selected=selected)
+
+
+@data.run_cached(maxsize=32, shared=True)
+def _heatmap_scene(run, classes, splits, hands, correctness, layer, kind, unit, align, selected, chosen) -> dict:
+    """The heatmap as sent, memoised: tab switches and clicks elsewhere ask for it again."""
+    frame = data.filtered_examples(run, classes, splits, hands, correctness)
+    if frame.empty:
+        raise runformat.RunError("no examples pass the filters")
+    frame = data.keep_chosen(frame, chosen)
+    rows_of = frame.iloc[figures.class_sorted_rows(frame["label"], run.classes, frame["example_id"], keep=selected)]
+    column = data.step_matrix(run, layer, kind, [unit])[:, 0]
+    rows, owner, position, n_steps = aligned_positions(rows_of["row_start"], rows_of["length"], align)
+    grid = padded(column[rows], owner, position, len(rows_of), n_steps)
+    return sent(figures.cell_activation_spec(grid, rows_of["label"].to_numpy(), rows_of["example_id"].to_numpy(),
+                                             align, unit, kind, n_total=len(frame), selected=selected))
 
 
 def last_unit(run_id, layer) -> int | None:
