@@ -61,16 +61,17 @@ def layout():
 @data.run_cached(maxsize=8, shared=True)
 def example_summaries(run: runformat.Run, layer: int, kind: str, summary: str) -> np.ndarray:
     """(examples, units): every example's last-step value or mean over time, in data.examples order
-    (the run's precomputed table when it has one, else from every step)."""
-    if summary == "last":
-        return data.last_step_matrix(run, layer, kind)
+    (the run's precomputed table when it has one, else from every step: both summaries of a
+    tensor from one read of its table, kept in the process)."""
     precomputed = data.example_states(run, layer, kind, summary)
     if precomputed is not None:
         return precomputed
+    values = data.step_matrix(run, layer, kind)
+    if summary == "last":
+        return np.ascontiguousarray(values[data.last_step_rows(run)])
     frame = data.examples(run)
     rows, _, _ = example_rows(frame["row_start"], frame["length"])
-    return figures.per_example_summary(data.step_matrix(run, layer, kind)[rows], frame["length"], summary
-                                       ).astype(np.float32)
+    return figures.per_example_summary(values[rows], frame["length"], summary).astype(np.float32)
 
 
 def classifier_run(run_id) -> runformat.Run:
