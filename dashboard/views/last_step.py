@@ -9,13 +9,13 @@ the run's verdicts are the final model's)."""
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from dashboard import data, filters, state
-from dashboard.figures import as_sent, message_figure, sent
-from dashboard.figures.last_step import last_step_spec
+from dashboard.figures import as_sent, message_figure, raster, sent
+from dashboard.figures.last_step import last_step_figure, last_step_spec
 from dashboard.figures.paths import axis_name, document_paths_figure, projection_title
-from dashboard.views import controls, is_hidden
+from dashboard.views import big, controls, is_hidden
 from dashboard.views.paths import (GRAPH_CONFIG, by_epoch, epoch_controls, epoch_title, plural,
                                    register_choose_callback, register_epoch_callbacks,
                                    register_states_callback)
@@ -89,6 +89,22 @@ def register_callbacks(app: dash.Dash) -> None:
         return last_step_view_figure(run_id, classes, splits, hands, correctness, selected,
                                      projection_id, color_by, symlog, switch, epoch, names, chosen, states)
 
+    @app.callback(Output(GRAPH, "figure", allow_duplicate=True), Input(GRAPH, "relayoutData"),
+                  *(State(i.component_id, i.component_property) for i in state.FILTER_INPUTS),
+                  State(state.SELECTED, "data"), State(PROJECTION, "value"), State(COLOR_BY, "value"),
+                  State(SYMLOG, "value"), State(BY_EPOCH, "value"), State(EPOCH, "value"),
+                  State(NAMES, "value"), State(state.CHOSEN, "data"), State(STATES, "value"),
+                  prevent_initial_call=True)
+    def zoom(relayout, run_id, classes, splits, hands, correctness, selected, projection_id, color_by,
+             symlog, switch=None, epoch=None, names=None, chosen=None, states=None):
+        """A zoom of a scene drawn as an image re-draws it (``views.big``)."""
+        window = raster.zoom_window(relayout)
+        if window is None:
+            return dash.no_update
+        figure = last_step_view_figure(run_id, classes, splits, hands, correctness, selected, projection_id,
+                                       color_by, symlog, switch, epoch, names, chosen, states, window=window)
+        return dash.no_update if figure is None else figure
+
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True),
                   Input(GRAPH, "clickData"), prevent_initial_call=True)
     def select(click):
@@ -131,10 +147,13 @@ def chosen_projection(manifest: runformat.Manifest, value: str | None, states: s
 
 
 def last_step_view_figure(run_id, classes, splits, hands, correctness, selected, projection_id,
-                          color_by, symlog, switch=None, epoch=None, names=None, chosen=None, states=None):
+                          color_by, symlog, switch=None, epoch=None, names=None, chosen=None, states=None,
+                          window=None):
     """``switch`` (on) and ``epoch`` (None: the last kept): where a recording's examples ended at
     that epoch. ``names`` (on): every class named at its centroid, however many. ``chosen``: a set
-    of examples (a box or lasso's) drawn as usual over the others in grey."""
+    of examples (a box or lasso's) drawn as usual over the others in grey. ``window``: a zoom
+    (``raster.zoom_window``; "reset": all of it) of a scene drawn as an image, re-drawn
+    (``views.big``); None back for any other scene, which the browser zooms by itself."""
     try:
         run = data.get_run(run_id)
         classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
@@ -143,10 +162,14 @@ def last_step_view_figure(run_id, classes, splits, hands, correctness, selected,
         chosen = filters.example_ids(run, chosen)
         filters.projected_states(run, states)
         if by_epoch(run, switch, bool(data.last_step_projection_ids(run.manifest))):
-            return _epoch_scene(run, classes, splits, hands, correctness, selected,
+            return None if window is not None else _epoch_scene(run, classes, splits, hands, correctness, selected,
                                 run.kept_epochs[-1] if epoch is None else epoch, color_by or "class",
                                 bool(symlog), bool(names), chosen)
         projection_id = chosen_projection(run.manifest, projection_id, states)
+        if window is not None:
+            return None if run.manifest.is_language_model else _zoomed_last_steps(
+                run, classes, splits, hands, correctness, selected, projection_id, color_by or "class",
+                bool(symlog), bool(names), chosen, None if window == "reset" else window)
         if run.manifest.is_language_model:
             return _document_scene(run, splits, selected, projection_id, bool(symlog))
         return _last_step_scene(run, classes, splits, hands, correctness, selected, projection_id,
@@ -163,16 +186,45 @@ def _last_step_scene(run, classes, splits, hands, correctness, selected, project
     points = data.last_step_projection(run, projection_id)
     if color_by == "hand" and not data.has_hand_usage(run):
         return as_sent(message_figure("This run has no hand usage to colour by."))
+    rows = big.big_scene(points, frame, big.MAX_VECTOR_MARKERS)
+    if rows is not None:        # a big run: an image of the last steps (views.big)
+        return as_sent(big.raster_scene(run, points, rows, classes, selected, chosen, symlog,
+                                        _scene_title(run, frame, projection_id), axis_name(projection_id),
+                                        color_by=color_by))
+    return sent(last_step_spec(points, frame, run.classes, color_by=color_by, selected=selected,
+                                    symlog=symlog, highlight=classes, name_all=names,
+                                    axis_title=axis_name(projection_id), chosen_ids=chosen,
+                                    title=_scene_title(run, frame, projection_id)))
+
+
+def _scene_title(run: runformat.Run, frame, projection_id: str) -> str:
     if data.has_verdicts(run):
         wrong = int((~frame["correct"].astype(bool)).sum())
         verdicts = f"{wrong:,} misclassified"
     else:
         verdicts = data.no_predictions_message(run.manifest)
-    return sent(last_step_spec(points, frame, run.classes, color_by=color_by, selected=selected,
-                                    symlog=symlog, highlight=classes, name_all=names,
-                                    axis_title=axis_name(projection_id), chosen_ids=chosen,
-                                    title=f"{projection_title(projection_id)} · last step of "
-                                          f"{len(frame):,} examples, {verdicts}"))
+    return f"{projection_title(projection_id)} · last step of {len(frame):,} examples, {verdicts}"
+
+
+@data.run_cached(maxsize=16, shared=True)
+def _zoomed_last_steps(run, classes, splits, hands, correctness, selected, projection_id, color_by, symlog,
+                       names, chosen, window):
+    """A zoom of a scene drawn as an image: the window's examples as markers (hover, click) once
+    they are at most ``big.MAX_VECTOR_MARKERS``, else the window as an image; None for a scene of
+    points."""
+    frame = data.filtered_examples(run, classes, splits, hands, correctness)
+    points = data.last_step_projection(run, projection_id)
+    rows = big.big_scene(points, frame, big.MAX_VECTOR_MARKERS)
+    if rows is None or (color_by == "hand" and not data.has_hand_usage(run)):
+        return None
+    title, axis_title = _scene_title(run, frame, projection_id), axis_name(projection_id)
+    return as_sent(big.zoomed_or_image(
+        run, points, rows, window, symlog, big.MAX_VECTOR_MARKERS,
+        lambda part: last_step_figure(part, frame, run.classes, color_by=color_by, selected=selected,
+                                      symlog=symlog, highlight=classes, name_all=names, axis_title=axis_title,
+                                      chosen_ids=chosen, title=f"{title} · zoomed: {len(part):,} examples"),
+        lambda at: big.raster_scene(run, points, rows, classes, selected, chosen, symlog, title, axis_title, at,
+                                    color_by=color_by)))
 
 
 @data.run_cached(maxsize=16, shared=True)

@@ -18,7 +18,8 @@ from dash import ClientsideFunction, Input, Output, State, dcc, html
 from dashboard import data, filters, state
 from dashboard.figures import as_sent, message_figure, sent
 from dashboard.figures.paths import axis_name, document_paths_figure, paths_spec, projection_title
-from dashboard.views import controls, is_hidden
+from dashboard.figures import paths as path_figures, raster
+from dashboard.views import big, controls, is_hidden
 from pipeline import runformat
 
 VIEW_ID = "paths"
@@ -194,6 +195,22 @@ def register_callbacks(app: dash.Dash) -> None:
         return paths_view_figure(run_id, classes, splits, hands, correctness, selected, method,
                                  dims, symlog, switch, epoch, chosen, states)
 
+    @app.callback(Output(GRAPH, "figure", allow_duplicate=True), Input(GRAPH, "relayoutData"),
+                  *(State(i.component_id, i.component_property) for i in state.FILTER_INPUTS),
+                  State(state.SELECTED, "data"), State(METHOD, "value"), State(DIMS, "value"),
+                  State(SYMLOG, "value"), State(BY_EPOCH, "value"), State(EPOCH, "value"),
+                  State(state.CHOSEN, "data"), State(STATES, "value"), prevent_initial_call=True)
+    def zoom(relayout, run_id, classes, splits, hands, correctness, selected, method, dims, symlog,
+             switch=None, epoch=None, chosen=None, states=None):
+        """A zoom of a scene drawn as an image re-draws it (``views.big``); other scenes zoom in
+        the browser."""
+        window = raster.zoom_window(relayout)
+        if window is None:
+            return dash.no_update
+        figure = paths_view_figure(run_id, classes, splits, hands, correctness, selected, method, dims,
+                                   symlog, switch, epoch, chosen, states, window=window)
+        return dash.no_update if figure is None else figure
+
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True),
                   Input(GRAPH, "clickData"), prevent_initial_call=True)
     def select(click):
@@ -223,11 +240,13 @@ def register_choose_callback(app: dash.Dash, graph_id: str) -> None:
 
 
 def paths_view_figure(run_id, classes, splits, hands, correctness, selected, method, dims, symlog,
-                      switch=None, epoch=None, chosen=None, states=None):
+                      switch=None, epoch=None, chosen=None, states=None, window=None):
     """Examples outside the class choice stay in the scene (faded), so classes are not filtered.
     ``switch`` (on) and ``epoch`` (None: the last kept): a recording's paths at that epoch.
     ``chosen``: a set of examples (a box or lasso's) drawn in colour by class, the rest faded.
-    ``states``: which ``"layer:tensor"`` the projection pictures (None: the run's first)."""
+    ``states``: which ``"layer:tensor"`` the projection pictures (None: the run's first).
+    ``window``: a zoom (``raster.zoom_window``; "reset": the whole scene) of a scene drawn as an
+    image, re-drawn (``views.big``); None back for any other scene, which the browser zooms."""
     try:
         run = data.get_run(run_id)
         classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
@@ -236,9 +255,13 @@ def paths_view_figure(run_id, classes, splits, hands, correctness, selected, met
         chosen = filters.example_ids(run, chosen)
         filters.projected_states(run, states)
         if by_epoch(run, switch, bool(data.path_projection_ids(run.manifest))):
-            return _epoch_scene(run, classes, splits, hands, correctness, selected,
+            return None if window is not None else _epoch_scene(run, classes, splits, hands, correctness, selected,
                                 run.kept_epochs[-1] if epoch is None else epoch, bool(symlog), chosen)
         projection_id = chosen_projection(run.manifest, method, dims, states)
+        if window is not None:
+            return None if run.manifest.is_language_model else _zoomed_paths(
+                run, classes, splits, hands, correctness, selected, projection_id, bool(symlog), chosen,
+                None if window == "reset" else window)
         if run.manifest.is_language_model:
             return _document_scene(run, splits, selected, projection_id, bool(symlog))
         return _paths_scene(run, classes, splits, hands, correctness, selected, projection_id, bool(symlog),
@@ -253,10 +276,33 @@ def _paths_scene(run, classes, splits, hands, correctness, selected, projection_
     and is asked for again and again (tab switches, selections elsewhere, other users)."""
     frame = data.filtered_examples(run, None, splits, hands, correctness)
     points = data.projection(run, projection_id)
+    rows = big.big_scene(points, frame)
+    if rows is not None:        # a big run: an image of the steps (views.big)
+        return as_sent(big.raster_scene(run, points, rows, classes, selected, chosen, symlog, _title(
+            projection_id, frame, classes, chosen, _states_named(run, projection_id)), axis_name(projection_id)))
     points = points[points["example_id"].isin(frame["example_id"])]
     return sent(paths_spec(points, data.labels(run), highlight=classes, selected=selected,
                                 symlog=symlog, title=_title(projection_id, frame, classes, chosen, _states_named(run, projection_id)),
                                 axis_title=axis_name(projection_id), chosen_ids=chosen))
+
+
+@data.run_cached(maxsize=16, shared=True)
+def _zoomed_paths(run, classes, splits, hands, correctness, selected, projection_id, symlog, chosen, window):
+    """A zoom of a scene drawn as an image: its steps as paths once the window holds at most
+    ``raster.MAX_VECTOR_POINTS``, else the window as an image; None for a scene of points."""
+    frame = data.filtered_examples(run, None, splits, hands, correctness)
+    points = data.projection(run, projection_id)
+    rows = big.big_scene(points, frame)
+    if rows is None:
+        return None
+    title = _title(projection_id, frame, classes, chosen, _states_named(run, projection_id))
+    axis_title = axis_name(projection_id)
+    return as_sent(big.zoomed_or_image(
+        run, points, rows, window, symlog, raster.MAX_VECTOR_POINTS,
+        lambda part: path_figures.paths_figure(part, data.labels(run), highlight=classes, selected=selected, symlog=symlog,
+                                               title=f"{title} · zoomed: {len(part):,} steps",
+                                               axis_title=axis_title, chosen_ids=chosen),
+        lambda at: big.raster_scene(run, points, rows, classes, selected, chosen, symlog, title, axis_title, at)))
 
 
 @data.run_cached(maxsize=16, shared=True)
