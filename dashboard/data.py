@@ -630,7 +630,10 @@ def projection(run: runformat.Run, projection_id: str) -> pd.DataFrame:
         raise runformat.RunError(f"run {run.run_id!r}: {runformat.PROJECTIONS_FILE} has no rows of "
                                  f"projection {projection_id!r}")
     columns = [c for c in ("x", "y", "z") if c in frame and frame[c].notna().any()]
-    frame = frame[["example_id", "t", *columns]].sort_values(["example_id", "t"], kind="stable")
+    frame = frame[["example_id", "t", *columns]]
+    ids, t = np.diff(frame["example_id"].to_numpy()), np.diff(frame["t"].to_numpy())
+    if not np.all((ids > 0) | ((ids == 0) & (t > 0))):     # written in order: a 0.5 s sort saved at 541k rows
+        frame = frame.sort_values(["example_id", "t"], kind="stable")
     for column in columns:
         frame[column] = frame[column].astype(np.float32)
     return frame.reset_index(drop=True)

@@ -53,16 +53,16 @@ def test_rst003_figure_puts_the_image_on_the_data_axes_and_a_zoom_changes_the_ex
     codes = (x > 0).astype(int)
     whole = raster.raster_figure(x, y, codes, [RED, BLUE], [("left", RED), ("right", BLUE)], title="t",
                                  axis_title="PCA")
-    image = whole.layout.images[0]
-    assert image.xref == "x" and image.yref == "y" and image.sizing == "stretch"
-    assert image.x == pytest.approx(whole.layout.xaxis.range[0]) and image.sizex == pytest.approx(
-        whole.layout.xaxis.range[1] - whole.layout.xaxis.range[0])
-    assert whole.layout.xaxis.range[0] < x.min() and whole.layout.xaxis.range[1] > x.max()
-    assert [t.name for t in whole.data] == ["left", "right"] and whole.layout.xaxis.title.text == "PCA 1"
+    image, (x0, x1) = whole["layout"]["images"][0], whole["layout"]["xaxis"]["range"]
+    assert image["xref"] == "x" and image["yref"] == "y" and image["sizing"] == "stretch"
+    assert image["x"] == pytest.approx(x0) and image["sizex"] == pytest.approx(x1 - x0)
+    assert x0 < x.min() and x1 > x.max()
+    assert [t["name"] for t in whole["data"]] == ["left", "right"]
+    assert whole["layout"]["xaxis"]["title"]["text"] == "PCA 1"
     window = {"x": (0.5, 1.0), "y": (-0.25, 0.25)}
     zoomed = raster.raster_figure(x, y, codes, [RED, BLUE], [], window)
-    assert tuple(zoomed.layout.xaxis.range) == (0.5, 1.0) and zoomed.layout.images[0].x == 0.5
-    drawn = pixels(zoomed.to_dict())
+    assert zoomed["layout"]["xaxis"]["range"] == [0.5, 1.0] and zoomed["layout"]["images"][0]["x"] == 0.5
+    drawn = pixels(zoomed)
     assert (drawn[..., 3] > 0).any() and not (drawn[..., 3] > 0).all()
     assert set(map(tuple, drawn[drawn[..., 3] > 0][:, :3])) == {(0, 0, 255)}   # only x > 0 there
 

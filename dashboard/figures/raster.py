@@ -21,10 +21,9 @@ import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 from PIL import Image
 
-from dashboard.figures import base_layout
+from dashboard.figures import spec_layout
 
 MAX_VECTOR_POINTS = 200_000   # more than this in a 2-D scene: an image instead of points
 WIDTH, HEIGHT = 900, 620      # pixels of the image (about the size the graph is drawn at)
@@ -88,8 +87,10 @@ def png_source(image: np.ndarray) -> str:
 def raster_figure(x: np.ndarray, y: np.ndarray, codes: np.ndarray, colours: Sequence[str],
                   legend: Sequence[tuple[str, str]], ranges: Ranges | None = None,
                   title: str | None = None, axis_title: str = "", revision: str = "raster",
-                  under: np.ndarray | None = None, width: int = WIDTH, height: int = HEIGHT) -> go.Figure:
-    """The points as one image on data axes fixed to ``ranges`` (None: the points' ``extent``).
+                  under: np.ndarray | None = None, width: int = WIDTH, height: int = HEIGHT) -> dict:
+    """The points as one image on data axes fixed to ``ranges`` (None: the points' ``extent``), a
+    plain-dict figure (``figures.sent`` sends it): plotly's validation of even a few legend traces
+    took seconds in a fresh process.
 
     ``codes``, ``colours`` and ``under`` as in ``raster_image``; ``legend``: ``(name, colour)`` entries (legend
     only traces, no data). ``revision``: the figure's uirevision, so a new scene (other filters)
@@ -97,19 +98,17 @@ def raster_figure(x: np.ndarray, y: np.ndarray, codes: np.ndarray, colours: Sequ
     ranges = dict(ranges) if ranges else extent(x, y)
     image = raster_image(x, y, codes, colours, ranges, width, height, under)
     (x0, x1), (y0, y1) = ranges["x"], ranges["y"]
-    figure = go.Figure()
-    for name, colour in legend:
-        figure.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=name,
-                                      marker={"color": colour, "size": 9}, hoverinfo="skip"))
-    figure.add_layout_image(source=png_source(image), xref="x", yref="y", x=x0, y=y1,
-                            sizex=x1 - x0, sizey=y1 - y0, xanchor="left", yanchor="top",
-                            sizing="stretch", layer="below")
+    traces = [{"type": "scattergl", "x": [None], "y": [None], "mode": "markers", "name": name,
+               "marker": {"color": colour, "size": 9}, "hoverinfo": "skip"} for name, colour in legend]
+    picture = {"source": png_source(image), "xref": "x", "yref": "y", "x": x0, "y": y1, "sizex": x1 - x0,
+               "sizey": y1 - y0, "xanchor": "left", "yanchor": "top", "sizing": "stretch", "layer": "below"}
     axes = {f"{axis}axis": {"range": list(ranges[axis]), "autorange": False, "zeroline": False,
                             "showgrid": False,
                             **({"title": {"text": f"{axis_title} {i + 1}"}} if axis_title else {})}
             for i, axis in enumerate(("x", "y"))}
-    return base_layout(figure, title=title, legend={"orientation": "h", "y": -0.08}, dragmode="zoom",
-                       uirevision=revision, meta={"raster": True}, **axes)
+    return {"data": traces, "layout": spec_layout(
+        title=title, legend={"orientation": "h", "y": -0.08}, dragmode="zoom", uirevision=revision,
+        images=[picture], **axes)}
 
 
 def zoom_window(relayout: Mapping | None) -> dict[str, tuple[float, float]] | str | None:

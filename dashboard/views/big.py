@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from dashboard import data
 from dashboard.figures import FADED, HAND_COLORS, HIGHLIGHT, PALETTE, class_colors, raster
@@ -83,7 +82,7 @@ def class_codes(run: runformat.Run, ids: np.ndarray, classes, chosen) -> tuple:
 
 
 def raster_scene(run: runformat.Run, points: pd.DataFrame, rows: np.ndarray, classes, selected, chosen,
-                 symlog: bool, title: str, axis_title: str, window=None, color_by: str = "class") -> go.Figure:
+                 symlog: bool, title: str, axis_title: str, window=None, color_by: str = "class") -> dict:
     """The ``rows`` of ``points`` as one image coloured by class (``class_codes``) or hand usage
     (``hand_codes``), on the full extent or ``window``; the selected example's points on top."""
     x, y = shown_xy(points, rows, symlog)
@@ -97,17 +96,20 @@ def raster_scene(run: runformat.Run, points: pd.DataFrame, rows: np.ndarray, cla
         mine = points["example_id"].to_numpy() == int(selected)
         if mine.any():
             sx, sy = shown_xy(points, mine, symlog)
-            figure.add_trace(go.Scattergl(x=sx, y=sy, mode="lines+markers" if mine.sum() > 1 else "markers",
-                                          name=f"example {selected}", line={"color": "black", "width": 3},
-                                          marker={"color": "black", "size": 7},
-                                          customdata=np.full(len(sx), int(selected)), hoverinfo="skip"))
+            figure["data"].append({"type": "scattergl", "x": sx, "y": sy,
+                                   "mode": "lines+markers" if mine.sum() > 1 else "markers",
+                                   "name": f"example {selected}", "line": {"color": "black", "width": 3},
+                                   "marker": {"color": "black", "size": 7},
+                                   "customdata": [int(selected)] * len(sx), "hoverinfo": "skip"})
     return figure
 
 
-def zoomed_vector(figure: go.Figure, window) -> go.Figure:
-    """A vector figure of a zoomed window, on that window's axes."""
-    return figure.update_layout(xaxis={"range": list(window["x"]), "autorange": False},
-                                yaxis={"range": list(window["y"]), "autorange": False})
+def zoomed_vector(figure: dict, window) -> dict:
+    """A vector figure (a ``*_spec`` dict) of a zoomed window, on that window's axes."""
+    layout = figure.setdefault("layout", {})
+    for axis in ("x", "y"):
+        layout[f"{axis}axis"] = {**layout.get(f"{axis}axis", {}), "range": list(window[axis]), "autorange": False}
+    return figure
 
 
 def hand_codes(run: runformat.Run, ids: np.ndarray) -> tuple:
@@ -122,7 +124,7 @@ def hand_codes(run: runformat.Run, ids: np.ndarray) -> tuple:
 
 
 def zoomed_or_image(run: runformat.Run, points: pd.DataFrame, rows: np.ndarray, window, symlog: bool,
-                    limit: int, vector, image) -> go.Figure:
+                    limit: int, vector, image) -> dict:
     """A zoom's answer: ``vector(points in the window)`` on the window's axes once they are at
     most ``limit``, else ``image(window)`` (``window`` None: the whole scene as an image)."""
     if window is not None:

@@ -13,7 +13,7 @@ from dash import Input, Output, State, dcc, html
 
 from dashboard import data, filters, state
 from dashboard.figures import as_sent, message_figure, raster, sent
-from dashboard.figures.last_step import last_step_figure, last_step_spec
+from dashboard.figures.last_step import last_step_spec
 from dashboard.figures.paths import axis_name, document_paths_figure, projection_title
 from dashboard.views import big, controls, is_hidden
 from dashboard.views.paths import (GRAPH_CONFIG, by_epoch, epoch_controls, epoch_title, plural,
@@ -188,7 +188,7 @@ def _last_step_scene(run, classes, splits, hands, correctness, selected, project
         return as_sent(message_figure("This run has no hand usage to colour by."))
     rows = big.big_scene(points, frame, big.MAX_VECTOR_MARKERS)
     if rows is not None:        # a big run: an image of the last steps (views.big)
-        return as_sent(big.raster_scene(run, points, rows, classes, selected, chosen, symlog,
+        return sent(big.raster_scene(run, points, rows, classes, selected, chosen, symlog,
                                         _scene_title(run, frame, projection_id), axis_name(projection_id),
                                         color_by=color_by))
     return sent(last_step_spec(points, frame, run.classes, color_by=color_by, selected=selected,
@@ -218,11 +218,11 @@ def _zoomed_last_steps(run, classes, splits, hands, correctness, selected, proje
     if rows is None or (color_by == "hand" and not data.has_hand_usage(run)):
         return None
     title, axis_title = _scene_title(run, frame, projection_id), axis_name(projection_id)
-    return as_sent(big.zoomed_or_image(
+    return sent(big.zoomed_or_image(
         run, points, rows, window, symlog, big.MAX_VECTOR_MARKERS,
-        lambda part: last_step_figure(part, frame, run.classes, color_by=color_by, selected=selected,
-                                      symlog=symlog, highlight=classes, name_all=names, axis_title=axis_title,
-                                      chosen_ids=chosen, title=f"{title} · zoomed: {len(part):,} examples"),
+        lambda part: last_step_spec(part, frame, run.classes, color_by=color_by, selected=selected,
+                                    symlog=symlog, highlight=classes, name_all=names, axis_title=axis_title,
+                                    chosen_ids=chosen, title=f"{title} · zoomed: {len(part):,} examples"),
         lambda at: big.raster_scene(run, points, rows, classes, selected, chosen, symlog, title, axis_title, at,
                                     color_by=color_by)))
 

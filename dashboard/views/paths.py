@@ -16,9 +16,8 @@ import dash
 from dash import ClientsideFunction, Input, Output, State, dcc, html
 
 from dashboard import data, filters, state
-from dashboard.figures import as_sent, message_figure, sent
+from dashboard.figures import as_sent, message_figure, raster, sent
 from dashboard.figures.paths import axis_name, document_paths_figure, paths_spec, projection_title
-from dashboard.figures import paths as path_figures, raster
 from dashboard.views import big, controls, is_hidden
 from pipeline import runformat
 
@@ -278,7 +277,7 @@ def _paths_scene(run, classes, splits, hands, correctness, selected, projection_
     points = data.projection(run, projection_id)
     rows = big.big_scene(points, frame)
     if rows is not None:        # a big run: an image of the steps (views.big)
-        return as_sent(big.raster_scene(run, points, rows, classes, selected, chosen, symlog, _title(
+        return sent(big.raster_scene(run, points, rows, classes, selected, chosen, symlog, _title(
             projection_id, frame, classes, chosen, _states_named(run, projection_id)), axis_name(projection_id)))
     points = points[points["example_id"].isin(frame["example_id"])]
     return sent(paths_spec(points, data.labels(run), highlight=classes, selected=selected,
@@ -297,11 +296,11 @@ def _zoomed_paths(run, classes, splits, hands, correctness, selected, projection
         return None
     title = _title(projection_id, frame, classes, chosen, _states_named(run, projection_id))
     axis_title = axis_name(projection_id)
-    return as_sent(big.zoomed_or_image(
+    return sent(big.zoomed_or_image(
         run, points, rows, window, symlog, raster.MAX_VECTOR_POINTS,
-        lambda part: path_figures.paths_figure(part, data.labels(run), highlight=classes, selected=selected, symlog=symlog,
-                                               title=f"{title} · zoomed: {len(part):,} steps",
-                                               axis_title=axis_title, chosen_ids=chosen),
+        lambda part: paths_spec(part, data.labels(run), highlight=classes, selected=selected, symlog=symlog,
+                                title=f"{title} · zoomed: {len(part):,} steps", axis_title=axis_title,
+                                chosen_ids=chosen),
         lambda at: big.raster_scene(run, points, rows, classes, selected, chosen, symlog, title, axis_title, at)))
 
 
