@@ -274,7 +274,7 @@ def test_agg010_gate_cells_equal_the_long_computation_and_the_view_answers_the_s
             data.clear_memos()
             monkeypatch.setattr(runformat.Run, "step_matrix", lambda *a, **k: pytest.fail("read every step"))
         figures[run_id] = [gates.cells_figure(run_id, *FILTERS[0], str(layer), align, [0.1, 0.9], "input_gate",
-                                              statistic, "saturation").to_plotly_json()
+                                              statistic, "saturation")
                            for statistic in gate_figures.CELL_STATISTICS for align in ("start", "end")]
     assert json.dumps(figures["agg"], sort_keys=True, default=str) == json.dumps(figures["agg-old"], sort_keys=True,
                                                                                   default=str)

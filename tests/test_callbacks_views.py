@@ -83,8 +83,8 @@ def test_cbvw104_gate_saturation_over_time_matches_the_step_tables(run):
 
 
 def test_cbvw105_gate_cell_heatmap_means_per_cell_and_step(run):
-    figure = gates.cells_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "end", [0.1, 0.9],
-                                "output_gate", "mean", "index")
+    figure = figure_of(gates.cells_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "end", [0.1, 0.9],
+                                          "output_gate", "mean", "index"))
     heatmap = figure.data[0]
     frame = data.examples(run)
     assert np.asarray(heatmap.z).shape == (run.layers[0].units, int(frame["length"].max()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures import base_layout
+from dashboard.figures import colorscale, spec_layout
 from dashboard.figures.alignment import ALIGNMENTS, step_axis
 
 GATES = ("input_gate", "forget_gate", "output_gate")
@@ -111,7 +111,7 @@ def percent_axis(top: float) -> dict:
     ticks read the same (".0%" on a 0.5 % step shows 0%, 1%, 1%, 2%...)."""
     step, end = nice_ticks(top)
     decimals = max(0, int(np.ceil(-np.log10(step * 100) - 1e-9)))
-    return {"range": [0, end * 1.02], "tick0": 0, "dtick": step, "tickmode": "linear",
+    return {"range": [0, end * 1.02], "tick0": 0, "dtick": float(step), "tickmode": "linear",
             "tickformat": f".{decimals}%"}
 
 
@@ -122,87 +122,106 @@ def _x_title(align: str) -> str:
 def saturation_figure(stats_by_gate: dict[str, dict[str, np.ndarray]], align: str, low: float, high: float,
                       n_examples: int, layer: int | None = None) -> go.Figure:
     """One line per gate: the fraction of (example, unit) pairs saturated at each aligned step."""
-    fig = go.Figure()
+    return go.Figure(saturation_spec(stats_by_gate, align, low, high, n_examples, layer))
+
+
+def saturation_spec(stats_by_gate: dict[str, dict[str, np.ndarray]], align: str, low: float, high: float,
+                    n_examples: int, layer: int | None = None) -> dict:
+    """``saturation_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure)."""
+    data = []
     for gate, stats in stats_by_gate.items():
         x = step_axis(len(stats["low"]), align)
         total = stats["low"] + stats["high"]
-        fig.add_trace(go.Scattergl(
-            x=x, y=total.astype(np.float32), mode="lines", name=gate_label(gate),
-            line={"color": GATE_COLOURS.get(gate), "width": 2},
-            customdata=np.column_stack([stats["low"], stats["high"], stats["examples"]]).astype(np.float32),
-            hovertemplate=(f"{gate_label(gate)} gate, step %{{x}}<br>saturated %{{y:.1%}}"
-                           f" (&lt;{low:g}: %{{customdata[0]:.1%}}, &gt;{high:g}: %{{customdata[1]:.1%}})"
-                           "<br>%{customdata[2]:.0f} examples<extra></extra>")))
-    counts = {"rangemode": "tozero"}
+        data.append({
+            "type": "scattergl", "x": x, "y": total.astype(np.float32), "mode": "lines", "name": gate_label(gate),
+            "line": {"color": GATE_COLOURS.get(gate), "width": 2},
+            "customdata": np.column_stack([stats["low"], stats["high"], stats["examples"]]).astype(np.float32),
+            "hovertemplate": (f"{gate_label(gate)} gate, step %{{x}}<br>saturated %{{y:.1%}}"
+                              f" (&lt;{low:g}: %{{customdata[0]:.1%}}, &gt;{high:g}: %{{customdata[1]:.1%}})"
+                              "<br>%{customdata[2]:.0f} examples<extra></extra>")})
+    counts: dict = {"rangemode": "tozero"}
     if stats_by_gate:
         stats = next(iter(stats_by_gate.values()))
         step, end = nice_ticks(np.nanmax(stats["examples"], initial=0))
         # its own round ticks (0, 500, 1000...), not the percent axis' grid divided into fifths
-        counts = {"range": [0, end], "tick0": 0, "dtick": step, "tickmode": "linear", "tickformat": ",d"}
-        fig.add_trace(go.Scattergl(
-            x=step_axis(len(stats["examples"]), align), y=stats["examples"].astype(np.float32), yaxis="y2",
-            mode="lines", name="examples at step", line={"color": "#aaa", "width": 1, "dash": "dot"},
-            hovertemplate="%{y:.0f} examples<extra></extra>"))
+        counts = {"range": [0, end], "tick0": 0, "dtick": float(step), "tickmode": "linear", "tickformat": ",d"}
+        data.append({
+            "type": "scattergl", "x": step_axis(len(stats["examples"]), align),
+            "y": stats["examples"].astype(np.float32), "yaxis": "y2", "mode": "lines", "name": "examples at step",
+            "line": {"color": "#aaa", "width": 1, "dash": "dot"}, "hovertemplate": "%{y:.0f} examples<extra></extra>"})
     where = f"layer {layer}, " if layer is not None else ""
-    base_layout(fig).update_layout(
+    layout = spec_layout(
         title=f"Saturated gates over time ({where}{n_examples} examples; "
               f"value &lt; {low:g} or &gt; {high:g})",
-        xaxis_title=_x_title(align), yaxis_title="fraction of units × examples saturated",
-        yaxis={"range": [0, 1], "tickformat": ".0%"}, legend_title_text="gate",
+        xaxis={"title": {"text": _x_title(align)}},
+        yaxis={"title": {"text": "fraction of units × examples saturated"}, "range": [0, 1], "tickformat": ".0%"},
         # Few long examples reach the far steps: the dotted count says how much a value rests on.
-        yaxis2={"title": "examples at step", "overlaying": "y", "side": "right", "showgrid": False, **counts},
-        legend={"x": 1.08}, margin={"l": 60, "r": 20, "t": 50, "b": 50}, hovermode="x unified")
-    return fig
+        yaxis2={"title": {"text": "examples at step"}, "overlaying": "y", "side": "right", "showgrid": False,
+                **counts},
+        legend={"title": {"text": "gate"}, "x": 1.08}, margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        hovermode="x unified")
+    return {"data": data, "layout": layout}
 
 
 def cell_heatmap_figure(grid: np.ndarray, align: str, gate: str, statistic: str = "saturated",
                         cell_order: str = "saturation", low: float = DEFAULT_LOW,
                         high: float = DEFAULT_HIGH) -> go.Figure:
     """Cells (rows) × aligned steps: cells stuck at an extreme show as a solid band."""
+    return go.Figure(cell_heatmap_spec(grid, align, gate, statistic, cell_order, low, high))
+
+
+def cell_heatmap_spec(grid: np.ndarray, align: str, gate: str, statistic: str = "saturated",
+                      cell_order: str = "saturation", low: float = DEFAULT_LOW,
+                      high: float = DEFAULT_HIGH) -> dict:
+    """``cell_heatmap_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure)."""
     order = sort_cells(grid, cell_order)
     x = step_axis(grid.shape[1], align)
     labels = [f"u{i}" for i in order]
     if statistic == "saturated":
-        colour = {"colorscale": "Viridis", "zmin": 0, "zmax": 1,
+        colour = {"colorscale": _VIRIDIS, "zmin": 0, "zmax": 1,
                   "colorbar": {"title": {"text": "saturated", "side": "right"}, "tickformat": ".0%"}}
         what = f"fraction of examples with {gate_label(gate)} gate &lt; {low:g} or &gt; {high:g}"
         value = "%{z:.1%}"
     else:
-        colour = {"colorscale": "RdBu_r", "zmin": 0, "zmax": 1, "zmid": 0.5,
+        colour = {"colorscale": _RDBU, "zmin": 0, "zmax": 1, "zmid": 0.5,
                   "colorbar": {"title": {"text": "mean", "side": "right"}}}
         what = f"mean {gate_label(gate)} gate value"
         value = "%{z:.3f}"
-    fig = go.Figure(go.Heatmap(
-        z=grid[order].astype(np.float32), x=x, y=labels, **colour,
-        hovertemplate=f"cell %{{y}}, step %{{x}}<br>{value}<extra></extra>"))
+    heatmap = {"type": "heatmap", "z": grid[order].astype(np.float32), "x": x, "y": labels, **colour,
+               "hovertemplate": f"cell %{{y}}, step %{{x}}<br>{value}<extra></extra>"}
     sorted_by = "most saturated first" if cell_order == "saturation" else "by index"
-    base_layout(fig).update_layout(
-        title=f"Per cell: {what} (cells {sorted_by})",
-        xaxis_title=_x_title(align), yaxis_title="cell",
-        yaxis={"autorange": "reversed", "type": "category", "tickfont": {"size": 9}},
-        height=max(420, min(900, 12 * len(labels) + 120)),
-        margin={"l": 60, "r": 20, "t": 50, "b": 50})
-    return fig
+    layout = spec_layout(
+        title=f"Per cell: {what} (cells {sorted_by})", xaxis={"title": {"text": _x_title(align)}},
+        yaxis={"title": {"text": "cell"}, "autorange": "reversed", "type": "category", "tickfont": {"size": 9}},
+        height=max(420, min(900, 12 * len(labels) + 120)), margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    return {"data": [heatmap], "layout": layout}
 
 
 def gate_histogram_figure(edges: np.ndarray, fractions: dict[str, np.ndarray], low: float = DEFAULT_LOW,
                           high: float = DEFAULT_HIGH) -> go.Figure:
     """Overlaid histograms of gate values with the saturation thresholds marked."""
+    return go.Figure(gate_histogram_spec(edges, fractions, low, high))
+
+
+def gate_histogram_spec(edges: np.ndarray, fractions: dict[str, np.ndarray], low: float = DEFAULT_LOW,
+                        high: float = DEFAULT_HIGH) -> dict:
+    """``gate_histogram_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure)."""
     centres = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
-    fig = go.Figure()
-    for gate, fraction in fractions.items():
-        fig.add_trace(go.Bar(
-            x=centres, y=fraction.astype(np.float32), width=float(edges[1] - edges[0]), name=gate_label(gate),
-            marker={"color": GATE_COLOURS.get(gate)}, opacity=0.55,
-            hovertemplate=f"{gate_label(gate)} gate<br>value %{{x:.2f}}: %{{y:.2%}} of values"
-                          "<extra></extra>"))
-    for threshold in (low, high):
-        fig.add_vline(x=threshold, line={"dash": "dash", "color": "#555", "width": 1})
+    data = [{"type": "bar", "x": centres, "y": fraction.astype(np.float32), "width": float(edges[1] - edges[0]),
+             "name": gate_label(gate), "marker": {"color": GATE_COLOURS.get(gate)}, "opacity": 0.55,
+             "hovertemplate": f"{gate_label(gate)} gate<br>value %{{x:.2f}}: %{{y:.2%}} of values<extra></extra>"}
+            for gate, fraction in fractions.items()]
+    thresholds = [{"type": "line", "x0": threshold, "x1": threshold, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain",
+                   "line": {"dash": "dash", "color": "#555", "width": 1}} for threshold in (low, high)]
     top = max((float(np.max(f)) for f in fractions.values() if len(f)), default=0.0)
-    base_layout(fig).update_layout(
+    layout = spec_layout(
         title="Distribution of gate values (dashed: saturation thresholds)", barmode="overlay",
-        xaxis_title="gate value", yaxis_title="fraction of values", xaxis={"range": [0, 1]},
-        yaxis=percent_axis(top), legend_title_text="gate", margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        # under the plot: at its right the legend covered the tallest bars (the saturated values near 1)
-        legend={"orientation": "h", "y": -0.22})
-    return fig
+        xaxis={"title": {"text": "gate value"}, "range": [0, 1]},
+        yaxis={"title": {"text": "fraction of values"}, **percent_axis(top)}, legend={"title": {"text": "gate"},
+               # under the plot: at its right the legend covered the tallest bars (the saturated values near 1)
+               "orientation": "h", "y": -0.22},
+        margin={"l": 60, "r": 20, "t": 50, "b": 50}, shapes=thresholds)
+    return {"data": data, "layout": layout}
+
+
+_VIRIDIS, _RDBU = colorscale("Viridis"), colorscale("RdBu_r")
