@@ -185,8 +185,7 @@ def cell_activation_spec(grid: np.ndarray, labels, example_ids, align: str, unit
         title=f"Cell u{unit} ({kind}) per example, grouped by class — {shown}", xaxis=xaxis,
         # Rows are categories (so hover and click name the example); class names are ticks on a
         # numeric twin axis over the same rows.
-        yaxis={"type": "category", "autorange": "reversed", "showticklabels": False, "showgrid": False,
-               "title": {}},
+        yaxis={"type": "category", "autorange": "reversed", "showticklabels": False, "showgrid": False},
         yaxis2={"overlaying": "y", "side": "left", "range": [n_rows - 0.5, -0.5], "tickmode": "array",
                 "tickvals": tick_rows, "ticktext": tick_text, "tickfont": {"size": 9}, "showgrid": False,
                 "zeroline": False,

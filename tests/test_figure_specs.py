@@ -1,0 +1,85 @@
+"""The figures built as plain dicts (``*_spec``) are sent exactly as the same ``go.Figure`` would be:
+``figures.sent`` skips plotly's validation, so each spec must already be in the form it leaves."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from dashboard.figures import as_sent, sent
+from dashboard.figures import cells, film, gates
+from dashboard.figures.last_step import last_step_spec
+from dashboard.figures.paths import paths_spec
+
+CLASSES = ["drink", "danger", "think", "crazy"]
+
+
+def same_as_validated(spec: dict) -> None:
+    assert orjson.loads(orjson.dumps(sent(spec))) == as_sent(go.Figure(spec))
+
+
+def points(lengths, three_d=False) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"example_id": np.repeat(np.arange(len(lengths)), lengths),
+                          "t": np.concatenate([np.arange(n) for n in lengths])})
+    for axis in "xyz"[:3 if three_d else 2]:
+        frame[axis] = rng.normal(size=len(frame)).astype(np.float32)
+    return frame
+
+
+LABELS = pd.Series([CLASSES[i % 4] for i in range(8)], index=pd.RangeIndex(8))
+
+
+@pytest.mark.parametrize("three_d", [False, True])
+@pytest.mark.parametrize("options", [{}, {"highlight": ["think", "drink"], "selected": 3},
+                                     {"chosen_ids": [1, 2, 6], "symlog": True, "axis_title": "PCA"},
+                                     {"ranges": {"x": (-3.0, 3.0), "y": (-2.0, 2.0)}, "title": "t"}])
+def test_spc001_paths_spec_is_sent_as_its_figure(three_d, options):
+    if three_d and "ranges" in options:
+        options = {"title": "t"}
+    same_as_validated(paths_spec(points([5, 3, 6, 2, 4, 7, 3, 5], three_d), LABELS, **options))
+    same_as_validated(paths_spec(points([3])[:0], LABELS))                      # the message
+
+
+@pytest.mark.parametrize("selected", [None, 102])
+def test_spc002_film_spec_is_sent_as_its_figure(selected):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(2, 5, 8)).astype(np.float32)
+    x[1, :3] = y[1, :3] = np.nan                                        # a shorter example, aligned at the end
+    probability = rng.uniform(size=(5, 8)).astype(np.float32)
+    same_as_validated(film.film_spec(x, y, np.array([0, 1, 2, 0, 1]), ["a", "b", "c"], np.arange(100, 105),
+                                     [f"ex{i}" for i in range(5)], "end", film.frame_positions(8, 4),
+                                     probability, "pca2", note="5 of 5", selected=selected, pictures="0:h"))
+
+
+@pytest.mark.parametrize("options", [{}, {"color_by": "hand", "selected": 2}, {"chosen_ids": [0, 1, 5]},
+                                     {"highlight": ["think"], "symlog": True, "name_all": True, "title": "t"}])
+def test_spc003_last_step_spec_is_sent_as_its_figure(options):
+    n = 12
+    label = np.array([CLASSES[i % 4] for i in range(n)], dtype=object)
+    prediction = label.copy()
+    prediction[[1, 5]] = "crazy"
+    examples = pd.DataFrame({"example_id": np.arange(n), "label": label, "prediction": prediction,
+                             "correct": label == prediction,
+                             "hand_usage": ["one-handed", "two-handed", None] * 4})
+    rng = np.random.default_rng(2)
+    last = pd.DataFrame({"example_id": np.arange(n), "x": rng.normal(size=n).astype(np.float32),
+                         "y": rng.normal(size=n).astype(np.float32)})
+    same_as_validated(last_step_spec(last, examples, CLASSES, **options))
+
+
+@pytest.mark.parametrize("selected", [None, 1])
+def test_spc004_cells_and_gates_specs_are_sent_as_their_figures(selected):
+    grid = np.arange(12, dtype=np.float32).reshape(4, 3) / 12
+    grid[0, 0] = np.nan
+    same_as_validated(cells.cell_activation_spec(grid, ["a", "a", "b", "c"], [5, 7, 1, 2], "end", 3, "c",
+                                                 n_total=10, selected=selected))
+    stats = {"low": np.full(6, 0.2), "high": np.full(6, 0.1), "examples": np.linspace(10, 60, 6)}
+    same_as_validated(gates.saturation_spec({"input_gate": stats, "forget_gate": stats}, "start", 0.1, 0.9, 60, 0))
+    edges, fractions = gates.gate_histograms({"input_gate": grid[1:].ravel(), "output_gate": grid[1:].ravel()})
+    same_as_validated(gates.gate_histogram_spec(edges, fractions, 0.15, 0.85))
+    for statistic, order in (("saturated", "saturation"), ("mean", "index")):
+        same_as_validated(gates.cell_heatmap_spec(grid, "end", "forget_gate", statistic, order))
