@@ -4,8 +4,10 @@
     python bench/bigrun.py --runs /tmp/bigruns --run-id syn10k      # times a run built before
 
 The run is ``pipeline run synthetic --examples N`` with 2 epochs (accuracy is not the point), no
-attribution and no t-SNE: on the 2-core machine, N=10,000 took 287 s of attribution and ~330 s of
-t-SNE of 1,280 s, and both grow at least linearly. Each view's callback function runs in a fresh
+attribution, no t-SNE and no trust measures (``project.k: 0``; the manifest then says "too few
+examples"): on the 2-core machine, N=10,000 took 287 s of attribution and 948 s of projections
+(t-SNE ~330 s) of 1,660 s, and the trust measures' neighbour ranks are n x n matrices over the
+examples (float64 distances, int64 order, int32 ranks: ~2 GB at 10,000, ~18 GB at 30,000). Each view's callback function runs in a fresh
 process with an empty shared cache: its first answer is "cold" (parquet reads, then the figure),
 then "warm" answers with other filters, another class pair, zooms and the first call again (a
 memo hit). Printed: p50/p95 of the warm answers, the worker's RSS after them and its peak, the
@@ -39,7 +41,7 @@ def build(runs: Path, run_id: str, examples: int, epochs: int) -> None:
 
     config = merge(classification.default_config("synthetic"), {
         "dataset": {"examples": examples}, "train": {"epochs": epochs}, "attribute": {"methods": []},
-        "project": {"methods": ["ae", "pca"]}})
+        "project": {"methods": ["ae", "pca"], "k": 0}})
     print(format_summary(classification.run_classification(config, runs, run_id, progress=Progress())))
 
 
@@ -143,11 +145,15 @@ def main() -> None:
     if args.worker:
         worker(args.runs, run_id, args.worker)
         return
-    if not (args.runs / run_id / "manifest.json").exists():
+    from pipeline import runformat
+    try:
+        complete = runformat.Run.open(args.runs, run_id).manifest.complete
+    except runformat.RunError:
+        complete = False
+    if not complete:                      # absent or incomplete: build it (a stopped build resumes)
         wall = time.perf_counter()
         build(args.runs, run_id, args.examples, args.epochs)
         print(f"built {run_id} in {time.perf_counter() - wall:.0f} s, load {os.getloadavg()[0]:.1f}")
-    from pipeline import runformat
     run = runformat.Run.open(args.runs, run_id)
     steps = int(run.examples()["length"].sum())
     files = [p for p in (args.runs / run_id).rglob("*") if p.is_file()]
