@@ -41,7 +41,7 @@ def build(runs: Path, run_id: str, examples: int, epochs: int) -> None:
 
     config = merge(classification.default_config("synthetic"), {
         "dataset": {"examples": examples}, "train": {"epochs": epochs}, "attribute": {"methods": []},
-        "project": {"methods": ["ae", "pca"], "k": 0}})
+        "project": {"methods": ["autoencoder", "pca"], "k": 0}})
     print(format_summary(classification.run_classification(config, runs, run_id, progress=Progress())))
 
 
@@ -124,7 +124,15 @@ def worker(runs: Path, run_id: str, view: str) -> None:
         kinds.append("none" if first is None else "image" if layout.get("images") else "points")
     print(json.dumps({"view": view, "import_s": imported, "open_s": opened - imported, "times": times,
                       "kinds": kinds, "rss": psutil.Process().memory_info().rss,
-                      "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                      "peak_rss": peak_rss()}))
+
+
+def peak_rss() -> int:
+    """This process's peak RSS (VmHWM: ru_maxrss would keep a parent's peak across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def percentile(values, q: float) -> float:

@@ -217,6 +217,9 @@ def _zoomed_last_steps(run, classes, splits, hands, correctness, selected, proje
     rows = big.big_scene(points, frame, big.MAX_VECTOR_MARKERS)
     if rows is None or (color_by == "hand" and not data.has_hand_usage(run)):
         return None
+    if window is None:         # a reset: the whole scene, as first drawn (memoised)
+        return _last_step_scene(run, classes, splits, hands, correctness, selected, projection_id, color_by,
+                                symlog, names, chosen)
     title, axis_title = _scene_title(run, frame, projection_id), axis_name(projection_id)
     return sent(big.zoomed_or_image(
         run, points, rows, window, symlog, big.MAX_VECTOR_MARKERS,

@@ -294,6 +294,8 @@ def _zoomed_paths(run, classes, splits, hands, correctness, selected, projection
     rows = big.big_scene(points, frame)
     if rows is None:
         return None
+    if window is None:         # a reset: the whole scene, as first drawn (memoised)
+        return _paths_scene(run, classes, splits, hands, correctness, selected, projection_id, symlog, chosen)
     title = _title(projection_id, frame, classes, chosen, _states_named(run, projection_id))
     axis_title = axis_name(projection_id)
     return sent(big.zoomed_or_image(
