@@ -62,15 +62,23 @@ DEFAULTS = {                   # pictures of the LSTM states, and their trust
     "seeds": 3,                # autoencoders per dimension; the first is drawn, all are compared
     "learning_rate": 0.003,
     "batch_size": 256,
-    "max_epochs": 30,          # a cap for speed: the loss still creeps down after it
+    "max_epochs": 30,          # a cap for speed: the loss still creeps down after it (STUDY_AUTOENCODERS)
     "patience": 5,             # early stopping on the validation split's vectors
-    "max_vectors": 12000,      # training vectors subsampled to this many (speed)
+    "max_vectors": 12000,      # training vectors subsampled to this many (speed); None: all
     "still_fraction": 0.1,     # trim start/end steps changing < this x the sequence's median
     "tsne_perplexity": 30,
     "tsne_iterations": 500,    # sklearn's default is 1000; 500 keeps 98% of its k-NN agreement
     "k": 10,                   # neighbours for the trust measures
     "seed": 0,                 # subsampling and t-SNE
 }
+# The study's way (Tempczyk & Bartołd), Auslan's default: no sample, no epoch cap short of
+# convergence. On the real run's 101,343 moving training steps a 2-D autoencoder in batches of
+# 2,048 at 0.01 stopped after 50 epochs (225 CPU s) with test MSE 0.057; batches of 1,024 at 0.003
+# took 68 epochs (343 CPU s) for 0.046; the 12,000-vector sample capped at 30 epochs gave 0.070.
+# Two seeds per dimension are the fewest the stability measure can compare.
+STUDY_AUTOENCODERS = {"max_vectors": None, "max_epochs": 300, "patience": 5, "batch_size": 2048,
+                      "learning_rate": 0.01, "seeds": 2}
+TRUST_SAMPLE = 5000   # examples the neighbourhood measures score (trust_sample)
 STILL_RULE = ("drop an example's first and last steps while the L2 norm of h_t - h_(t-1) stays "
               "below still_fraction x that example's median step change")
 
@@ -165,8 +173,9 @@ def moving_rows(states: np.ndarray, row_start: np.ndarray, lengths: np.ndarray,
 def training_vectors(inputs: StageInputs, settings: dict) -> tuple[dict[str, np.ndarray], dict]:
     """Shuffled single-step vectors per split, without still ends, and the manifest's record of them.
 
-    "train" fits the projections (at most ``max_vectors``), "validation" stops the autoencoders
-    early and "test" measures reconstruction (a quarter of that each).
+    "train" fits the projections, "validation" stops the autoencoders early and "test" measures
+    reconstruction: every moving step of each split, or a sample of at most ``max_vectors`` (a
+    quarter of that for the other two) when it is set.
     """
     keep, dropped_start, dropped_end = moving_rows(
         inputs.states, inputs.examples["row_start"].to_numpy(np.int64), inputs.lengths,
@@ -175,8 +184,9 @@ def training_vectors(inputs: StageInputs, settings: dict) -> tuple[dict[str, np.
     rng = np.random.default_rng(settings["seed"])
     vectors, available = {}, {}
     fitted_on = "train" if (row_split == "train").any() else "all"
-    for name, limit in (("train", settings["max_vectors"]), ("validation", settings["max_vectors"] // 4),
-                        ("test", settings["max_vectors"] // 4)):
+    cap = settings["max_vectors"]
+    for name, limit in (("train", cap), ("validation", None if cap is None else cap // 4),
+                        ("test", None if cap is None else cap // 4)):
         rows = np.flatnonzero(keep & (row_split == name))
         if len(rows) == 0:       # e.g. an import whose sequences are all "test": fit on all of them
             rows = np.flatnonzero(keep)
@@ -305,18 +315,21 @@ def run_projection_stage(run_path: str | Path, config: dict, progress: Progress 
     if skipped:
         training["dims_skipped"] = {"dims": skipped, "why": f"the states have {inputs.states.shape[1]} unit(s)"}
     # Trust measures need k < n/2 neighbours: fewer for small imports, none below 4 examples.
-    settings = {**settings, "k": min(int(settings["k"]), (len(inputs.ids) - 1) // 2)}
+    asked_k = int(settings["k"])
+    settings = {**settings, "k": min(asked_k, (len(inputs.ids) - 1) // 2)}
     with _timed(timings, "trust_and_write"):
         if settings["k"] >= 1:
-            neighbourhoods = trust.Neighbourhoods(inputs.last_states, settings["k"])
+            rows = trust_sample(len(inputs.ids), settings["seed"])
+            neighbourhoods = trust.Neighbourhoods(inputs.last_states[rows], settings["k"])
             for projection in projections:
                 # How well the last-step picture keeps the full space's neighbourhoods (1.0: perfectly).
                 projection.description["quality"].update(
-                    knn_preservation=neighbourhoods.preservation(projection.last),
-                    trustworthiness=neighbourhoods.trustworthiness(projection.last))
-            updates, outputs = _trust(inputs, projections, settings)
+                    knn_preservation=neighbourhoods.preservation(projection.last[rows]),
+                    trustworthiness=neighbourhoods.trustworthiness(projection.last[rows]))
+            updates, outputs = _trust(inputs, projections, settings, rows)
         else:
-            updates, outputs = {"projection_trust": {"k": 0, "why": "too few examples for neighbourhoods"}}, []
+            why = "project.k is 0" if asked_k < 1 else "too few examples for neighbourhoods"
+            updates, outputs = {"projection_trust": {"k": 0, "why": why}}, []
         runformat.write_parquet(pa.concat_tables([p.table for p in projections]), Path(run_path) / PROJECTIONS_FILE)
     updates.update(projections=[p.description for p in projections], projection_training=training,
                    projection_seconds={name: round(s, 2) for name, s in timings.items()},
@@ -324,15 +337,29 @@ def run_projection_stage(run_path: str | Path, config: dict, progress: Progress 
     return updates
 
 
-def _trust(inputs: StageInputs, projections: list[Projection], settings: dict) -> tuple[dict, list[str]]:
-    """Hand-usage counts and agreement; for classifiers, seed stability (written) and mistakes."""
+def trust_sample(n_examples: int, seed: int) -> np.ndarray:
+    """The examples the neighbourhood measures score: all of them up to ``TRUST_SAMPLE``, else a
+    seeded sample of that many (the exact measures hold n x n matrices: ~2 GB at 10,000 examples)."""
+    if n_examples <= TRUST_SAMPLE:
+        return np.arange(n_examples)
+    return np.sort(np.random.default_rng([seed, n_examples]).choice(n_examples, TRUST_SAMPLE, replace=False))
+
+
+def _trust(inputs: StageInputs, projections: list[Projection], settings: dict,
+           rows: np.ndarray) -> tuple[dict, list[str]]:
+    """Hand-usage counts and agreement; for classifiers, seed stability (written) and mistakes.
+
+    Neighbourhoods are scored on the examples ``rows`` (``trust_sample``); class centroids on all.
+    """
     k, examples = settings["k"], inputs.examples
     drawn = {p.id: p.last for p in projections if "aligned_to" not in p.description["params"]}
-    updates, summary, outputs = {}, {"k": k}, []
+    updates, summary, outputs = {}, {"k": k, "examples_scored": int(len(rows)), "examples": int(len(inputs.ids))}, []
     if "hand_usage" in examples:
         usage = examples["hand_usage"].astype("string")
         updates["hand_usage"] = hand_usage_counts(usage)
-        summary["hand_usage_knn_agreement"] = _label_agreement(usage, inputs.last_states, drawn, k)
+        summary["hand_usage_knn_agreement"] = _label_agreement(
+            usage.iloc[rows].reset_index(drop=True), inputs.last_states[rows],
+            {pid: codes[rows] for pid, codes in drawn.items()}, k)
     has_autoencoders = any(p.description["method"] == "autoencoder" for p in projections)
     if inputs.run.manifest.is_classification and "label" in examples and has_autoencoders:
         labels = examples["label"].to_numpy(np.int64)

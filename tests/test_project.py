@@ -8,7 +8,7 @@ import pytest
 from pipeline import runformat
 from pipeline.core.config import merge
 from pipeline.kinds.classification import default_config, run_classification
-from pipeline.project import moving_rows, run_projection_stage
+from pipeline.project import moving_rows, read_inputs, run_projection_stage, settings_of, training_vectors
 from pipeline.runformat import CLASS_STABILITY_FILE, PAIR_STABILITY_FILE, PROJECTIONS_FILE
 
 # Small enough for two shared cores: a short training and light autoencoders.
@@ -147,3 +147,48 @@ def test_prj005_runs_without_hands_other_state_and_bad_layer(synthetic_run, tmp_
     assert updates["projection_trust"]["ae2"]["nearest_stability_mean"] is None      # one seed
     with pytest.raises(runformat.RunError, match="project.layer=3"):
         run_projection_stage(path, merge(config, {"project": {"layer": 3}}))
+
+
+def test_prj006_without_a_cap_every_moving_step_of_each_split_is_used(synthetic_run):
+    """``max_vectors: null`` (the study's way): no sampling; with a cap, a sample of that size."""
+    settings = settings_of({"project": {"max_vectors": None}})
+    inputs = read_inputs(synthetic_run, settings)
+    keep, _, _ = moving_rows(inputs.states, inputs.examples["row_start"].to_numpy(), inputs.lengths,
+                             settings["still_fraction"])
+    row_split = np.repeat(inputs.examples["split"].to_numpy(), inputs.lengths)
+    vectors, record = training_vectors(inputs, settings)
+    for split in ("train", "validation", "test"):
+        expected = inputs.states[keep & (row_split == split)]
+        assert len(vectors[split]) == len(expected)
+        # The same vectors, shuffled: compare them sorted row by row.
+        assert np.array_equal(np.unique(vectors[split], axis=0), np.unique(expected, axis=0))
+    assert record["train_vectors"] == record["train_steps_available"] and not record["subsampled"]
+    capped, record = training_vectors(inputs, {**settings, "max_vectors": 400})
+    assert [len(capped[s]) for s in ("train", "validation", "test")] == [400, 100, 100]
+    assert record["subsampled"] and record["train_steps_available"] == len(vectors["train"])
+
+
+def test_prj007_over_the_trust_sample_the_neighbourhoods_are_scored_on_a_seeded_sample(
+        synthetic_run, tmp_path, monkeypatch):
+    """A big run's trust measures use ``TRUST_SAMPLE`` examples (their exact form is n x n)."""
+    from pipeline import project
+
+    path = tmp_path / "run"
+    shutil.copytree(synthetic_run.path, path)
+    config = merge(synthetic_run.manifest.config, {"project": {"methods": ["pca"]}})
+    exact = run_projection_stage(path, config)
+    n = len(synthetic_run.examples())
+    assert exact["projection_trust"]["examples_scored"] == n == exact["projection_trust"]["examples"]
+    monkeypatch.setattr(project, "TRUST_SAMPLE", 200)
+    rows = project.trust_sample(n, 0)
+    assert len(rows) == 200 == len(set(rows.tolist())) and np.array_equal(rows, project.trust_sample(n, 0))
+    sampled = run_projection_stage(path, config)
+    assert sampled["projection_trust"]["examples_scored"] == 200
+    for before, after in zip(exact["projections"], sampled["projections"]):
+        # A sample's neighbourhoods are not the whole run's: the scores move, but stay scores.
+        assert 0 < after["quality"]["knn_preservation"] <= 1
+        assert after["quality"]["knn_preservation"] != before["quality"]["knn_preservation"]
+    agreement = sampled["projection_trust"]["hand_usage_knn_agreement"]
+    assert agreement["full"] > agreement["chance"]
+    skipped = run_projection_stage(path, merge(config, {"project": {"k": 0}}))
+    assert skipped["projection_trust"] == {"k": 0, "why": "project.k is 0"}
