@@ -4,10 +4,9 @@
     python bench/bigrun.py --runs /tmp/bigruns --run-id syn10k      # times a run built before
 
 The run is ``pipeline run synthetic --examples N`` with 2 epochs (accuracy is not the point), no
-attribution, no t-SNE and no trust measures (``project.k: 0``; the manifest then says "too few
-examples"): on the 2-core machine, N=10,000 took 287 s of attribution and 948 s of projections
-(t-SNE ~330 s) of 1,660 s, and the trust measures' neighbour ranks are n x n matrices over the
-examples (float64 distances, int64 order, int32 ranks: ~2 GB at 10,000, ~18 GB at 30,000). Each view's callback function runs in a fresh
+attribution and no t-SNE: on the 2-core machine, N=10,000 took 287 s of attribution and 948 s of
+projections (t-SNE ~330 s) of 1,660 s. The trust measures score a sample of at most
+``project.TRUST_SAMPLE`` examples (their exact form holds n x n matrices: ~2 GB at 10,000). Each view's callback function runs in a fresh
 process with an empty shared cache: its first answer is "cold" (parquet reads, then the figure),
 then "warm" answers with other filters, another class pair, zooms and the first call again (a
 memo hit). Printed: p50/p95 of the warm answers, the worker's RSS after them and its peak, the
@@ -41,7 +40,7 @@ def build(runs: Path, run_id: str, examples: int, epochs: int) -> None:
 
     config = merge(classification.default_config("synthetic"), {
         "dataset": {"examples": examples}, "train": {"epochs": epochs}, "attribute": {"methods": []},
-        "project": {"methods": ["autoencoder", "pca"], "k": 0}})
+        "project": {"methods": ["autoencoder", "pca"]}})
     print(format_summary(classification.run_classification(config, runs, run_id, progress=Progress())))
 
 
