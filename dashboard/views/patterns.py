@@ -95,6 +95,16 @@ def figure(run_id, name, layer, kind, threshold, min_length):
     return patterns_figure(engine.pca_2d(patterns), labels, shown, found.starts, found.ends, title)
 
 
+def shown_annotation(run_id, name) -> bool:
+    """False while the radio is about to switch to the run's first annotation (keep_annotation): the
+    figure waits for it instead of drawing one annotation under a radio that shows none."""
+    try:
+        choices = annotation_choices(text.text_run(run_id))
+    except runformat.RunError:
+        return True
+    return not choices or name in choices
+
+
 def opened_phrase(run_id, click) -> tuple:
     """(tab, heatmap position, marked rows) that show a clicked phrase in the text heatmap."""
     run = text.text_run(run_id)
@@ -149,7 +159,7 @@ def register_callbacks(app: dash.Dash) -> None:
                   Input(LAYER, "value"), Input(STATE_KIND, "value"), Input(THRESHOLD, "value"),
                   Input(MIN_LENGTH, "value"))
     def update(run_id, tab, name, layer, kind, threshold, min_length):
-        if views.is_hidden(VIEW_ID, tab):
+        if views.is_hidden(VIEW_ID, tab) or not shown_annotation(run_id, name):
             return dash.no_update
         return figure(run_id, name, layer, kind, threshold, min_length)
 

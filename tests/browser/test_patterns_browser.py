@@ -16,7 +16,8 @@ def test_brpat001_a_phrase_point_opens_its_phrase_in_the_text_heatmap(page, text
     graph = "#patterns-graph .js-plotly-plot"
     wait_for(page, f"document.querySelector('{graph}')?._fullData?.length >= 4", timeout=90_000)
     assert "k-NN (k=5) accuracy of depth" in page.inner_text("#patterns-graph")
-    assert page.is_checked("#patterns-annotation input[value='depth']")      # the choice is shown
+    wait_for(page, "document.querySelector(\"#patterns-annotation input[value='depth']\")?.checked === true",
+             timeout=10_000)                                                   # the choice is shown
     x, y = page.evaluate(f"""() => {{
         const gd = document.querySelector('{graph}');
         const trace = gd._fullData.find(t => t.name === '4'), box = gd.getBoundingClientRect();
