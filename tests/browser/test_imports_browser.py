@@ -101,7 +101,7 @@ def test_brim010_a_text_run_opens_example_paths_with_its_documents(page, text_ur
     assert any(t["text"] and " · step " in t["text"] for t in lines)   # hover: document and step
     title = page.evaluate("document.querySelector('#paths-graph .js-plotly-plot')._fullLayout.title.text")
     assert "200 documents" in title
-    assert page.inner_text("#filter-count").endswith("documents")
+    wait_for(page, "document.querySelector('#filter-count')?.innerText.endsWith('documents')", timeout=10_000)
     assert not page.is_visible("#filter-class") and not page.is_visible("#selection-inspect")
     no_errors(page)
     # clicking a path selects its document
