@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -102,6 +103,11 @@ def decoded(value):
     if isinstance(value, list):
         return [decoded(item) for item in value]
     return value
+
+
+def figure_of(sent) -> go.Figure:
+    """A view's answer sent as a dict (``figures.sent``: typed arrays base64) as a go.Figure."""
+    return go.Figure(decoded(sent)) if isinstance(sent, dict) else sent
 
 
 CALLBACK = "/_dash-update-component"

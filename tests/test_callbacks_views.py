@@ -14,7 +14,7 @@ from dashboard.app import create_app
 from dashboard.figures import HIGHLIGHT, class_colors
 from dashboard.figures import cells as cell_figures
 from dashboard.views import cells, controls, film, gates, training
-from factories import decoded, callbacks_of, component_ids
+from factories import callbacks_of, component_ids, figure_of
 
 MY_VIEWS = (gates, cells, training, film)
 ALL_SPLITS = list(state.SPLITS)
@@ -25,10 +25,6 @@ def run(synthetic_runs_dir):
     data.configure(synthetic_runs_dir)
     return data.get_run("synthetic")
 
-
-def figure_of(sent) -> go.Figure:
-    """A memoised view's answer (the figure as Dash sends it, typed arrays base64) as a go.Figure."""
-    return go.Figure(decoded(sent)) if isinstance(sent, dict) else sent
 
 
 

@@ -15,7 +15,7 @@ from dashboard.app import create_app
 from dashboard.figures.confusion import (accuracy_figure, confusion_counts, confusion_figure,
                                          per_class_accuracy, similarity_order)
 from dashboard.views import confusion
-from factories import callbacks_of, component_ids
+from factories import callbacks_of, component_ids, figure_of
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_cnf004_per_class_accuracy_per_split_counts_examples():
 
 
 def test_cnf005_view_matrix_of_a_split_matches_the_examples(run):
-    matrix, accuracy = confusion.confusion_view("synthetic", None, "test")
+    matrix, accuracy = map(figure_of, confusion.confusion_view("synthetic", None, "test"))
     frame = data.examples(run)
     test = frame[frame["split"] == "test"]
     counts = np.nan_to_num(np.asarray(matrix.data[0].z, float)) + np.nan_to_num(np.asarray(matrix.data[1].z, float))
@@ -91,7 +91,7 @@ def test_cnf005_view_matrix_of_a_split_matches_the_examples(run):
         expected = part.groupby("label")["correct"].mean()
         got = dict(zip(trace.x, trace.y))
         assert all(got[name] == pytest.approx(value) for name, value in expected.items())
-    everything, _ = confusion.confusion_view("synthetic", None, "all")
+    everything = figure_of(confusion.confusion_view("synthetic", None, "all")[0])
     assert f"of {len(frame):,} examples" in everything.layout.title.text
     refused, _ = confusion.confusion_view("synthetic", None, "holdout")
     assert "not a split" in refused.layout.annotations[0].text

@@ -12,7 +12,7 @@ from dashboard import data, state
 from dashboard.app import create_app
 from dashboard.figures.decisive import LATE, class_summary, decided, decisive_figure, sorted_classes
 from dashboard.views import decisive
-from factories import callbacks_of
+from factories import callbacks_of, figure_of
 
 ALL_SPLITS = list(state.SPLITS)
 
@@ -65,7 +65,7 @@ def run(synthetic_runs_dir):
 
 def test_dec003_view_follows_the_filters_sorts_and_names_the_latest_classes(run):
     frame = data.examples(run)
-    figure = decisive.decisive_view("synthetic", [], ["test"], None, "all", None, "late")
+    figure = figure_of(decisive.decisive_view("synthetic", [], ["test"], None, "all", None, "late"))
     points = [c[0] for trace in figure.data[1:] for c in trace.customdata]
     test = frame[(frame["split"] == "test") & (frame["decisive_step"] >= 0)]
     assert sorted(points) == sorted(test["example_id"].tolist())
@@ -74,7 +74,7 @@ def test_dec003_view_follows_the_filters_sorts_and_names_the_latest_classes(run)
     assert [medians[name] for name in order] == sorted(medians, reverse=True)
     assert order[0] in figure.layout.title.text
     one = frame["label"].iat[0]
-    narrowed = decisive.decisive_view("synthetic", [one], ALL_SPLITS, None, "misclassified", None, "flip")
+    narrowed = figure_of(decisive.decisive_view("synthetic", [one], ALL_SPLITS, None, "misclassified", None, "flip"))
     wrong = frame[(frame["label"] == one) & ~frame["correct"]]
     assert sorted(c[0] for t in narrowed.data[1:] for c in t.customdata) == sorted(wrong["example_id"].tolist())
     refused = decisive.decisive_view("synthetic", [], ALL_SPLITS, None, "all", None, "sideways")

@@ -16,7 +16,7 @@ from dashboard.app import create_app
 from dashboard.figures.last_step import last_step_figure
 from dashboard.figures.paths import paths_figure
 from dashboard.views import last_step, paths
-from factories import decoded, post
+from factories import figure_of, post
 from pipeline import runformat
 
 EVERY = (list(state.SPLITS), list(state.HANDS), "all")
@@ -27,9 +27,6 @@ def run(epoch_runs_dir):
     data.configure(epoch_runs_dir)
     return data.get_run("epochs")
 
-
-def figure_of(sent) -> go.Figure:
-    return go.Figure(decoded(sent)) if isinstance(sent, dict) else sent
 
 
 def xy(figure: go.Figure) -> np.ndarray:

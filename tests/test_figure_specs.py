@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from dashboard.figures import as_sent, sent
-from dashboard.figures import cells, film, gates
+from dashboard.figures import cells, confusion, decisive, film, gates
 from dashboard.figures.last_step import last_step_spec
 from dashboard.figures.paths import paths_spec
 
@@ -83,3 +83,36 @@ def test_spc004_cells_and_gates_specs_are_sent_as_their_figures(selected):
     same_as_validated(gates.gate_histogram_spec(edges, fractions, 0.15, 0.85))
     for statistic, order in (("saturated", "saturation"), ("mean", "index")):
         same_as_validated(gates.cell_heatmap_spec(grid, "end", "forget_gate", statistic, order))
+
+
+def verdicts(n: int) -> pd.DataFrame:
+    """Examples with known labels, predictions, splits and decisive steps (two never decided)."""
+    label = np.array([CLASSES[i % 4] for i in range(n)], dtype=object)
+    prediction = label.copy()
+    prediction[[1, 6, 7]] = ["crazy", "drink", "think"]
+    steps = np.arange(n) % 9
+    steps[[2, 9]] = -1
+    return pd.DataFrame({"example_id": np.arange(100, 100 + n), "label": label, "prediction": prediction,
+                         "correct": label == prediction, "split": np.array(["train", "validation", "test"])[np.arange(n) % 3],
+                         "decisive_step": steps, "length": np.full(n, 9)})
+
+
+@pytest.mark.parametrize("marked", [None, ("think", "drink"), ("no such", "drink")])
+def test_spc005_confusion_and_accuracy_specs_are_sent_as_their_figures(marked):
+    frame = verdicts(16)
+    index = {name: i for i, name in enumerate(CLASSES)}
+    matrix = confusion.confusion_counts(frame["label"].map(index), frame["prediction"].map(index), len(CLASSES))
+    order = confusion.similarity_order(matrix)
+    same_as_validated(confusion.confusion_spec(matrix, CLASSES, order, marked=marked))
+    same_as_validated(confusion.confusion_spec(matrix, CLASSES, order, title="t"))
+    same_as_validated(confusion.confusion_spec(matrix * 0, CLASSES, order))                  # the message
+    table = confusion.per_class_accuracy(frame, CLASSES + ["unseen"], ["train", "test"])
+    assert table.set_index(["class", "split"]).at[("unseen", "test"), "examples"] == 0
+    same_as_validated(confusion.accuracy_spec(table, [CLASSES[i] for i in order] + ["unseen"]))
+
+
+@pytest.mark.parametrize("options", [{}, {"selected": 103, "title": "t"}, {"selected": 102}])
+def test_spc006_decisive_spec_is_sent_as_its_figure(options):
+    frame = verdicts(20)
+    same_as_validated(decisive.decisive_spec(frame, ["think", "drink", "crazy"], **options))
+    same_as_validated(decisive.decisive_spec(frame.iloc[:0], CLASSES))                        # the message

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import base_layout, message_figure
+from dashboard.figures import message_spec, spec_layout
 
 LATE = 0.9                       # decided in the last tenth of the sign: "flips at the end"
 SORTS = ("late", "flip", "class")
@@ -58,12 +58,20 @@ def decisive_figure(frame: pd.DataFrame, order: Sequence[str], selected: int | N
     """A box per class (``order``, left to right) of its examples' decisive fractions, with every
     example as a point beside it (blue correct, red misclassified; the selected one ringed); a
     point's ``customdata`` is its example id (a click selects it)."""
+    return go.Figure(decisive_spec(frame, order, selected, title))
+
+
+def decisive_spec(frame: pd.DataFrame, order: Sequence[str], selected: int | None = None, title: str = "") -> dict:
+    """``decisive_figure`` as a plain dict (``figures.sent``: plotly's validation of the 2,528
+    points' customdata was most of the view's time)."""
     part = decided(frame)
     part = part[part["label"].isin(list(order))]
     if part.empty:
-        return message_figure("No examples with a decisive step among the filtered ones.")
+        return message_spec("No examples with a decisive step among the filtered ones.")
+    order = [str(name) for name in order]
     position = {name: i for i, name in enumerate(order)}
-    x = part["label"].map(position).to_numpy(np.float64)
+    x = part["label"].astype(str).map(position).to_numpy(np.float64)
+    fraction = part["fraction"].to_numpy(np.float64)
     ids = part["example_id"].to_numpy(np.int64)
     jitter = ((ids * 2654435761) % 1000 / 1000.0 - 0.5) * 0.5             # stable per example
     correct = part["correct"].to_numpy(bool) if "correct" in part else np.ones(len(part), bool)
@@ -72,25 +80,26 @@ def decisive_figure(frame: pd.DataFrame, order: Sequence[str], selected: int | N
     verdicts = (np.where(correct, "correct", "misclassified as " + part["prediction"].astype(str))
                 if "prediction" in part else np.full(len(part), ""))
     custom = [[int(i), str(label), int(step), int(length), str(verdict)] for i, label, step, length, verdict in
-              zip(ids, part["label"], part["decisive_step"], part["length"], verdicts)]
-    figure = go.Figure([go.Box(x=x, y=part["fraction"], name="classes", boxpoints=False, fillcolor="rgba(0,0,0,0)",
-                               line={"color": "#555", "width": 1}, showlegend=False, hoverinfo="skip")])
+              zip(ids.tolist(), part["label"].tolist(), part["decisive_step"].tolist(), part["length"].tolist(),
+                  verdicts.tolist())]
+    data = [{"type": "box", "x": x, "y": fraction, "name": "classes", "boxpoints": False,
+             "fillcolor": "rgba(0,0,0,0)", "line": {"color": "#555", "width": 1}, "showlegend": False,
+             "hoverinfo": "skip"}]
     for mask, name, colour in ((correct, "correct", CORRECT_COLOUR), (~correct, "misclassified", WRONG_COLOUR)):
         if mask.any():
-            figure.add_trace(go.Scatter(
-                x=(x + 0.3 + jitter)[mask], y=part["fraction"].to_numpy()[mask], mode="markers", name=name,
-                marker={"color": colour, "size": 5, "opacity": 0.7},
-                customdata=[row for row, m in zip(custom, mask) if m], hovertemplate=hover))
+            data.append({"type": "scatter", "x": (x + 0.3 + jitter)[mask], "y": fraction[mask], "mode": "markers",
+                         "name": name, "marker": {"color": colour, "size": 5, "opacity": 0.7},
+                         "customdata": [row for row, m in zip(custom, mask.tolist()) if m], "hovertemplate": hover})
     if selected is not None and selected in set(ids.tolist()):
         i = int(np.flatnonzero(ids == selected)[0])
-        figure.add_trace(go.Scatter(x=[x[i] + 0.3 + jitter[i]], y=[float(part["fraction"].iat[i])], mode="markers",
-                                    name=f"example {selected}", customdata=[custom[i]], hovertemplate=hover,
-                                    marker={"size": 14, "color": "rgba(0,0,0,0)",
-                                            "line": {"color": "black", "width": 2}}))
+        data.append({"type": "scatter", "x": [float(x[i] + 0.3 + jitter[i])], "y": [float(fraction[i])],
+                     "mode": "markers", "name": f"example {selected}", "customdata": [custom[i]],
+                     "hovertemplate": hover,
+                     "marker": {"size": 14, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
     big = len(order) > 30
-    return base_layout(
-        figure, title={"text": title, "font": {"size": 13}, "y": 0.98, "yanchor": "top"} if title else None,
-        xaxis={"tickmode": "array", "tickvals": list(range(len(order))), "ticktext": list(order),
+    return {"data": data, "layout": spec_layout(
+        title={"text": title, "font": {"size": 13}, "y": 0.98, "yanchor": "top"} if title else None,
+        xaxis={"tickmode": "array", "tickvals": list(range(len(order))), "ticktext": order,
                "tickangle": -90, "tickfont": {"size": 8 if big else 11}, "range": [-0.6, len(order) - 0.1]},
         yaxis={"range": [-0.03, 1.03], "tickformat": ".0%",
                "title": {"text": "decisive step / sign length"}},
@@ -98,4 +107,4 @@ def decisive_figure(frame: pd.DataFrame, order: Sequence[str], selected: int | N
                  "line": {"color": "#999", "dash": "dot", "width": 1}}],
         legend={"orientation": "h", "y": 1.01, "yanchor": "bottom", "x": 1, "xanchor": "right"}, height=560,
         margin={"l": 60, "r": 20, "t": 80, "b": 120 if big else 80},
-        uirevision="decisive")
+        uirevision="decisive")}

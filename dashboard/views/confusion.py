@@ -15,9 +15,9 @@ import numpy as np
 from dash import Input, Output, State, dcc, html
 
 from dashboard import data, filters, state
-from dashboard.figures import message_figure
-from dashboard.figures.confusion import (accuracy_figure, confusion_counts, confusion_figure,
-                                         per_class_accuracy, similarity_order)
+from dashboard.figures import message_figure, sent
+from dashboard.figures.confusion import (accuracy_spec, confusion_counts, confusion_spec, per_class_accuracy,
+                                         similarity_order)
 from dashboard.views import is_hidden
 from dashboard.views.controls import GRAPH_CONFIG
 from dashboard.views.inspector import example_links
@@ -129,8 +129,8 @@ def confusion_view(run_id, hands, split, cell=None) -> tuple:
     title = f"{where}: {wrong:,} of {int(matrix.sum()):,} examples misclassified"
     names = [run.classes[i] for i in order]
     table = per_class_accuracy(everything, run.classes, list(state.SPLITS))
-    return (confusion_figure(matrix, run.classes, order, title=title, marked=marked),
-            accuracy_figure(table, names))
+    return (sent(confusion_spec(matrix, run.classes, order, title=title, marked=marked)),
+            sent(accuracy_spec(table, names)))
 
 
 def cell_filters(run_id, click, split) -> list:

@@ -12,8 +12,8 @@ import dash
 from dash import Input, Output, dcc, html
 
 from dashboard import data, filters, state
-from dashboard.figures import message_figure
-from dashboard.figures.decisive import LATE, class_summary, decided, decisive_figure, sorted_classes
+from dashboard.figures import message_figure, sent
+from dashboard.figures.decisive import LATE, class_summary, decided, decisive_spec, sorted_classes
 from dashboard.views import is_hidden
 from dashboard.views.controls import GRAPH_CONFIG
 from pipeline import runformat
@@ -84,4 +84,4 @@ def decisive_view(run_id, classes, splits, hands, correctness, selected, sort="l
     n = len(decided(frame))
     latest = ", ".join(f"{name} ({summary.at[name, 'median']:.0%})" for name in sorted_classes(summary, "late")[:5])
     title = f"{n:,} examples · median decisive step latest in: {latest}"
-    return decisive_figure(frame, order, selected, title=title)
+    return sent(decisive_spec(frame, order, selected, title=title))
