@@ -182,9 +182,9 @@ def layer(run: runformat.Run | None, value) -> None:
 
 
 def projected_states(run: runformat.Run | None, value) -> None:
-    """A states choice's value: None (the first) or a ``"layer:tensor"`` pair the run's
+    """A states choice's value: None or "" (the first) or a ``"layer:tensor"`` pair the run's
     projections picture."""
-    if value is None:
+    if value is None or value == "":
         return
     if not isinstance(value, str) or len(value) > 40:
         raise Refused(f"{_echo(value)} is not a layer and tensor")

@@ -143,7 +143,8 @@ def test_lyr001_paths_and_last_activations_offer_the_layer_and_tensor_pairs_the_
     last = data.last_layer(run)
     assert data.projection_states(run.manifest) == [f"{last}:h", "0:c"]
     options, note = controls.states_options("synthetic", "paths")
-    assert [o["value"] for o in options] == [f"{last}:h", "0:c"] and note == ""
+    assert [o["value"] for o in options] == [controls.FIRST_STATES, "0:c"] and note == ""   # the first, ticked
+    assert options[0]["label"] == f"layer {last} (last) · h (hidden state)"
     assert options[1]["label"].startswith("layer 0") and options[1]["label"].endswith(" · c (cell state)")
     own = paths.paths_view_figure("synthetic", [], ALL_SPLITS, ALL_HANDS, "all", None, "pca", "2", [])
     other = paths.paths_view_figure("synthetic", [], ALL_SPLITS, ALL_HANDS, "all", None, "pca", "2", [],
@@ -152,6 +153,8 @@ def test_lyr001_paths_and_last_activations_offer_the_layer_and_tensor_pairs_the_
     assert own["layout"]["title"]["text"].startswith(f"PCA 2-D of layer {last} · h (hidden state)")
     assert paths.chosen_projection(run.manifest, "ae", "2", "0:c") == SECOND        # the pair has only PCA
     assert paths.chosen_projection(run.manifest, "ae", "2", None) == "ae2"
+    assert paths.chosen_projection(run.manifest, "ae", "2", controls.FIRST_STATES) == "ae2"
+    assert last_step.chosen_projection(run.manifest, "ae2", controls.FIRST_STATES) == "ae2"
     assert last_step.chosen_projection(run.manifest, "ae2", "0:c") == SECOND
     assert not np.allclose(decoded(own["data"][0]["x"])[:5], decoded(other["data"][0]["x"])[:5], equal_nan=True)
     refused = paths.paths_view_figure("synthetic", [], ALL_SPLITS, ALL_HANDS, "all", None, "pca", "2", [],
@@ -232,7 +235,7 @@ def test_lyr003_the_film_pictures_either_layer_of_a_stacked_run(stacked):
     from dashboard.views import film
     assert [layer.index for layer in stacked.layers] == [0, 1]
     options, note = controls.states_options(STACKED, "paths", 2)
-    assert [o["value"] for o in options] == ["1:h", "0:h"] and note == ""
+    assert [o["value"] for o in options] == [controls.FIRST_STATES, "0:h"] and note == ""
     assert [o["value"] for o in film.projection_options(STACKED, "0:h")] == [LOWER]
     assert {"ae2", "pca2"} <= {o["value"] for o in film.projection_options(STACKED, None)}
     everything = ([], ALL_SPLITS, ALL_HANDS, "all")

@@ -83,11 +83,16 @@ TENSOR_NAMES = {"h": "h (hidden state)", "c": "c (cell state)", "input_gate": "i
                 "forget_gate": "forget gate", "candidate": "candidate", "output_gate": "output gate"}
 
 
+#: The states choice's value for the run's first projected pair: ticked from the start, and kept out
+#: of the URL (ticking the pair itself would write every view's choice into every page's URL).
+FIRST_STATES = ""
+
+
 def states_picker(component_id: str) -> html.Div:
-    """The choice of which layer's tensor the projections picture (``"layer:tensor"`` values),
-    with a note ``{component_id}-note`` saying what the run has."""
+    """The choice of which layer's tensor the projections picture (``"layer:tensor"`` values, the
+    first pair ``FIRST_STATES``), with a note ``{component_id}-note`` saying what the run has."""
     return field("States", html.Div(className="states-choice", children=[
-        dcc.RadioItems(id=component_id, options=[], value=None, inline=True),
+        dcc.RadioItems(id=component_id, options=[], value=FIRST_STATES, inline=True),
         html.Span(id=f"{component_id}-note", className="hint")]), id=f"{component_id}-box")
 
 
@@ -107,7 +112,8 @@ def states_options(run_id: str | None, scope: str | None = None, dims: int | Non
         return [], ""
     pairs = data.projection_states(run.manifest, scope, dims)
     last = data.last_layer(run) if run.layers else None
-    options = [{"label": states_label(pair, last), "value": pair} for pair in pairs]
+    options = [{"label": states_label(pair, last), "value": FIRST_STATES if i == 0 else pair}
+               for i, pair in enumerate(pairs)]
     if len(pairs) != 1:
         return options, ""
     layers = len(run.layers)
@@ -126,6 +132,7 @@ def pictured(run: runformat.Run, projection_id: str) -> str:
 
 
 def chosen_states(manifest: runformat.Manifest, value, scope: str | None = None) -> str | None:
-    """The states pair picked if the run's projections picture it, else the first they picture."""
+    """The states pair picked if the run's projections picture it, else (``FIRST_STATES``, None or
+    a pair the run lacks) the first they picture."""
     pairs = data.projection_states(manifest, scope)
     return value if value in pairs else (pairs[0] if pairs else None)

@@ -39,7 +39,7 @@ VALUE_CHECKS = {(PROJECTION, "value"): _check_projection, (STATES, "value"): fil
 URL_PARAMS = [
     state.UrlParam("film_projection", PROJECTION, "value", DEFAULT_PROJECTION),
     state.UrlParam("film_align", ALIGN, "value", "end"),
-    state.UrlParam("film_states", STATES, "value", None),
+    state.UrlParam("film_states", STATES, "value", controls.FIRST_STATES),
 ]
 
 

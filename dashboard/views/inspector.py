@@ -47,7 +47,7 @@ VALUE_CHECKS = {**why.VALUE_CHECKS, (STATES, "value"): filters.projected_states}
 URL_PARAMS = [
     state.UrlParam("inspector_projection", PROJECTION, "value", "ae2"),
     state.UrlParam("inspector_symlog", SYMLOG, "value", [], "bool", on_value="on"),
-    state.UrlParam("inspector_states", STATES, "value", None),
+    state.UrlParam("inspector_states", STATES, "value", controls.FIRST_STATES),
 ]
 
 NOTHING_SELECTED = "Click an example in any view, or pick a misclassified one from the list."

@@ -42,7 +42,7 @@ URL_PARAMS = [
     state.UrlParam("last_color", COLOR_BY, "value", "class"),
     state.UrlParam("last_symlog", SYMLOG, "value", [], "bool", on_value="on"),
     state.UrlParam("last_names", NAMES, "value", [], "bool", on_value="on"),
-    state.UrlParam("last_states", STATES, "value", None),
+    state.UrlParam("last_states", STATES, "value", controls.FIRST_STATES),
     state.UrlParam("last_by_epoch", BY_EPOCH, "value", [], "bool", on_value="on"),
     state.UrlParam("last_epoch", EPOCH, "value", None, "int"),
 ]

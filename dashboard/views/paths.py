@@ -39,7 +39,7 @@ URL_PARAMS = [
     state.UrlParam("paths_symlog", SYMLOG, "value", [], "bool", on_value="on"),
     state.UrlParam("paths_by_epoch", BY_EPOCH, "value", [], "bool", on_value="on"),
     state.UrlParam("paths_epoch", EPOCH, "value", None, "int"),
-    state.UrlParam("paths_states", STATES, "value", None),
+    state.UrlParam("paths_states", STATES, "value", controls.FIRST_STATES),
 ]
 
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -220,9 +220,8 @@ def register_callbacks(app: dash.Dash) -> None:
 
 
 def register_states_callback(app: dash.Dash, picker_id: str, scope: str | None, dims: int | None = None) -> None:
-    """The states choice's options and note follow the run (``controls.states_options``). Its value
-    stays None until a click (the views draw the first pair): ticking the first pair would write
-    every view's choice into the URL of every page."""
+    """The states choice's options and note follow the run (``controls.states_options``); its first
+    pair's value is ``controls.FIRST_STATES``, ticked until another is clicked."""
     @app.callback(Output(picker_id, "options"), Output(f"{picker_id}-note", "children"), Input(state.RUN, "value"))
     def show_states(run_id):
         return list(controls.states_options(run_id, scope, dims))

@@ -93,9 +93,15 @@ def test_brlyr001_the_layer_and_tensor_switch_in_paths_redraws_another_layers_st
     page.goto(two_states_url + "?view=paths&paths_method=pca")
     title = "document.querySelector('#paths-graph .js-plotly-plot')?._fullLayout?.title?.text || ''"
     wait_for(page, f"({title}).includes('· h (hidden state)')")
+    ticked = "[...document.querySelectorAll('#paths-states input')].filter(i => i.checked).map(i => i.closest('label').innerText.trim())"
+    wait_for(page, f"/^layer \\d+ \\(last\\) · h \\(hidden state\\)$/.test(({ticked}).join('|'))",
+             timeout=10_000)                                               # the pair drawn is ticked
     page.locator("#paths-states label", has_text="c (cell state)").click()
     wait_for(page, f"({title}).startsWith('PCA 2-D of layer 0 · c (cell state)')")
     wait_for(page, "window.location.search.includes('paths_states=0%3Ac')")
+    page.locator("#paths-states label", has_text="h (hidden state)").click()           # back to the first pair
+    wait_for(page, f"({title}).includes('· h (hidden state)')")
+    wait_for(page, "!window.location.search.includes('paths_states')")
 
 
 def test_brmrk001_the_selected_example_is_marked_in_the_film_and_the_cells_heatmap(page, dash_url, examples):
