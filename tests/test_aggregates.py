@@ -155,7 +155,7 @@ FILTERS = [([], list(runformat.SPLITS), None, "all"), (["class1", "class3"], lis
 def test_agg003_the_view_gives_the_same_figure_data_from_either(runs, layer, align):
     run = data.get_run("agg")
     for chosen in FILTERS:
-        frame = data.filtered_examples(run, *gates._filters(*chosen))
+        frame = gates._examples(run, gates._filters(*chosen))
         if frame.empty:
             continue
         for low, high in ((0.1, 0.9), (0.35, 0.6000000000000001), (0.0, 1.0), (0.05, 0.1)):
@@ -182,7 +182,7 @@ def test_agg004_the_figures_sent_are_the_same_for_a_run_without_aggregates(runs)
 def test_agg005_what_the_aggregates_cannot_answer_is_read_the_long_way(runs):
     old, run = data.get_run("agg-old"), data.get_run("agg")
     assert gates.gate_aggregates(old, 0) is None                       # a run written before them
-    frame = data.filtered_examples(run, *gates._filters(*FILTERS[0]))
+    frame = gates._examples(run, gates._filters(*FILTERS[0]))
     assert gates.summary_from_aggregates(run, 0, frame, "end", 0.12, 0.9) is None    # off the grid
     assert gates.grid_index(0.12) is None and gates.grid_index(0.15000000000000002) == 3
     group = gates.gate_aggregates(run, 0)["group"]
@@ -254,7 +254,7 @@ def test_agg010_gate_cells_equal_the_long_computation_and_the_view_answers_the_s
     data.configure(runs)
     run, old = data.get_run("agg"), data.get_run("agg-old")
     every = gates._filters(*FILTERS[0])
-    frame = data.filtered_examples(run, *every)
+    frame = gates._examples(run, every)
     for gate in gate_figures.GATES:
         for align in ("start", "end"):
             rows, _, position, n_steps = gates.aligned_positions(frame["row_start"], frame["length"], align)
@@ -264,7 +264,7 @@ def test_agg010_gate_cells_equal_the_long_computation_and_the_view_answers_the_s
                 slow = gate_figures.cell_step_matrix(values, position, n_steps, statistic, 0.1, 0.9)
                 np.testing.assert_array_equal(fast, slow)
     # What they cannot answer is read the long way: a filter, other thresholds, an older run.
-    two = data.filtered_examples(run, *gates._filters(*FILTERS[1]))
+    two = gates._examples(run, gates._filters(*FILTERS[1]))
     assert gates.grid_from_aggregates(run, layer, two, "end", "forget_gate", "mean", 0.1, 0.9) is None
     assert gates.grid_from_aggregates(run, layer, frame, "end", "forget_gate", "saturated", 0.2, 0.9) is None
     assert gates.grid_from_aggregates(old, layer, frame, "end", "forget_gate", "mean", 0.1, 0.9) is None
@@ -285,7 +285,7 @@ def test_agg007_a_trained_classifier_writes_them(synthetic_run):
     assert set(AGGREGATE_FILES) <= set(outputs)
     data.configure(synthetic_run.path.parent)
     run = data.get_run("synthetic")
-    frame = data.filtered_examples(run, *gates._filters([], list(runformat.SPLITS), None, "all"))
+    frame = gates._examples(run, gates._filters([], list(runformat.SPLITS), None, "all"))
     fast = gates.summary_from_aggregates(run, 0, frame, "end", 0.1, 0.9)
     slow = gates.summary_from_tables(run, 0, frame, "end", 0.1, 0.9)
     np.testing.assert_array_equal(fast["by_step"]["forget_gate"]["high"], slow["by_step"]["forget_gate"]["high"])

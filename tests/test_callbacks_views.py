@@ -78,6 +78,29 @@ def test_cbvw104_gate_saturation_over_time_matches_the_step_tables(run):
     assert "threshold" in _message(crossed)
 
 
+def test_cbvw109_a_chosen_set_narrows_the_gate_views_to_its_examples(run):
+    frame = data.examples(run)
+    chosen = frame["example_id"].iloc[::7].tolist()                     # splits every class
+    part = frame[frame["example_id"].isin(chosen)]
+    over_time, _ = map(figure_of, gates.summary_figures("synthetic", [], ALL_SPLITS, None, "all", "last", "end",
+                                                        [0.1, 0.9], chosen))
+    examples = next(trace for trace in over_time.data if trace.name == "examples at step").y
+    assert examples[-1] == len(part)
+    rows = np.concatenate([np.arange(s, s + n) for s, n in zip(part["row_start"], part["length"])])
+    values = run.step_matrix(0, "input_gate")[rows]
+    line = next(trace for trace in over_time.data if trace.name == "input")
+    weighted = np.nansum(np.asarray(line.y, dtype=np.float64) * examples) / examples.sum()
+    assert weighted == pytest.approx(np.mean((values < 0.1) | (values > 0.9)))
+    heatmap = figure_of(gates.cells_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "end", [0.1, 0.9],
+                                           "output_gate", "mean", "index", chosen)).data[0]
+    last_rows = (part["row_start"] + part["length"] - 1).to_numpy()
+    np.testing.assert_allclose(np.asarray(heatmap.z)[:, -1], run.step_matrix(0, "output_gate")[last_rows].mean(axis=0),
+                               rtol=1e-5)
+    outside = gates.summary_figures("synthetic", [], ["test"], None, "all", "last", "end", [0.1, 0.9],
+                                    part[part["split"] != "test"]["example_id"].tolist()[:3])
+    assert all("none of the 3 chosen examples pass the filters" in _message(figure) for figure in outside)
+
+
 def test_cbvw105_gate_cell_heatmap_means_per_cell_and_step(run):
     figure = figure_of(gates.cells_figure("synthetic", [], ALL_SPLITS, None, "all", "last", "end", [0.1, 0.9],
                                           "output_gate", "mean", "index"))

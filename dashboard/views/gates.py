@@ -79,17 +79,25 @@ def layout():
     ])
 
 
-def _filters(classes, splits, hands, correctness) -> tuple:
-    return tuple(classes or ()), None if splits is None else tuple(splits), \
-        None if hands is None else tuple(hands), correctness
+def _filters(classes, splits, hands, correctness, chosen=None) -> tuple:
+    """The filter bar's values and a box or lasso's chosen set (sorted ids; None: no set) as one
+    hashable key."""
+    return (tuple(classes or ()), None if splits is None else tuple(splits),
+            None if hands is None else tuple(hands), correctness, None if chosen is None else tuple(sorted(chosen)))
+
+
+def _examples(run: runformat.Run, chosen: tuple):
+    """The examples that pass the filters of ``_filters`` and are in its chosen set."""
+    return data.keep_chosen(data.filtered_examples(run, *chosen[:4]), chosen[4])
 
 
 @data.run_cached(maxsize=16)
 def gate_summary(run: runformat.Run, layer: int, filters: tuple, align: str, low: float, high: float) -> dict:
     """Saturation by step and value histograms of the three sigmoid gates for the filtered examples:
     from the run's precomputed aggregates when it has them and the thresholds are on their grid,
-    else from the full gate tables (older runs; the same numbers either way)."""
-    frame = data.filtered_examples(run, *filters)
+    else from the full gate tables (older runs, or a chosen set that splits a class; the same
+    numbers either way)."""
+    frame = _examples(run, filters)
     summary = summary_from_aggregates(run, layer, frame, align, low, high)
     return summary if summary is not None else summary_from_tables(run, layer, frame, align, low, high)
 
@@ -204,7 +212,7 @@ def cell_grid(run: runformat.Run, layer: int, filters: tuple, align: str, gate: 
               low: float, high: float) -> np.ndarray:
     """The gate cells heatmap's (units, steps) grid: from the run's precomputed sums when they can
     answer (every example, "saturated" at their thresholds), else from the gate table."""
-    frame = data.filtered_examples(run, *filters)
+    frame = _examples(run, filters)
     grid = grid_from_aggregates(run, layer, frame, align, gate, statistic, low, high)
     if grid is not None:
         return grid
@@ -248,23 +256,26 @@ def grid_from_aggregates(run: runformat.Run, layer: int, frame, align: str, gate
     return grid
 
 
-def _checked(run_id, classes, splits, hands, correctness, thresholds):
-    """The run, the filters and the thresholds, or raise ``runformat.RunError`` with what to change."""
+def _checked(run_id, classes, splits, hands, correctness, thresholds, chosen=None):
+    """The run, the filters (with the chosen set) and the thresholds, or raise
+    ``runformat.RunError`` with what to change."""
     run = data.get_run(run_id)
     filters.numbers(2, 0.0, 1.0)(run, thresholds)
-    chosen = _filters(*filters.filter_bar(run, classes, splits, hands, correctness))
+    key = _filters(*filters.filter_bar(run, classes, splits, hands, correctness), filters.example_ids(run, chosen))
     low, high = (float(v) for v in (thresholds or (figures.DEFAULT_LOW, figures.DEFAULT_HIGH)))
     if not low < high:
         raise runformat.RunError("choose a lower threshold below the upper one")
-    if data.filtered_examples(run, *chosen).empty:
+    if data.filtered_examples(run, *key[:4]).empty:
         raise runformat.RunError("no examples pass the filters")
-    return run, chosen, low, high
+    _examples(run, key)                                  # none of the chosen set passes: says so
+    return run, key, low, high
 
 
-def summary_figures(run_id, classes, splits, hands, correctness, layer, align, thresholds):
-    """(saturation over time, histogram) for the filters and options."""
+def summary_figures(run_id, classes, splits, hands, correctness, layer, align, thresholds, chosen=None):
+    """(saturation over time, histogram) for the filters, the chosen set (a box or lasso's in
+    another view; None: every example) and the options."""
     try:
-        run, filters, low, high = _checked(run_id, classes, splits, hands, correctness, thresholds)
+        run, filters, low, high = _checked(run_id, classes, splits, hands, correctness, thresholds, chosen)
         return _summary_scenes(run, _gate_layer(run, layer), filters, align, low, high)
     except runformat.RunError as error:
         return message_figure(str(error)), message_figure(str(error))
@@ -280,9 +291,9 @@ def _summary_scenes(run: runformat.Run, layer: int, filters: tuple, align: str, 
 
 
 def cells_figure(run_id, classes, splits, hands, correctness, layer, align, thresholds, gate, statistic,
-                 order):
+                 order, chosen=None):
     try:
-        run, filters, low, high = _checked(run_id, classes, splits, hands, correctness, thresholds)
+        run, filters, low, high = _checked(run_id, classes, splits, hands, correctness, thresholds, chosen)
         grid = cell_grid(run, _gate_layer(run, layer), filters, align, gate, statistic, low, high)
     except runformat.RunError as error:
         return message_figure(str(error))
@@ -296,18 +307,19 @@ def register_callbacks(app: dash.Dash) -> None:
         return layer_options(run_id)
 
     @app.callback(Output(OVER_TIME, "figure"), Output(HISTOGRAM, "figure"), *state.FILTER_INPUTS,
-                  state.TAB_INPUT, Input(LAYER, "value"), Input(ALIGN, "value"), Input(THRESHOLDS, "value"))
-    def update_summary(run_id, classes, splits, hands, correctness, tab, layer, align, thresholds):
+                  state.TAB_INPUT, Input(LAYER, "value"), Input(ALIGN, "value"), Input(THRESHOLDS, "value"),
+                  state.CHOSEN_INPUT)
+    def update_summary(run_id, classes, splits, hands, correctness, tab, layer, align, thresholds, chosen=None):
         if views.is_hidden(VIEW_ID, tab):
             return dash.no_update, dash.no_update
-        return summary_figures(run_id, classes, splits, hands, correctness, layer, align, thresholds)
+        return summary_figures(run_id, classes, splits, hands, correctness, layer, align, thresholds, chosen)
 
     @app.callback(Output(CELLS, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT, Input(LAYER, "value"),
                   Input(ALIGN, "value"), Input(THRESHOLDS, "value"), Input(GATE, "value"),
-                  Input(STATISTIC, "value"), Input(ORDER, "value"))
+                  Input(STATISTIC, "value"), Input(ORDER, "value"), state.CHOSEN_INPUT)
     def update_cells(run_id, classes, splits, hands, correctness, tab, layer, align, thresholds, gate,
-                     statistic, order):
+                     statistic, order, chosen=None):
         if views.is_hidden(VIEW_ID, tab):
             return dash.no_update
         return cells_figure(run_id, classes, splits, hands, correctness, layer, align, thresholds, gate,
-                            statistic, order)
+                            statistic, order, chosen)
