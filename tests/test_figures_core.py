@@ -11,7 +11,7 @@ from factories import decoded
 from dashboard.figures import FADED, HIGHLIGHT, class_colors, message_figure
 from dashboard.figures.inspector import (confidence_figure, example_path_figure, hand_groups,
                                          inputs_figure)
-from dashboard.figures.last_step import MAX_MISTAKE_LABELS, last_step_figure
+from dashboard.figures.last_step import MAX_MISTAKE_LABELS, MISTAKE_LABEL, last_step_figure
 from dashboard.figures.paths import decimate, gapped, paths_figure
 
 CLASSES = ["drink", "danger", "think", "crazy"]
@@ -161,15 +161,18 @@ def make_last(n, wrong=()):
     return points, examples
 
 
-def test_fig101_misclassified_are_x_markers_with_true_label_above_prediction_below():
+def test_fig101_misclassified_are_x_markers_labelled_true_to_predicted_apart_from_each_other():
     points, examples = make_last(12, wrong=[1, 5])
     figure = last_step_figure(points, examples, CLASSES)
     wrong = next(t for t in figure.data if t.name == "misclassified")
     assert wrong.marker.symbol == "x" and list(wrong.x) == [1.0, 5.0]
-    above = next(t for t in figure.data if t.name == "true label")
-    below = next(t for t in figure.data if t.name == "predicted label")
-    assert above.textposition == "top center" and list(above.text) == ["danger", "danger"]
-    assert below.textposition == "bottom center" and list(below.text) == ["crazy", "crazy"]
+    labels = [a for a in figure.layout.annotations if "\u2192" in a.text]
+    assert sorted((a.x, a.text) for a in labels) == [(1.0, "danger \u2192 crazy"), (5.0, "danger \u2192 crazy")]
+    assert all(a.font.color == MISTAKE_LABEL for a in labels)
+    crowded = points.assign(x=np.float32(0), y=np.float32(0))              # every mistake on one spot
+    many = make_last(12, wrong=range(0, 12, 2))[1]
+    lifts = [a.ay for a in last_step_figure(crowded, many, CLASSES).layout.annotations if "\u2192" in a.text]
+    assert len(lifts) == 6 and len(set(lifts)) == 6                        # stacked, none on another
     correct = figure.data[0]
     assert len(correct.x) == 10
     first = int(correct.marker.color[0])                       # a class number on a stepped scale
@@ -193,7 +196,7 @@ def test_fig103_too_many_mistakes_keep_markers_but_drop_labels():
     points, examples = make_last(n, wrong=range(n))
     figure = last_step_figure(points, examples, CLASSES)
     assert any(t.name == "misclassified" and len(t.x) == n for t in figure.data)
-    assert not any(t.name == "true label" for t in figure.data)
+    assert not any("\u2192" in a.text for a in figure.layout.annotations)
 
 
 def test_fig104_customdata_carries_the_example_id_for_clicks():

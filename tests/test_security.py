@@ -710,7 +710,7 @@ FILTERED_OUTPUTS = ("paths-graph.figure", "last_step-graph.figure", "film-graph.
 FORGED_KEYS = ((state.CLASS, "value"), (state.SPLIT, "value"), (state.HAND, "value"), (state.CORRECT, "value"),
                (state.SELECTED, "data"), ("paths-method", "value"), ("last_step-projection", "value"),
                ("film-projection", "value"), ("cells-layer", "value"))
-FIXED_NAMES = {"other classes", "paths", "correct", "misclassified", "true label", "predicted label",
+FIXED_NAMES = {"other classes", "paths", "correct", "misclassified",
                *state.HANDS, "unknown"}
 
 

@@ -150,21 +150,24 @@ def base_layout(figure: go.Figure, **layout) -> go.Figure:
 
 def spread_labels(x, y, names, x_range, y_range, step_px: int = 16, min_dx: float = 0.09,
                   min_dy: float = 0.035) -> list[dict]:
-    """Annotations for ``names`` at (x, y), lifted in ``step_px`` steps (with a leader line) until
-    none overlaps a label already placed; ``min_dx``/``min_dy`` are label sizes as fractions of
-    the axis ranges (a ~600 px plot). Readable class names without a layout engine."""
+    """Annotations for ``names`` at (x, y) (in their order), lifted in ``step_px`` steps (with a
+    leader line) until none overlaps a label already placed, the highest first; ``min_dx``/``min_dy``
+    are label sizes as fractions of the axis ranges (a ~600 px plot). Readable class names
+    without a layout engine."""
     placed: list[tuple[float, float]] = []
-    notes = []
+    items = list(zip(x, y, names))
+    notes: list[dict] = [{} for _ in items]
     width = float(x_range[1] - x_range[0]) or 1.0
     height = float(y_range[1] - y_range[0]) or 1.0
-    for xi, yi, name in sorted(zip(x, y, names), key=lambda item: (-item[1], item[0])):
+    for i in sorted(range(len(items)), key=lambda i: (-items[i][1], items[i][0])):
+        xi, yi, name = items[i]
         u, v = (xi - x_range[0]) / width, (yi - y_range[0]) / height
         lift = 1
         while any(abs(u - pu) < min_dx and abs(v + lift * min_dy - pv) < min_dy for pu, pv in placed):
             lift += 1
         placed.append((u, v + lift * min_dy))
-        notes.append(dict(x=float(xi), y=float(yi), text=str(name), showarrow=True, arrowhead=0,
-                          arrowwidth=1, arrowcolor="#666", ax=0, ay=-lift * step_px,
-                          bgcolor="rgba(255,255,255,0.85)", bordercolor="#888", borderpad=2,
-                          font={"size": 12, "color": "#111"}))
+        notes[i] = dict(x=float(xi), y=float(yi), text=str(name), showarrow=True, arrowhead=0,
+                        arrowwidth=1, arrowcolor="#666", ax=0, ay=-lift * step_px,
+                        bgcolor="rgba(255,255,255,0.85)", bordercolor="#888", borderpad=2,
+                        font={"size": 12, "color": "#111"})
     return notes

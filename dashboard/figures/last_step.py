@@ -1,7 +1,8 @@
 """Last activations (the study's Figure 4, and Figures 11-13 for the mistakes): each example's
 projected hidden state at its last step, coloured by class or by hand usage.
 
-Misclassified examples are 'x' markers with the true label above and the predicted label below.
+Misclassified examples are 'x' markers labelled "true → predicted" in red (up to
+``MAX_MISTAKE_LABELS``), lifted apart from each other and from the class names.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dashboard.figures import HAND_COLORS, HIGHLIGHT, class_colors, message_spec
 from dashboard.figures.paths import class_medians, fixed_axes
 from pipeline.analysis.transforms import symlog as symlog_transform
 
+MISTAKE_LABEL = "#b22222"
 MAX_MISTAKE_LABELS = 100    # beyond this the labels would cover the scene; hover still tells
 MAX_CLASS_LABELS = 30
 UNKNOWN_HAND = "#999999"
@@ -103,16 +105,6 @@ def last_step_spec(points: pd.DataFrame, examples: pd.DataFrame, classes: list[s
         if len(wrong) > MAX_MISTAKE_LABELS:
             title = (f"{title or ''} (labels for at most {MAX_MISTAKE_LABELS} misclassified: "
                      f"narrow the filters; hover tells)")
-        else:
-            for column, position, colour in (("label", "top center", "#222"),
-                                             ("prediction", "bottom center", "#b22")):
-                data.append({     # an invisible marker keeps the text off the 'x'
-                    **points_of(wrong), "mode": "markers+text", "marker": {"size": 12, "opacity": 0},
-                    "text": wrong[column].astype(str).to_list(),
-                    "textposition": position, "textfont": {"size": 11, "color": colour},
-                    "name": "true label" if column == "label" else "predicted label",
-                    "customdata": _custom(wrong), "hoverinfo": "skip", "showlegend": False})
-    notes: list[dict] = []
     if color_by == "class":
         if chosen:              # the key to the chosen classes' colours
             for name in chosen:
@@ -120,7 +112,10 @@ def last_step_spec(points: pd.DataFrame, examples: pd.DataFrame, classes: list[s
                              "marker": {"color": colorscale[classes.index(name)][1]
                                         if name in classes else UNKNOWN_HAND, "size": 9}})
         named = chosen or (sorted(present) if name_all or len(present) <= MAX_CLASS_LABELS else [])
-        notes = _class_names(correct if len(correct) else frame, named)
+    else:
+        named = []
+    mistakes = wrong if 0 < len(wrong) <= MAX_MISTAKE_LABELS else wrong.iloc[:0]
+    notes = _labels(correct if len(correct) else frame, named, mistakes, frame)
     if selected is not None:
         marked = frame[frame["example_id"].to_numpy() == int(selected)]
         if len(marked):
@@ -169,11 +164,21 @@ def _custom(part: pd.DataFrame) -> np.ndarray:
                             predicted.astype(str)]).astype(str)
 
 
-def _class_names(correct: pd.DataFrame, names: Sequence[str]) -> list[dict]:
-    """The ``names`` of classes at the median of their points in ``correct``, lifted apart."""
+def _labels(correct: pd.DataFrame, names: Sequence[str], wrong: pd.DataFrame, frame: pd.DataFrame) -> list[dict]:
+    """The ``names`` of classes at the median of their points in ``correct`` and a "true →
+    predicted" label on each example of ``wrong`` (in red), lifted apart from each other in one
+    pass (a label above and one below each 'x' ran into each other where mistakes cluster)."""
     correct = correct[correct["label"].isin(list(names))]
-    if correct.empty:
+    centres = (class_medians(correct, correct["label"].to_numpy(), ["x", "y"]) if len(correct)
+               else pd.DataFrame({"x": [], "y": []}))
+    mistakes = ([f"{t} \u2192 {p}" for t, p in zip(wrong["label"].astype(str), wrong["prediction"].astype(str))]
+                if len(wrong) else [])
+    texts = [*map(str, centres.index), *mistakes]
+    if not texts:
         return []
-    centres = class_medians(correct, correct["label"].to_numpy(), ["x", "y"])
-    return spread_labels(centres["x"], centres["y"], centres.index, (correct["x"].min(), correct["x"].max()),
-                         (correct["y"].min(), correct["y"].max()))
+    x = np.concatenate([centres["x"].to_numpy(np.float64), wrong["x"].to_numpy(np.float64)])
+    y = np.concatenate([centres["y"].to_numpy(np.float64), wrong["y"].to_numpy(np.float64)])
+    notes = spread_labels(x, y, texts, (frame["x"].min(), frame["x"].max()), (frame["y"].min(), frame["y"].max()))
+    for note in notes[len(centres):]:
+        note["font"] = {"size": 11, "color": MISTAKE_LABEL}
+    return notes

@@ -60,7 +60,7 @@ def layout():
                           options=[{"label": "symlog", "value": "on"}]),
             dcc.Checklist(id=NAMES, value=[], inline=True,
                           options=[{"label": "name every class", "value": "on"}]),
-            html.Span("Classes chosen in the filter bar are named and keyed; x: misclassified (true label above, predicted below). Click to select.",
+            html.Span("Classes chosen in the filter bar are named and keyed; x: misclassified (labelled true \u2192 predicted). Click to select.",
                       className="hint"),
         ]),
         html.Div(className="view-options", children=[controls.states_picker(STATES)]),
