@@ -134,6 +134,22 @@ def test_cbcr004_class_probability_uses_true_prob_and_top_k(run, wrong_id):
 
 # -- the core views ------------------------------------------------------------------------------
 
+def test_cbcr005_the_app_runs_blas_on_one_thread_per_request(synthetic_runs_dir):
+    """Small products on many BLAS threads fought over two busy cores (40x slower): the app
+    limits BLAS to one thread for the whole process, whatever the environment asked."""
+    import os
+    code = ("import sys; from threadpoolctl import threadpool_info; from dashboard.app import create_app; "
+            "before = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']; "
+            "create_app(sys.argv[1]); "
+            "print(before, [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'])")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    result = subprocess.run([sys.executable, "-c", code, str(synthetic_runs_dir)], capture_output=True, text=True,
+                            env=env, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    before, after = (json.loads(part) for part in result.stdout.strip().replace("] [", "]|[").split("|"))
+    assert max(before) == 2 and after and set(after) == {1}
+
+
 def test_cbcr101_paths_callback_draws_one_scene_and_skips_when_hidden(app, run):
     draw = callback(app, "paths-graph.figure")
     assert draw(*filters(), "last_step", None, "ae", "2", []) is dash.no_update
