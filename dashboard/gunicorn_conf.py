@@ -6,16 +6,18 @@ and LSTM_LENS_THREADS (threads per process, default 4). Options given on the com
 
 Before the app loads, ``deployment.startup_problem`` checks the settings a server cannot run
 without (login, frame ancestors, a readable runs folder, a writable temporary folder): a problem
-stops gunicorn with one line, ``error: ...``, and exit status 2, not a traceback. Requests are logged
+stops gunicorn with one line, ``error: ...``, and exit status 2, not a traceback. Each worker reads the default
+run's tables in the background as it starts (``dashboard.warm``). Requests are logged
 on stdout (the access log) without credentials: no Authorization header, no user name.
 """
 
 import os
 import sys
+import threading
 
 import gunicorn.http.wsgi
 
-from dashboard import deployment
+from dashboard import deployment, warm
 
 
 def _stop(problem: str):
@@ -49,6 +51,11 @@ errorlog = "-"
 # (the Basic-auth user name) and no request headers, so no credentials reach the log.
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
+
+def post_worker_init(worker):
+    """Read the default run's tables in the background as each worker starts (``dashboard.warm``)."""
+    threading.Thread(target=warm.warm, name="lens-warm", daemon=True).start()
 
 
 # No "Server: gunicorn" banner: the app sends "Server: LSTM Lens" itself (dashboard/headers.py).

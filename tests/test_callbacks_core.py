@@ -150,6 +150,25 @@ def test_cbcr005_the_app_runs_blas_on_one_thread_per_request(synthetic_runs_dir)
     assert max(before) == 2 and after and set(after) == {1}
 
 
+def test_cbcr006_a_warmed_worker_answers_its_first_reads_from_memory(run, monkeypatch):
+    from dashboard import warm
+    from dashboard.views import training
+    data.clear_memos()
+    done = warm.warm()
+    projections = data.path_projection_ids(run.manifest)
+    assert done == ["examples", *projections, "predictions", "history"]
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("read again after warming")
+    monkeypatch.setattr(runformat.Run, "arrow_table", no_reads)
+    monkeypatch.setattr(runformat.Run, "read_table", no_reads)
+    monkeypatch.setattr(runformat.Run, "projections", no_reads)
+    assert len(data.examples(run)) and all(len(data.projection(run, p)) for p in projections)
+    assert len(data.last_step_projection(run, data.last_step_projection_ids(run.manifest)[0]))
+    assert len(data.predictions(run)) and len(training.history(run))
+    assert warm.warm("no-such-run") == []                               # an unreadable run: nothing, no error
+
+
 def test_cbcr101_paths_callback_draws_one_scene_and_skips_when_hidden(app, run):
     draw = callback(app, "paths-graph.figure")
     assert draw(*filters(), "last_step", None, "ae", "2", []) is dash.no_update
