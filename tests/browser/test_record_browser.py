@@ -17,12 +17,16 @@ from browser.pages import wait_for
 pytestmark = pytest.mark.browser
 
 TRAINER = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     import keras, numpy as np
     from pipeline.record import LensCallback
 
-    class Slow(keras.callbacks.Callback):          # an epoch every ~1.5 s, so the page can watch
+    class Slow(keras.callbacks.Callback):    # after the first epoch, waits until the page shows it
+        # (the test's go-ahead file), then an epoch every ~1.5 s: watchable however slow the machine
         def on_epoch_end(self, epoch, logs=None):
+            deadline = time.monotonic() + 300
+            while epoch == 0 and not os.path.exists(sys.argv[2]) and time.monotonic() < deadline:
+                time.sleep(0.2)
             time.sleep(1.5)
 
     rng = np.random.default_rng(0)
@@ -45,7 +49,8 @@ def _epochs(page) -> int:
 def test_brrec001_the_training_view_counts_epochs_while_a_recording_trains(page, tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    trainer = subprocess.Popen([sys.executable, "-c", TRAINER, str(runs / "live")], cwd=ROOT,
+    go = tmp_path / "go"                          # the trainer waits for it after its first epoch
+    trainer = subprocess.Popen([sys.executable, "-c", TRAINER, str(runs / "live"), str(go)], cwd=ROOT,
                                env={**os.environ, "PYTHONPATH": str(ROOT)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -59,6 +64,7 @@ def test_brrec001_the_training_view_counts_epochs_while_a_recording_trains(page,
             wait_for(page, "document.getElementById('training-status-epochs')?.textContent.includes('training now')")
             first = _epochs(page)
             assert first >= 1
+            go.touch()
             wait_for(page, f"parseInt((document.getElementById('training-status-epochs')?.textContent || '')"
                            f".replace(/\\D+/, ' ').trim().split(' ')[0]) >= {first + 2}", timeout=60_000)
             assert _epochs(page) >= first + 2        # grew without a reload
