@@ -21,7 +21,7 @@ def create_app(runs_dir: str | Path = "data/runs", title: str = "LSTM Lens") -> 
     data.configure(runs_dir)
     # One BLAS thread per request thread: the dashboard's products are small (an LSTM step, a
     # word model's head), and OpenBLAS threads spinning for busy cores made them 40x slower (the
-    # Model writes view: 300 words in 8.2 s at load 6, 0.6 s with one thread). Process-wide, so
+    # Model writes view: 300 words in 8.2 s at load 6, 1.0 s with one thread). Process-wide, so
     # gunicorn's workers inherit it.
     threadpool_limits(1, user_api="blas")
     # on_error: a failing callback shows a short message, its traceback goes to the log (errors.py)

@@ -86,9 +86,9 @@ def _filters(classes, splits, hands, correctness, chosen=None) -> tuple:
             None if hands is None else tuple(hands), correctness, None if chosen is None else tuple(sorted(chosen)))
 
 
-def _examples(run: runformat.Run, chosen: tuple):
-    """The examples that pass the filters of ``_filters`` and are in its chosen set."""
-    return data.keep_chosen(data.filtered_examples(run, *chosen[:4]), chosen[4])
+def _examples(run: runformat.Run, key: tuple):
+    """The examples that pass the filters of a ``_filters`` key and are in its chosen set."""
+    return data.keep_chosen(data.filtered_examples(run, *key[:4]), key[4])
 
 
 @data.run_cached(maxsize=16)
