@@ -30,8 +30,8 @@ def _small(run: runformat.Run, name: str) -> bool:
 
 def warm(run_id: str | None = None) -> list[str]:
     """Read the default run's (or ``run_id``'s) examples, projections, predictions and history
-    into this process's memo; returns what was read. Never raises: a run that cannot be read is
-    the first request's to report."""
+    into this process's memo; returns what was read. Never raises: it only saves time, and a run
+    that cannot be read is the first request's to report (here it is logged)."""
     done: list[str] = []
     try:
         run_id = run_id or data.default_run(data.list_runs())
@@ -55,6 +55,6 @@ def warm(run_id: str | None = None) -> list[str]:
             training.history(run)
             done.append("history")
         log.info("warmed run %s in %.1f s: %s", run_id, time.monotonic() - started, ", ".join(done))
-    except (runformat.RunError, OSError, ValueError) as error:
-        log.info("warming stopped: %s", error)
+    except Exception as error:          # noqa: BLE001 - a background read-ahead; the request path reports
+        log.warning("warming stopped: %s", error)
     return done
