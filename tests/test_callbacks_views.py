@@ -78,7 +78,7 @@ def test_cbvw104_gate_saturation_over_time_matches_the_step_tables(run):
     assert "threshold" in _message(crossed)
 
 
-def test_cbvw109_a_chosen_set_narrows_the_gate_views_to_its_examples(run):
+def test_cbvw113_a_chosen_set_narrows_the_gate_views_to_its_examples(run):
     frame = data.examples(run)
     chosen = frame["example_id"].iloc[::7].tolist()                     # splits every class
     part = frame[frame["example_id"].isin(chosen)]

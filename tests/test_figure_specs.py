@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from dashboard.figures import as_sent, sent
-from dashboard.figures import cells, confusion, decisive, film, gates
+from dashboard.figures import cells, confusion, decisive, film, gates, training
 from dashboard.figures.last_step import last_step_spec
 from dashboard.figures.paths import paths_spec
 
@@ -116,3 +116,21 @@ def test_spc006_decisive_spec_is_sent_as_its_figure(options):
     frame = verdicts(20)
     same_as_validated(decisive.decisive_spec(frame, ["think", "drink", "crazy"], **options))
     same_as_validated(decisive.decisive_spec(frame.iloc[:0], CLASSES))                        # the message
+
+
+def history(val=True) -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"epoch": np.arange(1, 9, dtype=np.int32), "loss": rng.uniform(size=8),
+                          "accuracy": rng.uniform(size=8), "grad_norm": rng.uniform(size=8)})
+    if val:
+        frame["val_loss"], frame["val_accuracy"] = rng.uniform(size=(2, 8))
+    for layer in (0, 1):
+        for gate in ("input_gate", "forget_gate", "output_gate"):
+            frame[f"layer{layer}_{gate}_mean"], frame[f"layer{layer}_{gate}_saturated"] = rng.uniform(size=(2, 8))
+    return frame
+
+
+@pytest.mark.parametrize("options", [{}, {"metrics": {"test": {"loss": 0.4, "accuracy": 0.9}}}, {"best": 2}])
+def test_spc007_training_spec_is_sent_as_its_figure(options):
+    same_as_validated(training.training_spec(history(), **options))
+    same_as_validated(training.training_spec(history(val=False).drop(columns=["grad_norm"]), **options))
