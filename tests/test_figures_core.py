@@ -12,7 +12,7 @@ from dashboard.figures import FADED, HIGHLIGHT, class_colors, message_figure
 from dashboard.figures.inspector import (confidence_figure, example_path_figure, hand_groups,
                                          inputs_figure)
 from dashboard.figures.last_step import MAX_MISTAKE_LABELS, MISTAKE_LABEL, last_step_figure
-from dashboard.figures.paths import decimate, gapped, paths_figure
+from dashboard.figures.paths import MAX_JOINED_POINTS, decimate, document_paths_figure, gapped, paths_figure
 
 CLASSES = ["drink", "danger", "think", "crazy"]
 
@@ -123,6 +123,19 @@ def test_fig005_decimation_caps_points_and_keeps_last_steps():
     assert (last == 499).all()
     figure = paths_figure(points, labels_for(30), max_points=3000)
     assert sum(np.isfinite(np.asarray(t.x, dtype=float)).sum() for t in marked(figure)) <= 3000
+
+
+def test_fig009_many_document_steps_are_points_and_only_the_selected_document_is_joined():
+    names = pd.Series([f"doc{i}" for i in range(12)])
+    few = document_paths_figure(make_points([MAX_JOINED_POINTS // 12] * 12), names, title="t")
+    assert {trace.mode for trace in few.data} == {"lines+markers"} and few.layout.title.text == "t"
+    many = make_points([MAX_JOINED_POINTS // 12 + 1] * 12)
+    figure = document_paths_figure(many, names, selected=3, title="t")
+    *steps, path = figure.data
+    assert {trace.mode for trace in steps} == {"markers"}
+    assert sum(len(trace.x) for trace in steps) == len(many)                   # no gaps: points only
+    assert path.mode == "lines+markers" and len(path.x) == (many["example_id"] == 3).sum()
+    assert figure.layout.title.text == f"t · {len(many):,} steps as points: select a document to draw its path"
 
 
 def test_fig006_three_d_uses_scatter3d_and_symlog_is_applied():

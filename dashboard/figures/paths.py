@@ -264,6 +264,10 @@ def _add_selected(figure: go.Figure, points: pd.DataFrame, selected: int, axes, 
 
 
 MAX_DOCUMENT_POINTS = 60_000   # hover text per point: ~20 bytes each
+# Steps joined into lines up to this many. A character model's states jump across the plane at
+# every step, so its lines are long: in Chromium without a GPU (SwiftShader) 48,000 joined steps
+# of the Alice run froze the page for 18-37 s, 5,000 took 2.6 s and 48,000 points alone 0.9 s.
+MAX_JOINED_POINTS = 5_000
 DOCUMENT_LEGEND = len(HIGHLIGHT)
 
 
@@ -275,8 +279,9 @@ def document_paths_figure(points: pd.DataFrame, names: pd.Series, selected: int 
     x, y[, z]`` in (example_id, t) order; ``names``: document name by example_id), each document
     in its own colour (documents cycle through ten colours; up to ten get a legend entry each).
     Hover names the document and the step; customdata is the example id, so a click selects it.
-    ``lines=False`` draws the points only (each document's last step, say); ``ranges`` fixes the
-    2-D axes (``fixed_axes``)."""
+    ``lines=False`` draws the points only (each document's last step, say), as does a scene of more
+    than ``MAX_JOINED_POINTS`` steps, where only the selected document is joined into its path;
+    ``ranges`` fixes the 2-D axes (``fixed_axes``)."""
     if points.empty:
         return message_figure("No documents match the filters.")
     three_d = "z" in points.columns
@@ -284,6 +289,10 @@ def document_paths_figure(points: pd.DataFrame, names: pd.Series, selected: int 
     points = decimate(points, max_points)
     if symlog:
         points = points.assign(**{a: symlog_transform(points[a]).astype(np.float32) for a in axes})
+    joined = lines and len(points) <= MAX_JOINED_POINTS
+    if lines and not joined:
+        note = f"{len(points):,} steps as points: select a document to draw its path"
+        title = f"{title} · {note}" if title else note
     ids = points["example_id"].to_numpy()
     documents = pd.unique(ids)
     colour_of = {doc: i % len(HIGHLIGHT) for i, doc in enumerate(documents)}
@@ -298,14 +307,14 @@ def document_paths_figure(points: pd.DataFrame, names: pd.Series, selected: int 
         if part.empty:
             continue
         colour = HIGHLIGHT[colour_of[doc] if doc is not None else position]
-        arrays = gapped(part, [*axes, "example_id", "t"]) if lines else {
+        arrays = gapped(part, [*axes, "example_id", "t"]) if joined else {
             **{a: part[a].to_numpy(np.float32) for a in axes},
             "example_id": part["example_id"].to_numpy(), "t": part["t"].to_numpy()}
         doc_names = names.reindex(np.maximum(arrays["example_id"], 0)).astype(str).to_numpy()
         hover = np.char.add(np.char.add(doc_names.astype(str), " · step "), arrays["t"].astype(str))
         hover[arrays["example_id"] < 0] = ""
         figure.add_trace(trace(
-            **{a: arrays[a] for a in axes}, mode="lines+markers" if lines else "markers",
+            **{a: arrays[a] for a in axes}, mode="lines+markers" if joined else "markers",
             name=str(names.get(doc, doc)) if doc is not None else "documents",
             showlegend=doc is not None, line={"color": colour, "width": 1.5},
             marker={"color": colour, "size": (3 if three_d else 4) if lines else 9, "opacity": 0.85},
