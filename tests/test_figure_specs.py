@@ -134,3 +134,4 @@ def history(val=True) -> pd.DataFrame:
 def test_spc007_training_spec_is_sent_as_its_figure(options):
     same_as_validated(training.training_spec(history(), **options))
     same_as_validated(training.training_spec(history(val=False).drop(columns=["grad_norm"]), **options))
+    same_as_validated(training.training_spec(history()[["epoch", "loss", "val_loss"]], **options))

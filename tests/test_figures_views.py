@@ -196,6 +196,16 @@ def test_fgvw012_training_figure_without_validation_has_no_best_epoch():
         training.training_figure(history.drop(columns=["epoch"]))
 
 
+def test_fgvw022_training_panels_a_history_lacks_say_so():
+    history = _history()[["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]]     # a text run's
+    figure = training.training_figure(history, {})
+    notes = [(note.xref, note.yref) for note in figure.layout.annotations if note.text == "not in this run's history"]
+    assert notes == [("x3 domain", "y3 domain"), ("x4 domain", "y4 domain"), ("x5 domain", "y5 domain")]
+    assert figure.layout.yaxis3.range == (0, 1) and figure.layout.yaxis.range is None
+    assert not [note for note in training.training_figure(_history(), {}).layout.annotations
+                if note.text == "not in this run's history"]
+
+
 # -- prediction film ------------------------------------------------------------------------------
 
 def _paths(n_examples: int, n_steps: int, seed: int = 0):

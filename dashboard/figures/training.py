@@ -110,6 +110,14 @@ def training_spec(history: pd.DataFrame, metrics: dict | None = None, best: int 
              line={"color": GATE_COLOURS.get(gate, "#9467bd"), "dash": dash}, showlegend=statistic == "mean")
 
     layout = copy.deepcopy(_grid())
+    drawn = {(trace["xaxis"], trace["yaxis"]) for trace in data}
+    for panel in PANELS:
+        x_axis, y_axis = axes(panel).values()
+        if (x_axis, y_axis) not in drawn:          # a history without, say, gate statistics
+            layout[f"yaxis{y_axis[1:]}"].update(range=[0, 1], showticklabels=False)
+            layout["annotations"].append({"showarrow": False, "text": "not in this run's history", "x": 0.5,
+                                          "xref": f"{x_axis} domain", "y": 0.5, "yref": f"{y_axis} domain",
+                                          "font": {"color": "#888888"}})
     if best is not None:
         for panel in PANELS:
             x_axis = axes(panel)["xaxis"]
