@@ -32,6 +32,7 @@ import socket
 import tempfile
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from collections.abc import Sequence
 
@@ -250,7 +251,8 @@ _memos: list = []
 
 def clear_memos() -> None:
     """Empty every in-process memo (what a fresh gunicorn worker starts with); the shared disk
-    cache keeps its values."""
+    cache keeps its values (the writes still pending are finished first)."""
+    shared_writes_done()
     for clear in _memos:
         clear()
 
@@ -391,7 +393,7 @@ def run_cached(maxsize: int = 32, shared: bool = False):
                 if isinstance(value, np.ndarray):
                     value.flags.writeable = False
                 if shared:
-                    _shared_set(disk_key, value)
+                    _write_behind(disk_key, value)
             with lock:
                 cache[key] = value
                 while len(cache) > maxsize:
@@ -400,6 +402,7 @@ def run_cached(maxsize: int = 32, shared: bool = False):
 
         def shared_value(run: runformat.Run, *args, **kwargs):
             """What the shared cache holds for these arguments (None if nothing)."""
+            shared_writes_done()
             value = _shared_get(keys(run, args, kwargs)[2])
             return None if value is _MISSING else value
 
@@ -420,6 +423,35 @@ def _shared_get(key: str):
     except Exception:          # noqa: BLE001 - a damaged cache entry is a miss, never an error
         log.warning("shared cache: cannot read %s", key, exc_info=True)
         return _MISSING
+
+
+# Shared-cache writes happen after the answer, on one thread per process: encoding and storing a
+# 1.8 MB film took ~25-30 ms of each first answer. At most MAX_PENDING values wait (their memory);
+# beyond that a request writes its own.
+MAX_PENDING = 8
+_writer: dict = {"pid": None, "executor": None, "pending": []}
+_writer_lock = threading.Lock()
+
+
+def _write_behind(key: str, value) -> None:
+    with _writer_lock:
+        if _writer["pid"] != os.getpid():          # a forked worker starts its own thread
+            _writer.update(pid=os.getpid(), pending=[],
+                           executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="shared-cache"))
+        pending: list[Future] = [f for f in _writer["pending"] if not f.done()]
+        if len(pending) < MAX_PENDING:
+            pending.append(_writer["executor"].submit(_shared_set, key, value))
+            _writer["pending"] = pending
+            return
+    _shared_set(key, value)
+
+
+def shared_writes_done() -> None:
+    """Wait until this process's pending shared-cache writes are stored."""
+    with _writer_lock:
+        pending = list(_writer["pending"]) if _writer["pid"] == os.getpid() else []
+    for future in pending:
+        future.result()
 
 
 def _shared_set(key: str, value) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 
 import numpy as np
 import plotly.utils
@@ -361,6 +362,29 @@ def test_cbim061_another_worker_reads_the_heavy_figures_from_the_shared_cache(
     # another selection is another figure: computed (here: refused), not served stale
     with pytest.raises(AssertionError, match="computed again"):
         paths.paths_view_figure(NPZ_RUN, [], *EVERYTHING, 5, "pca", "2", [])
+
+
+def test_cbim069_shared_cache_writes_come_after_the_answer(imports, client_for, monkeypatch, tmp_path):
+    runs, _ = imports
+    monkeypatch.setenv("LSTM_LENS_CACHE", str(tmp_path / "cache"))
+    client_for(runs)
+    data.clear_memos()                              # a fresh worker: the film is computed here
+    store, stored = data._shared_set, threading.Event()
+    go_on = threading.Event()
+
+    def slow_store(key, value):
+        go_on.wait(30)
+        store(key, value)
+        stored.set()
+
+    monkeypatch.setattr(data, "_shared_set", slow_store)
+    figure = film.film_figure(NPZ_RUN, [], *EVERYTHING, "pca2", "end")   # answered while its write waits
+    assert figure["data"] and not stored.is_set() and len(data.disk_cache()) == 0
+    go_on.set()
+    data.clear_memos()                              # finishes the pending writes first
+    assert stored.is_set()
+    monkeypatch.setattr(film.figures, "film_spec", lambda *args, **kwargs: pytest.fail("computed again"))
+    assert film.film_figure(NPZ_RUN, [], *EVERYTHING, "pca2", "end") == figure
 
 
 def test_cbim062_a_rebuilt_run_misses_the_shared_cache(imports, client_for, monkeypatch, tmp_path):
