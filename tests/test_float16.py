@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import runformat
+from pipeline.runformat import reader
 from pipeline.analysis.match import match, select_cells
 from test_aggregates import build_run
 
@@ -70,3 +71,16 @@ def test_f16003_match_on_a_float16_table_compares_as_float32(runs):
         if len(cells) == 0:
             continue
         assert [m.__dict__ for m in match(path, cells, 0.3)] == [m.__dict__ for m in match(states, cells, 0.3)]
+
+
+def test_f16004_columns_of_many_chunks_read_as_one_row_major_float32_array():
+    rng = np.random.default_rng(3)
+    parts = [pa.table({"u1": rng.normal(size=n).astype(np.float16), "u0": rng.normal(size=n).astype(np.float32)})
+             for n in (5, 0, 11, 3)]
+    table = pa.concat_tables(parts)
+    assert table.column("u0").num_chunks == 4
+    matrix = reader.columns_as_rows(table, ["u0", "u1"])
+    expected = np.column_stack([table.column("u0").to_numpy(), table.column("u1").to_numpy()]).astype(np.float32)
+    assert matrix.dtype == np.float32 and matrix.flags.c_contiguous and matrix.shape == (19, 2)
+    assert np.array_equal(matrix, expected)
+    assert reader.columns_as_rows(table.slice(0, 0), ["u1"]).shape == (0, 1)
