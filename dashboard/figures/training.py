@@ -52,7 +52,7 @@ def training_figure(history: pd.DataFrame, metrics: dict | None = None, best: in
 
 @functools.cache
 def _grid() -> dict:
-    """The five panels' axes and titles, laid out once by ``make_subplots`` (~40 ms of its work)."""
+    """The five panels' axes and titles, laid out once by ``make_subplots`` (55-75 ms of work)."""
     fig = make_subplots(
         rows=3, cols=2, shared_xaxes=True, vertical_spacing=0.08, horizontal_spacing=0.08,
         specs=[[{}, {}], [{}, {}], [{"colspan": 2}, None]],
