@@ -434,16 +434,19 @@ _writer_lock = threading.Lock()
 
 
 def _write_behind(key: str, value) -> None:
+    """``_shared_set`` after the answer, into the cache folder of now (``$LSTM_LENS_CACHE`` may
+    name another by the time the write runs)."""
+    cache = disk_cache()
     with _writer_lock:
         if _writer["pid"] != os.getpid():          # a forked worker starts its own thread
             _writer.update(pid=os.getpid(), pending=[],
                            executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="shared-cache"))
         pending: list[Future] = [f for f in _writer["pending"] if not f.done()]
         if len(pending) < MAX_PENDING:
-            pending.append(_writer["executor"].submit(_shared_set, key, value))
+            pending.append(_writer["executor"].submit(_shared_set, key, value, cache))
             _writer["pending"] = pending
             return
-    _shared_set(key, value)
+    _shared_set(key, value, cache)
 
 
 def shared_writes_done() -> None:
@@ -454,9 +457,9 @@ def shared_writes_done() -> None:
         future.result()
 
 
-def _shared_set(key: str, value) -> None:
+def _shared_set(key: str, value, cache: diskcache.Cache | None = None) -> None:
     try:
-        disk_cache().set(key, encode(value))
+        (disk_cache() if cache is None else cache).set(key, encode(value))   # an empty Cache is falsy
     except NotShareable:
         pass
     except Exception:          # noqa: BLE001 - a full or read-only cache folder costs speed only

@@ -372,15 +372,19 @@ def test_cbim069_shared_cache_writes_come_after_the_answer(imports, client_for, 
     store, stored = data._shared_set, threading.Event()
     go_on = threading.Event()
 
-    def slow_store(key, value):
+    def slow_store(*args):
         go_on.wait(30)
-        store(key, value)
+        store(*args)
         stored.set()
 
     monkeypatch.setattr(data, "_shared_set", slow_store)
     figure = film.film_figure(NPZ_RUN, [], *EVERYTHING, "pca2", "end")   # answered while its write waits
     assert figure["data"] and not stored.is_set() and len(data.disk_cache()) == 0
+    monkeypatch.setenv("LSTM_LENS_CACHE", str(tmp_path / "another"))         # a later test's folder
     go_on.set()
+    data.shared_writes_done()
+    assert len(data.disk_cache()) == 0                  # the write went where the answer was computed
+    monkeypatch.setenv("LSTM_LENS_CACHE", str(tmp_path / "cache"))
     data.clear_memos()                              # finishes the pending writes first
     assert stored.is_set()
     monkeypatch.setattr(film.figures, "film_spec", lambda *args, **kwargs: pytest.fail("computed again"))
