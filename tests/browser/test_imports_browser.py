@@ -96,21 +96,24 @@ def test_brim010_a_text_run_opens_example_paths_with_its_documents(page, text_ur
     page.goto(text_url + "?run=text-parens")
     wait_for(page, "document.querySelector('#tab-paths')?.className.includes('tab--selected')")
     traces = drawn(page, "paths-graph")
-    lines = [t for t in traces if "lines" in (t["mode"] or "")]
-    assert sum(t["n"] for t in lines) > 1000                  # every document's path, step by step
-    assert any(t["text"] and " · step " in t["text"] for t in lines)   # hover: document and step
+    steps = [t for t in traces if t["mode"] == "markers"]      # more than 5,000 steps: points, not lines
+    assert sum(t["n"] for t in steps) > 1000 and len(steps) == len(traces)
+    assert any(t["text"] and " · step " in t["text"] for t in steps)   # hover: document and step
     title = page.evaluate("document.querySelector('#paths-graph .js-plotly-plot')._fullLayout.title.text")
-    assert "200 documents" in title
+    assert "200 documents" in title and "steps as points: select a document to draw its path" in title
     wait_for(page, "document.querySelector('#filter-count')?.innerText.endsWith('documents')", timeout=10_000)
     assert not page.is_visible("#filter-class") and not page.is_visible("#selection-inspect")
     no_errors(page)
     # clicking a path selects its document
     x, y = page.evaluate("""() => {
         const gd = document.querySelector('#paths-graph .js-plotly-plot');
-        const trace = gd._fullData.find(t => (t.mode || '').includes('lines'));
+        const trace = gd._fullData.find(t => t.mode === 'markers');
         const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
         return [area.left + gd._fullLayout.xaxis.l2p(trace.x[0]), area.top + gd._fullLayout.yaxis.l2p(trace.y[0])];
     }""")
     page.mouse.move(x, y)
     page.mouse.click(x, y)
     wait_for(page, "document.querySelector('#selection-bar')?.innerText.includes('Selected: document')")
+    # and its path is drawn, joined step by step
+    wait_for(page, """(document.querySelector('#paths-graph .js-plotly-plot')?._fullData || [])
+        .some(t => t.mode === 'lines+markers' && t._length > 1)""")
