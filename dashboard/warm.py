@@ -2,10 +2,12 @@
 
 Each gunicorn worker keeps its own reads in memory (``data.run_cached``), so the first request of a
 fresh or restarted worker paid for them: the Auslan run's projections and examples took 0.2-0.6 s
-on the first paths, film and training answers, several times the later ones.
+on the first paths, film and training answers, several times the later ones; a first gate cells
+answer under a filter paid ~105 ms per gate table (three per answer).
 ``gunicorn_conf.post_worker_init`` runs ``warm`` in a background thread as a worker starts; a
 request that comes first reads as before. Files over ``MAX_BYTES`` are left to the first request
-(a big run's views read parts of them, not the whole table).
+(a big run's views read parts of them, not the whole table), and so are gate tables over
+``MAX_BYTES`` in memory (float32 rows x units).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import time
 
 from dashboard import data
-from dashboard.views import training
+from dashboard.views import gates, training
 from pipeline import runformat
 
 MAX_BYTES = 256 * 2 ** 20
@@ -28,9 +30,21 @@ def _small(run: runformat.Run, name: str) -> bool:
     return isinstance(size, int) and size <= MAX_BYTES
 
 
+def _gate_tables(run: runformat.Run) -> list[tuple[int, str]]:
+    """The (layer, gate) tables the gate cells heatmap reads under a filter: the sigmoid gates of
+    the last layer that has them, when each fits in ``MAX_BYTES`` as float32."""
+    layers = gates.gate_layers(run.manifest) if run.manifest.is_classification else []
+    if not layers:
+        return []
+    rows = int(data.examples(run)["length"].sum())
+    if rows * run.manifest.layer(layers[-1]).units * 4 > MAX_BYTES:
+        return []
+    return [(layers[-1], gate) for gate in runformat.SIGMOID_GATES]
+
+
 def warm(run_id: str | None = None) -> list[str]:
-    """Read the default run's (or ``run_id``'s) examples, projections, predictions and history
-    into this process's memo; returns what was read. Never raises: it only saves time, and a run
+    """Read the default run's (or ``run_id``'s) examples, projections, predictions, history and
+    the last layer's gate tables into this process's memo; returns what was read. Never raises: it only saves time, and a run
     that cannot be read is the first request's to report (here it is logged)."""
     done: list[str] = []
     try:
@@ -54,6 +68,9 @@ def warm(run_id: str | None = None) -> list[str]:
         if run.has(runformat.HISTORY_FILE):
             training.history(run)
             done.append("history")
+        for layer, gate in _gate_tables(run):
+            data.step_matrix(run, layer, gate)
+            done.append(f"{gate} {layer}")
         log.info("warmed run %s in %.1f s: %s", run_id, time.monotonic() - started, ", ".join(done))
     except Exception as error:          # noqa: BLE001 - a background read-ahead; the request path reports
         log.warning("warming stopped: %s", error)

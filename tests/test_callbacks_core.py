@@ -152,17 +152,24 @@ def test_cbcr005_the_app_runs_blas_on_one_thread_per_request(synthetic_runs_dir)
 
 def test_cbcr006_a_warmed_worker_answers_its_first_reads_from_memory(run, monkeypatch):
     from dashboard import warm
-    from dashboard.views import training
+    from dashboard.views import gates, training
     data.clear_memos()
     done = warm.warm()
     projections = data.path_projection_ids(run.manifest)
-    assert done == ["examples", *projections, "predictions", "history"]
+    layer = gates.gate_layers(run.manifest)[-1]
+    assert done == ["examples", *projections, "predictions", "history",
+                    *(f"{gate} {layer}" for gate in runformat.SIGMOID_GATES)]
 
     def no_reads(*args, **kwargs):
         raise AssertionError("read again after warming")
     monkeypatch.setattr(runformat.Run, "arrow_table", no_reads)
     monkeypatch.setattr(runformat.Run, "read_table", no_reads)
     monkeypatch.setattr(runformat.Run, "projections", no_reads)
+    monkeypatch.setattr(runformat.Run, "step_matrix", no_reads)
+    one_class = data.examples(run)["label"].iloc[0]
+    cells = gates.cells_figure(run.run_id, [one_class], None, None, "all", None, "end", [0.1, 0.9], "forget_gate",
+                               "saturated", "saturation")
+    assert cells["data"][0]["type"] == "heatmap"          # under a filter: from the warmed gate table
     assert len(data.examples(run)) and all(len(data.projection(run, p)) for p in projections)
     assert len(data.last_step_projection(run, data.last_step_projection_ids(run.manifest)[0]))
     assert len(data.predictions(run)) and len(training.history(run))
