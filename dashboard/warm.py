@@ -44,8 +44,8 @@ def _gate_tables(run: runformat.Run) -> list[tuple[int, str]]:
 
 def warm(run_id: str | None = None) -> list[str]:
     """Read the default run's (or ``run_id``'s) examples, projections, predictions, history and
-    the last layer's gate tables into this process's memo; returns what was read. Never raises: it only saves time, and a run
-    that cannot be read is the first request's to report (here it is logged)."""
+    last gate tables into this process's memo; returns what was read. Never raises: it only saves
+    time, and a run that cannot be read is the first request's to report (here it is logged)."""
     done: list[str] = []
     try:
         run_id = run_id or data.default_run(data.list_runs())
