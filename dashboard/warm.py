@@ -33,9 +33,9 @@ def _small(run: runformat.Run, name: str) -> bool:
 def _gate_tables(run: runformat.Run) -> list[tuple[int, str]]:
     """The (layer, gate) tables the gate cells heatmap reads under a filter: the sigmoid gates of
     the last layer that has them, when each fits in ``MAX_BYTES`` as float32."""
-    layers = gates.gate_layers(run.manifest) if run.manifest.is_classification else []
-    if not layers:
+    if not gates.applies_to(run.manifest):
         return []
+    layers = gates.gate_layers(run.manifest)
     rows = int(data.examples(run)["length"].sum())
     if rows * run.manifest.layer(layers[-1]).units * 4 > MAX_BYTES:
         return []
