@@ -41,6 +41,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from dashboard import step_maps
 from pipeline import runformat
 from pipeline.runformat.writer import lock_holder, pid_alive
 
@@ -257,16 +258,22 @@ def clear_memos() -> None:
         clear()
 
 
-def disk_cache() -> diskcache.Cache:
-    """The shared memo: ``$LSTM_LENS_CACHE`` or ``lstm-lens-cache-<uid>`` in the system's temp dir
-    (created private to this user). One ``Cache`` per process: SQLite connections must not cross
-    the fork of gunicorn's preloading master."""
-    pid = os.getpid()
+def cache_folder() -> Path:
+    """The shared cache's folder: ``$LSTM_LENS_CACHE`` or ``lstm-lens-cache-<uid>`` in the
+    system's temp dir (created private to this user)."""
     folder = Path(os.environ.get("LSTM_LENS_CACHE")
                   or Path(tempfile.gettempdir()) / f"lstm-lens-cache-{os.getuid()}")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+def disk_cache() -> diskcache.Cache:
+    """The shared memo in ``cache_folder()``. One ``Cache`` per process: SQLite connections must
+    not cross the fork of gunicorn's preloading master."""
+    pid = os.getpid()
+    folder = cache_folder()
     cached = _settings.get("disk")
     if cached is None or cached[:2] != (pid, folder):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         cached = (pid, folder, diskcache.Cache(str(folder), size_limit=2**30))
         _settings["disk"] = cached
     return cached[2]
@@ -580,7 +587,12 @@ def last_step_rows(run: runformat.Run, example_ids: Sequence[int] | None = None)
 
 @run_cached(maxsize=8)
 def step_matrix(run: runformat.Run, layer: int, kind: str, units: Sequence[int] | None = None) -> np.ndarray:
-    """A (rows, units) float32 array of one tensor of one layer, rows in (example_id, t) order."""
+    """A (rows, units) array of one tensor of one layer, rows in (example_id, t) order: float32 in
+    memory, or for a whole table over ``step_maps.IN_MEMORY_BYTES`` a read-only memory map of its
+    stored dtype (float16 or float32) that every worker shares: index the rows you need."""
+    if units is None and layer in {known.index for known in run.layers} and not step_maps.in_memory(
+            int(examples(run)["length"].sum()), run.manifest.layer(layer).units):
+        return step_maps.step_map(run, layer, kind, cache_folder())
     return run.step_matrix(layer, kind, None if units is None else list(units))
 
 

@@ -6,8 +6,8 @@ on the first paths, film and training answers, several times the later ones; a f
 answer under a filter paid ~105 ms per gate table (three per answer).
 ``gunicorn_conf.post_worker_init`` runs ``warm`` in a background thread as a worker starts; a
 request that comes first reads as before. Files over ``MAX_BYTES`` are left to the first request
-(a big run's views read parts of them, not the whole table), and so are gate tables over
-``MAX_BYTES`` in memory (float32 rows x units).
+(a big run's views read parts of them, not the whole table). The gate tables of a big run are
+memory maps (``step_maps``): the first worker writes them, the others open them.
 """
 
 from __future__ import annotations
@@ -32,14 +32,10 @@ def _small(run: runformat.Run, name: str) -> bool:
 
 def _gate_tables(run: runformat.Run) -> list[tuple[int, str]]:
     """The (layer, gate) tables the gate cells heatmap reads under a filter: the sigmoid gates of
-    the last layer that has them, when each fits in ``MAX_BYTES`` as float32."""
+    the last layer that has them (``data.step_matrix`` reads a small one, maps a big one)."""
     if not gates.applies_to(run.manifest):
         return []
-    layers = gates.gate_layers(run.manifest)
-    rows = int(data.examples(run)["length"].sum())
-    if rows * run.manifest.layer(layers[-1]).units * 4 > MAX_BYTES:
-        return []
-    return [(layers[-1], gate) for gate in runformat.SIGMOID_GATES]
+    return [(gates.gate_layers(run.manifest)[-1], gate) for gate in runformat.SIGMOID_GATES]
 
 
 def warm(run_id: str | None = None) -> list[str]:

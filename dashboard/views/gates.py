@@ -105,11 +105,10 @@ def gate_summary(run: runformat.Run, layer: int, filters: tuple, align: str, low
 def summary_from_tables(run: runformat.Run, layer: int, frame, align: str, low: float, high: float) -> dict:
     """``gate_summary`` computed from the full gate tables (three whole-table reads)."""
     rows, _, position, n_steps = aligned_positions(frame["row_start"], frame["length"], align)
-    by_step, values = {}, {}
-    for gate in figures.GATES:
-        values[gate] = data.step_matrix(run, layer, gate)[rows]
-        by_step[gate] = figures.saturation_by_step(values[gate], position, n_steps, low, high)
-    edges, fractions = figures.gate_histograms(values)
+    tables = {gate: data.step_matrix(run, layer, gate) for gate in figures.GATES}
+    by_step = {gate: figures.saturation_by_step(table, position, n_steps, low, high, rows=rows)
+               for gate, table in tables.items()}
+    edges, fractions = figures.gate_histograms(tables, rows=rows)
     return {"by_step": by_step, "edges": edges, "fractions": fractions, "n_examples": len(frame)}
 
 
@@ -217,8 +216,8 @@ def cell_grid(run: runformat.Run, layer: int, filters: tuple, align: str, gate: 
     if grid is not None:
         return grid
     rows, _, position, n_steps = aligned_positions(frame["row_start"], frame["length"], align)
-    return figures.cell_step_matrix(data.step_matrix(run, layer, gate)[rows], position, n_steps,
-                                    statistic, low, high)
+    return figures.cell_step_matrix(data.step_matrix(run, layer, gate), position, n_steps,
+                                    statistic, low, high, rows=rows)
 
 
 @data.run_cached(maxsize=4)

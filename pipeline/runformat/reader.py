@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,6 +299,22 @@ class Run:
         if table.num_columns == 0:
             return np.zeros((table.num_rows, 0), dtype=np.float32)
         return columns_as_rows(table, columns)
+
+    def step_batches(self, layer: int, kind: str, batch_rows: int = 65536) -> Iterator[np.ndarray]:
+        """One tensor's rows in (example_id, t) order as (rows, units) arrays of the stored dtype
+        (float16 or float32), ``batch_rows`` at a time: a whole table in bounded memory."""
+        name = steps_file(layer, kind)
+        path = self._file(name)
+        try:
+            with _source(path) as source:
+                for part in [source] if path.is_file() else source:
+                    parquet = pq.ParquetFile(part, **CHECKSUMS)
+                    units = [c for c in parquet.schema_arrow.names if c.startswith(UNIT_PREFIX)]
+                    for batch in parquet.iter_batches(batch_size=batch_rows, columns=units):
+                        yield np.column_stack([c.to_numpy(zero_copy_only=False) for c in batch.columns]) \
+                            if batch.num_columns else np.zeros((batch.num_rows, 0), np.float32)
+        except (pa.ArrowException, OSError) as error:
+            raise _problem(self.run_id, name, error, self.path) from error
 
     def steps(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """A per-step table (``inputs``, ``predictions``, ``text``) by its short name."""
