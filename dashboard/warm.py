@@ -7,7 +7,9 @@ answer under a filter paid ~105 ms per gate table (three per answer).
 ``gunicorn_conf.post_worker_init`` runs ``warm`` in a background thread as a worker starts; a
 request that comes first reads as before. Files over ``MAX_BYTES`` are left to the first request
 (a big run's views read parts of them, not the whole table). The gate tables of a big run are
-memory maps (``step_maps``): the first worker writes them, the others open them.
+memory maps (``step_maps``): the first worker writes them, the others open them. The gate cells'
+sums per example group (``gates.group_cells``) at the heatmap's defaults go to the shared cache,
+so that no worker's first filtered heatmap makes a pass over a gate table.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def warm(run_id: str | None = None) -> list[str]:
             done.append("history")
         for layer, gate in _gate_tables(run):
             data.step_matrix(run, layer, gate)
+            gates.group_cells(run, layer, gate, "end", "saturated", gates.figures.DEFAULT_LOW,
+                              gates.figures.DEFAULT_HIGH)      # the heatmap's defaults, any filter
             done.append(f"{gate} {layer}")
         log.info("warmed run %s in %.1f s: %s", run_id, time.monotonic() - started, ", ".join(done))
     except Exception as error:          # noqa: BLE001 - a background read-ahead; the request path reports

@@ -280,6 +280,44 @@ def test_agg010_gate_cells_equal_the_long_computation_and_the_view_answers_the_s
                                                                                   default=str)
 
 
+@pytest.mark.parametrize("layer", [0, 1])
+def test_agg011_gate_cells_of_any_filter_are_sums_of_the_group_cells(runs, layer, monkeypatch):
+    run, old = data.get_run("agg"), data.get_run("agg-old")
+    data.clear_memos()
+    answers = {}
+    for chosen in FILTERS:
+        frame = gates._examples(run, gates._filters(*chosen))
+        if frame.empty:
+            continue
+        for align in ("start", "end"):
+            rows, _, position, n_steps = gates.aligned_positions(frame["row_start"], frame["length"], align)
+            values = data.step_matrix(run, layer, "output_gate")
+            for statistic in gate_figures.CELL_STATISTICS:
+                for low, high in ((0.1, 0.9), (0.3, 0.65)):
+                    slow = gate_figures.cell_step_matrix(values, position, n_steps, statistic, low, high, rows=rows)
+                    fast = gates.grid_from_groups(run, layer, frame, align, "output_gate", statistic, low, high)
+                    assert fast.shape == slow.shape
+                    np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=0)   # the same sums, added in another order
+                    np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+                    answers[tuple(map(str, chosen)), align, statistic, low] = fast
+    # Once the group sums are there, no filter reads the gate table.
+    monkeypatch.setattr(runformat.Run, "step_matrix", lambda *a, **k: pytest.fail("read every step"))
+    data.step_matrix.cache_clear()
+    for chosen in FILTERS[1:]:
+        if (tuple(map(str, chosen)), "end", "mean", 0.3) not in answers:
+            continue                                     # lets no example through
+        grid = gates.cell_grid(run, layer, gates._filters(*chosen), "end", "output_gate", "mean", 0.3, 0.65)
+        np.testing.assert_array_equal(grid, answers[tuple(map(str, chosen)), "end", "mean", 0.3])
+    # A set that splits a group, or a run without the aggregates: no group answer.
+    monkeypatch.undo()
+    frame = gates._examples(run, gates._filters(*FILTERS[0]))
+    group = gates.gate_aggregates(run, layer)["group"]
+    shared = np.flatnonzero(group == np.flatnonzero(np.bincount(group) >= 2)[0])
+    half = frame[frame["example_id"] != shared[0]]
+    assert gates.grid_from_groups(run, layer, half, "end", "input_gate", "mean", 0.1, 0.9) is None
+    assert gates.grid_from_groups(old, layer, frame, "end", "input_gate", "mean", 0.1, 0.9) is None
+
+
 def test_agg007_a_trained_classifier_writes_them(synthetic_run):
     outputs = synthetic_run.manifest.stages["extract"]["outputs"]
     assert set(AGGREGATE_FILES) <= set(outputs)

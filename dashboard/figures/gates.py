@@ -69,36 +69,47 @@ def saturation_by_step(values: np.ndarray, position: np.ndarray, n_steps: int,
         return {"low": below / pairs, "high": above / pairs, "examples": examples}
 
 
-def cell_step_matrix(values: np.ndarray, position: np.ndarray, n_steps: int, statistic: str = "saturated",
-                     low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH,
-                     rows: np.ndarray | None = None) -> np.ndarray:
-    """A ``(units, n_steps)`` float32 grid: per cell and step, the fraction of examples in which the
-    cell's gate is saturated (``statistic="saturated"``) or its mean value (``"mean"``), over
-    ``values[rows]`` (``values`` when ``rows`` is None), whose rows sit at ``position``.
+def cell_step_sums(values: np.ndarray, position: np.ndarray, n_steps: int, statistic: str = "saturated",
+                   low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH,
+                   rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(sums, counts)`` of ``values[rows]`` (``values`` when ``rows`` is None), whose rows sit at
+    ``position``: per step and cell the float64 sum of the values (``"mean"``) or the number outside
+    ``low``..``high`` (``"saturated"``), ``(n_steps, units)``, and the rows at each step.
 
-    Each block's rows are added per step in row order, in float64, as a sparse (steps x rows)
-    one-hot matrix times the block: the sums the extract stage precomputes
-    (``pipeline.core.aggregates.gate_cells``), in 10k-row blocks (~0.4 s for 490k x 100 values
-    of a float16 memory map, where one sort and ``np.add.reduceat`` took 1.0-1.6 s).
+    Each block's rows are added per step in row order as a sparse (steps x rows) one-hot matrix
+    times the block: the sums the extract stage precomputes (``pipeline.core.aggregates``), in
+    10k-row blocks (~0.4 s for 490k x 100 values of a float16 memory map, where one sort and
+    ``np.add.reduceat`` took 1.0-1.6 s).
     """
     if statistic not in CELL_STATISTICS:
         raise ValueError(f"unknown statistic {statistic!r}; expected one of {', '.join(CELL_STATISTICS)}")
     _check_thresholds(low, high)
-    units = np.shape(values)[1]
-    grid = np.full((units, n_steps), np.nan, dtype=np.float32)
-    counts = np.bincount(position, minlength=n_steps)
-    present = np.flatnonzero(counts)
-    if not len(present):
-        return grid
-    sums = np.zeros((n_steps, units))
+    sums = np.zeros((n_steps, np.shape(values)[1]))
     low32, high32 = np.float32(low), np.float32(high)
     for part, block in row_blocks(values, rows, SUM_BLOCK_VALUES):
         one_hot = scipy.sparse.csr_matrix((np.ones(len(block)), (position[part], np.arange(len(block)))),
                                           shape=(n_steps, len(block)))
         added = ((block < low32) | (block > high32)) if statistic == "saturated" else block
         sums += one_hot @ added.astype(np.float64)
-    grid[:, present] = (sums[present] / counts[present, None]).T
+    return sums, np.bincount(position, minlength=n_steps)
+
+
+def cell_grid_of(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The ``(units, n_steps)`` float32 grid of ``cell_step_sums``' sums over counts (NaN where a
+    step has no rows)."""
+    grid = np.full((sums.shape[1], len(counts)), np.nan, dtype=np.float32)
+    present = np.flatnonzero(counts)
+    grid[:, present] = (sums[present] / np.asarray(counts)[present, None]).T
     return grid
+
+
+def cell_step_matrix(values: np.ndarray, position: np.ndarray, n_steps: int, statistic: str = "saturated",
+                     low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH,
+                     rows: np.ndarray | None = None) -> np.ndarray:
+    """A ``(units, n_steps)`` float32 grid: per cell and step, the fraction of examples in which the
+    cell's gate is saturated (``statistic="saturated"``) or its mean value (``"mean"``), over
+    ``values[rows]`` (``values`` when ``rows`` is None), whose rows sit at ``position``."""
+    return cell_grid_of(*cell_step_sums(values, position, n_steps, statistic, low, high, rows))
 
 
 def gate_histograms(values_by_gate: dict[str, np.ndarray], bins: int = 50,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dash
 import numpy as np
+import scipy.sparse
 from dash import Input, Output, dcc, html
 
 from dashboard import data, filters, state, views
 from dashboard.figures import message_figure, sent
 from dashboard.figures import gates as figures
-from dashboard.figures.alignment import aligned_positions
+from dashboard.figures.alignment import aligned_positions, example_rows
 from dashboard.views.controls import (GRAPH_CONFIG, LAST_LAYER, alignment_switch, chosen_layer, field,
                                       layer_options, layer_picker, register_layer_tick)
 from pipeline import runformat
@@ -169,21 +170,29 @@ def grid_index(threshold: float) -> int | None:
     return k if 0 <= k < len(edges) and np.float32(threshold) == edges[k] else None
 
 
+def whole_groups(aggregates: dict, frame) -> np.ndarray | None:
+    """Which of the aggregates' example groups ``frame`` holds (a mask), or None when it holds
+    part of one (a chosen set), an example they lack, or nothing."""
+    ids = frame["example_id"].to_numpy(np.int64)
+    position = np.searchsorted(aggregates["example_id"], ids)
+    if frame.empty or np.any(position >= len(aggregates["example_id"])) \
+            or np.any(aggregates["example_id"][position] != ids):
+        return None
+    chosen = np.bincount(aggregates["group"][position], minlength=len(aggregates["sizes"]))
+    whole = chosen > 0
+    return None if np.any(chosen[whole] != aggregates["sizes"][whole]) else whole
+
+
 def summary_from_aggregates(run: runformat.Run, layer: int, frame, align: str, low: float,
                             high: float) -> dict | None:
     """``gate_summary`` summed from the precomputed aggregates, or None when they cannot answer
     (no aggregates, a threshold off their grid, a filter that splits a group)."""
     aggregates = gate_aggregates(run, layer)
     k_low, k_high = grid_index(low), grid_index(high)
-    if aggregates is None or k_low is None or k_high is None or frame.empty:
+    if aggregates is None or k_low is None or k_high is None:
         return None
-    ids = frame["example_id"].to_numpy(np.int64)
-    position = np.searchsorted(aggregates["example_id"], ids)
-    if np.any(position >= len(aggregates["example_id"])) or np.any(aggregates["example_id"][position] != ids):
-        return None
-    chosen = np.bincount(aggregates["group"][position], minlength=len(aggregates["sizes"]))
-    whole = chosen > 0
-    if np.any(chosen[whole] != aggregates["sizes"][whole]):
+    whole = whole_groups(aggregates, frame)
+    if whole is None:
         return None
     n_steps = int(frame["length"].max())
     units = run.manifest.layer(layer).units
@@ -212,9 +221,10 @@ def cell_grid(run: runformat.Run, layer: int, filters: tuple, align: str, gate: 
     """The gate cells heatmap's (units, steps) grid: from the run's precomputed sums when they can
     answer (every example, "saturated" at their thresholds), else from the gate table."""
     frame = _examples(run, filters)
-    grid = grid_from_aggregates(run, layer, frame, align, gate, statistic, low, high)
-    if grid is not None:
-        return grid
+    for answer in (grid_from_aggregates, grid_from_groups):
+        grid = answer(run, layer, frame, align, gate, statistic, low, high)
+        if grid is not None:
+            return grid
     rows, _, position, n_steps = aligned_positions(frame["row_start"], frame["length"], align)
     return figures.cell_step_matrix(data.step_matrix(run, layer, gate), position, n_steps,
                                     statistic, low, high, rows=rows)
@@ -235,6 +245,50 @@ def gate_cells(run: runformat.Run, layer: int) -> dict | None:
                               part[[f"s{j}" for j in range(units)]].to_numpy(np.float64),
                               part[[f"k{j}" for j in range(units)]].to_numpy(np.float64))
     return found or None
+
+
+@data.run_cached(maxsize=8, shared=True)
+def group_cells(run: runformat.Run, layer: int, gate: str, align: str, statistic: str, low: float,
+                high: float) -> dict | None:
+    """Per example group of the run's aggregates and step offset from the examples' start or end
+    (``align``): how many examples have a step there (``rows``) and each cell's sum there
+    (``sums``, ``cell_step_sums``), in one pass over the gate table; ``base`` and ``longest``
+    place a group's offsets. None for a run without the aggregates. Every filter of the filter
+    bar lets whole groups through, so its gate cells are sums of these (``grid_from_groups``)
+    instead of a pass over its rows (a big run's later answers; shared by every worker)."""
+    aggregates = gate_aggregates(run, layer)
+    frame = data.examples(run)
+    if aggregates is None or whole_groups(aggregates, frame) is None:
+        return None
+    group = aggregates["group"][np.searchsorted(aggregates["example_id"], frame["example_id"].to_numpy(np.int64))]
+    lengths = frame["length"].to_numpy(np.int64)
+    longest = np.zeros(len(aggregates["sizes"]), np.int64)
+    np.maximum.at(longest, group, lengths)
+    base = np.cumsum(longest) - longest
+    rows, t, owner = example_rows(frame["row_start"], lengths)
+    offset = t if align == "start" else lengths[owner] - 1 - t
+    sums, counts = figures.cell_step_sums(data.step_matrix(run, layer, gate), base[group[owner]] + offset,
+                                          int(longest.sum()), statistic, low, high, rows=rows)
+    return {"base": base, "longest": longest, "rows": counts, "sums": sums}
+
+
+def grid_from_groups(run: runformat.Run, layer: int, frame, align: str, gate: str, statistic: str,
+                     low: float, high: float) -> np.ndarray | None:
+    """``figures.cell_step_matrix`` of ``frame`` summed from ``group_cells`` (the same float64
+    values added in another order), or None when ``frame`` splits a group or the run lacks them."""
+    aggregates = gate_aggregates(run, layer)
+    whole = None if aggregates is None else whole_groups(aggregates, frame)
+    cells = None if whole is None else group_cells(run, layer, gate, align, statistic, low, high)
+    if cells is None:
+        return None
+    chosen = np.flatnonzero(whole)
+    pairs, offset, _ = example_rows(cells["base"][chosen], cells["longest"][chosen])
+    n_steps = int(frame["length"].max())
+    step = offset if align == "start" else n_steps - 1 - offset
+    one_hot = scipy.sparse.csr_matrix((np.ones(len(pairs)), (step, np.arange(len(pairs)))),
+                                      shape=(n_steps, len(pairs)))
+    counts = np.bincount(step, weights=cells["rows"][pairs], minlength=n_steps)
+    return figures.cell_grid_of(one_hot @ cells["sums"][pairs], counts)
 
 
 def grid_from_aggregates(run: runformat.Run, layer: int, frame, align: str, gate: str, statistic: str,
