@@ -68,10 +68,11 @@ def example_summaries(run: runformat.Run, layer: int, kind: str, summary: str) -
         return precomputed
     values = data.step_matrix(run, layer, kind)
     if summary == "last":
-        return np.ascontiguousarray(values[data.last_step_rows(run)])
+        return np.ascontiguousarray(values[data.last_step_rows(run)], dtype=np.float32)
     frame = data.examples(run)
     rows, _, _ = example_rows(frame["row_start"], frame["length"])
-    return figures.per_example_summary(values[rows], frame["length"], summary).astype(np.float32)
+    return figures.per_example_summary(np.asarray(values[rows], np.float32), frame["length"],
+                                       summary).astype(np.float32)
 
 
 def classifier_run(run_id) -> runformat.Run:

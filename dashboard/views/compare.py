@@ -149,7 +149,7 @@ def cka_table(a: runformat.Run, b: runformat.Run) -> html.Table:
 def _sampled_steps(run: runformat.Run, layer: int) -> np.ndarray:
     matrix = data.step_matrix(run, layer, "h")
     rows = np.linspace(0, len(matrix) - 1, min(len(matrix), MAX_ROWS)).astype(np.int64)
-    return np.ascontiguousarray(matrix[rows])
+    return np.ascontiguousarray(matrix[rows], dtype=np.float32)      # a big run's map may be float16
 
 
 def _all_steps_cka(a: runformat.Run, b: runformat.Run, la: int, lb: int) -> float:
