@@ -87,10 +87,11 @@ def cell_step_sums(values: np.ndarray, position: np.ndarray, n_steps: int, stati
     sums = np.zeros((n_steps, np.shape(values)[1]))
     low32, high32 = np.float32(low), np.float32(high)
     for part, block in row_blocks(values, rows, SUM_BLOCK_VALUES):
-        one_hot = scipy.sparse.csr_matrix((np.ones(len(block)), (position[part], np.arange(len(block)))),
-                                          shape=(n_steps, len(block)))
+        steps, local = np.unique(position[part], return_inverse=True)     # only the steps it reaches
+        one_hot = scipy.sparse.csr_matrix((np.ones(len(block)), (local, np.arange(len(block)))),
+                                          shape=(len(steps), len(block)))
         added = ((block < low32) | (block > high32)) if statistic == "saturated" else block
-        sums += one_hot @ added.astype(np.float64)
+        sums[steps] += one_hot @ added.astype(np.float64)
     return sums, np.bincount(position, minlength=n_steps)
 
 
