@@ -592,7 +592,10 @@ def step_matrix(run: runformat.Run, layer: int, kind: str, units: Sequence[int] 
     stored dtype (float16 or float32) that every worker shares: index the rows you need."""
     if units is None and layer in {known.index for known in run.layers} and not step_maps.in_memory(
             int(examples(run)["length"].sum()), run.manifest.layer(layer).units):
-        return step_maps.step_map(run, layer, kind, cache_folder())
+        try:
+            return step_maps.step_map(run, layer, kind, cache_folder())
+        except OSError:          # a full or read-only cache folder costs memory, not the answer
+            log.warning("cannot map the %s table of %s; reading it whole", kind, run.run_id, exc_info=True)
     return run.step_matrix(layer, kind, None if units is None else list(units))
 
 

@@ -116,4 +116,3 @@ def _evict(folder: Path, keep: Path) -> None:
             path.unlink(missing_ok=True)
             path.with_suffix(".lock").unlink(missing_ok=True)
             total -= size
-

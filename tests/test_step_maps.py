@@ -114,3 +114,14 @@ def test_smap005_block_wise_sums_equal_the_whole_at_any_block_size(block_values,
     for key, values in saturation.items():
         np.testing.assert_array_equal(blocked[key], values)
     np.testing.assert_array_equal(gate_figures.gate_histograms({"g": table}, rows=rows)[1]["g"], histogram)
+
+
+def test_smap006_a_cache_folder_that_cannot_be_written_costs_memory_not_the_answer(mapped, monkeypatch):
+    monkeypatch.setattr(step_maps, "IN_MEMORY_BYTES", 0)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(step_maps, "step_map", full)
+    table = data.step_matrix(mapped, _layer(mapped), "forget_gate")
+    assert not isinstance(table, np.memmap) and table.dtype == np.float32
+    assert _cells(mapped, mapped.classes[:1])["data"][0]["type"] == "heatmap"
