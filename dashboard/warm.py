@@ -18,6 +18,7 @@ import logging
 import time
 
 from dashboard import data
+from dashboard.figures import gates as gate_figures
 from dashboard.views import gates, training
 from pipeline import runformat
 
@@ -68,8 +69,8 @@ def warm(run_id: str | None = None) -> list[str]:
             done.append("history")
         for layer, gate in _gate_tables(run):
             data.step_matrix(run, layer, gate)
-            gates.group_cells(run, layer, gate, "end", "saturated", gates.figures.DEFAULT_LOW,
-                              gates.figures.DEFAULT_HIGH)      # the heatmap's defaults, any filter
+            gates.group_cells(run, layer, gate, "end", "saturated", gate_figures.DEFAULT_LOW,
+                              gate_figures.DEFAULT_HIGH)       # the heatmap's defaults, any filter
             done.append(f"{gate} {layer}")
         log.info("warmed run %s in %.1f s: %s", run_id, time.monotonic() - started, ", ".join(done))
     except Exception as error:          # noqa: BLE001 - a background read-ahead; the request path reports
