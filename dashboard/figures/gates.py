@@ -15,11 +15,13 @@ import plotly.graph_objects as go
 
 from dashboard.figures import colorscale, spec_layout
 from dashboard.figures.alignment import ALIGNMENTS, step_axis
+from dashboard.figures.series import WHOLE, Window, drawn_note, in_window, shown_points, zoomed_axis
 
 GATES = ("input_gate", "forget_gate", "output_gate")
 GATE_COLOURS = {"input_gate": "#1f77b4", "forget_gate": "#ff7f0e", "output_gate": "#2ca02c"}
 CELL_STATISTICS = {"saturated": "fraction of examples saturated", "mean": "mean gate value"}
 DEFAULT_LOW, DEFAULT_HIGH = 0.1, 0.9
+MAX_HEATMAP_STEPS = 1500    # the cell heatmap's columns at most (wider grids are averaged in bins)
 
 
 def gate_label(gate: str) -> str:
@@ -164,22 +166,27 @@ def _x_title(align: str) -> str:
 
 
 def saturation_figure(stats_by_gate: dict[str, dict[str, np.ndarray]], align: str, low: float, high: float,
-                      n_examples: int, layer: int | None = None) -> go.Figure:
+                      n_examples: int, layer: int | None = None, window: Window = WHOLE) -> go.Figure:
     """One line per gate: the fraction of (example, unit) pairs saturated at each aligned step."""
-    return go.Figure(saturation_spec(stats_by_gate, align, low, high, n_examples, layer))
+    return go.Figure(saturation_spec(stats_by_gate, align, low, high, n_examples, layer, window))
 
 
 def saturation_spec(stats_by_gate: dict[str, dict[str, np.ndarray]], align: str, low: float, high: float,
-                    n_examples: int, layer: int | None = None) -> dict:
-    """``saturation_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure)."""
+                    n_examples: int, layer: int | None = None, window: Window = WHOLE) -> dict:
+    """``saturation_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure).
+    Past ``series.MAX_SERIES_POINTS`` aligned steps each line is decimated within the zoom
+    ``window`` (``figures.series``)."""
     data = []
+    drawn = total_steps = 0
     for gate, stats in stats_by_gate.items():
         x = step_axis(len(stats["low"]), align)
         total = stats["low"] + stats["high"]
+        shown = shown_points(x, total, window)
+        drawn, total_steps = max(drawn, len(shown)), len(x)
         data.append({
-            "type": "scattergl", "x": x, "y": total.astype(np.float32), "mode": "lines", "name": gate_label(gate),
-            "line": {"color": GATE_COLOURS.get(gate), "width": 2},
-            "customdata": np.column_stack([stats["low"], stats["high"], stats["examples"]]).astype(np.float32),
+            "type": "scattergl", "x": x[shown], "y": total[shown].astype(np.float32), "mode": "lines",
+            "name": gate_label(gate), "line": {"color": GATE_COLOURS.get(gate), "width": 2},
+            "customdata": np.column_stack([stats["low"], stats["high"], stats["examples"]])[shown].astype(np.float32),
             "hovertemplate": (f"{gate_label(gate)} gate, step %{{x}}<br>saturated %{{y:.1%}}"
                               f" (&lt;{low:g}: %{{customdata[0]:.1%}}, &gt;{high:g}: %{{customdata[1]:.1%}})"
                               "<br>%{customdata[2]:.0f} examples<extra></extra>")})
@@ -189,22 +196,39 @@ def saturation_spec(stats_by_gate: dict[str, dict[str, np.ndarray]], align: str,
         step, end = nice_ticks(np.nanmax(stats["examples"], initial=0))
         # its own round ticks (0, 500, 1000...), not the percent axis' grid divided into fifths
         counts = {"range": [0, end], "tick0": 0, "dtick": float(step), "tickmode": "linear", "tickformat": ",d"}
+        x = step_axis(len(stats["examples"]), align)
+        shown = shown_points(x, stats["examples"], window)
         data.append({
-            "type": "scattergl", "x": step_axis(len(stats["examples"]), align),
-            "y": stats["examples"].astype(np.float32), "yaxis": "y2", "mode": "lines", "name": "examples at step",
+            "type": "scattergl", "x": x[shown], "y": stats["examples"][shown].astype(np.float32), "yaxis": "y2",
+            "mode": "lines", "name": "examples at step",
             "line": {"color": "#aaa", "width": 1, "dash": "dot"}, "hovertemplate": "%{y:.0f} examples<extra></extra>"})
     where = f"layer {layer}, " if layer is not None else ""
+    note = drawn_note(drawn, in_window(step_axis(total_steps, align), window))
     layout = spec_layout(
         title=f"Saturated gates over time ({where}{n_examples} examples; "
-              f"value &lt; {low:g} or &gt; {high:g})",
-        xaxis={"title": {"text": _x_title(align)}},
+              f"value &lt; {low:g} or &gt; {high:g})" + (f"<br><sup>{note}</sup>" if note else ""),
+        xaxis={"title": {"text": _x_title(align)}, **zoomed_axis(window)},
         yaxis={"title": {"text": "fraction of units × examples saturated"}, "range": [0, 1], "tickformat": ".0%"},
         # Few long examples reach the far steps: the dotted count says how much a value rests on.
         yaxis2={"title": {"text": "examples at step"}, "overlaying": "y", "side": "right", "showgrid": False,
                 **counts},
-        legend={"title": {"text": "gate"}, "x": 1.08}, margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"title": {"text": "gate"}, "x": 1.08}, margin={"l": 60, "r": 20, "t": 60 if note else 50, "b": 50},
         hovermode="x unified")
     return {"data": data, "layout": layout}
+
+
+def binned_steps(grid: np.ndarray, max_steps: int = MAX_HEATMAP_STEPS) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(grid, first column of each bin, bin width)``: past ``max_steps`` columns, adjacent steps
+    are averaged in bins of equal width (a heatmap cannot show more columns than its pixels)."""
+    n_steps = grid.shape[1]
+    width = max(1, -(-n_steps // max_steps))
+    starts = np.arange(0, n_steps, width)
+    if width == 1:
+        return grid, starts, 1
+    with np.errstate(invalid="ignore"):        # an all-NaN bin (no example there) stays NaN
+        sums = np.add.reduceat(np.nan_to_num(grid, nan=0.0), starts, axis=1)
+        counts = np.add.reduceat(np.isfinite(grid).astype(np.float32), starts, axis=1)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), starts, width
 
 
 def cell_heatmap_figure(grid: np.ndarray, align: str, gate: str, statistic: str = "saturated",
@@ -219,7 +243,9 @@ def cell_heatmap_spec(grid: np.ndarray, align: str, gate: str, statistic: str = 
                       high: float = DEFAULT_HIGH) -> dict:
     """``cell_heatmap_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure)."""
     order = sort_cells(grid, cell_order)
-    x = step_axis(grid.shape[1], align)
+    axis = step_axis(grid.shape[1], align)
+    grid, starts, width = binned_steps(grid)
+    x = axis[starts]
     labels = [f"u{i}" for i in order]
     if statistic == "saturated":
         colour = {"colorscale": _VIRIDIS, "zmin": 0, "zmax": 1,
@@ -234,8 +260,9 @@ def cell_heatmap_spec(grid: np.ndarray, align: str, gate: str, statistic: str = 
     heatmap = {"type": "heatmap", "z": grid[order].astype(np.float32), "x": x, "y": labels, **colour,
                "hovertemplate": f"cell %{{y}}, step %{{x}}<br>{value}<extra></extra>"}
     sorted_by = "most saturated first" if cell_order == "saturation" else "by index"
+    binned = f"; steps averaged in bins of {width}, each column from its first step" if width > 1 else ""
     layout = spec_layout(
-        title=f"Per cell: {what} (cells {sorted_by})", xaxis={"title": {"text": _x_title(align)}},
+        title=f"Per cell: {what} (cells {sorted_by}{binned})", xaxis={"title": {"text": _x_title(align)}},
         yaxis={"title": {"text": "cell"}, "autorange": "reversed", "type": "category", "tickfont": {"size": 9}},
         height=max(420, min(900, 12 * len(labels) + 120)), margin={"l": 60, "r": 20, "t": 50, "b": 50})
     return {"data": [heatmap], "layout": layout}

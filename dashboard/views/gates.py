@@ -5,10 +5,10 @@ from __future__ import annotations
 import dash
 import numpy as np
 import scipy.sparse
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from dashboard import data, filters, state, views
-from dashboard.figures import message_figure, sent
+from dashboard.figures import message_figure, sent, series
 from dashboard.figures import gates as figures
 from dashboard.figures.alignment import aligned_positions, example_rows
 from dashboard.views.controls import (GRAPH_CONFIG, LAST_LAYER, alignment_switch, chosen_layer, field,
@@ -343,6 +343,27 @@ def _summary_scenes(run: runformat.Run, layer: int, filters: tuple, align: str, 
             sent(figures.gate_histogram_spec(summary["edges"], summary["fractions"], low, high)))
 
 
+def zoomed_over_time(relayout, run_id, classes, splits, hands, correctness, layer, align, thresholds,
+                     chosen=None):
+    """A zoom of gates over time: the window's steps drawn again when the lines were decimated
+    (``figures.series``); ``dash.no_update`` when every step is drawn already, or the event was
+    not an x zoom."""
+    window = series.window_from_relayout(relayout)
+    if window is None:
+        return dash.no_update
+    try:
+        run, filters, low, high = _checked(run_id, classes, splits, hands, correctness, thresholds, chosen)
+        layer = _gate_layer(run, layer)
+        summary = gate_summary(run, layer, filters, align, low, high)
+    except runformat.RunError:
+        return dash.no_update                     # the main callback shows what is wrong
+    lines = list(summary["by_step"].values())
+    if not lines or len(lines[0]["low"]) <= series.MAX_SERIES_POINTS:
+        return dash.no_update
+    return sent(figures.saturation_spec(summary["by_step"], align, low, high, summary["n_examples"], layer,
+                                        window))
+
+
 def cells_figure(run_id, classes, splits, hands, correctness, layer, align, thresholds, gate, statistic,
                  order, chosen=None):
     try:
@@ -366,6 +387,15 @@ def register_callbacks(app: dash.Dash) -> None:
         if views.is_hidden(VIEW_ID, tab):
             return dash.no_update, dash.no_update
         return summary_figures(run_id, classes, splits, hands, correctness, layer, align, thresholds, chosen)
+
+    @app.callback(Output(OVER_TIME, "figure", allow_duplicate=True), Input(OVER_TIME, "relayoutData"),
+                  *(State(i.component_id, i.component_property) for i in state.FILTER_INPUTS),
+                  State(LAYER, "value"), State(ALIGN, "value"), State(THRESHOLDS, "value"),
+                  State(state.CHOSEN, "data"), prevent_initial_call=True)
+    def zoom_over_time(relayout, run_id, classes, splits, hands, correctness, layer, align, thresholds,
+                       chosen=None):
+        return zoomed_over_time(relayout, run_id, classes, splits, hands, correctness, layer, align,
+                                thresholds, chosen)
 
     @app.callback(Output(CELLS, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT, Input(LAYER, "value"),
                   Input(ALIGN, "value"), Input(THRESHOLDS, "value"), Input(GATE, "value"),

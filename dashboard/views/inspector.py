@@ -17,6 +17,7 @@ from dash import ALL, Input, Output, ctx, dcc, html
 
 from dashboard import data, filters, state
 from dashboard.figures import message_figure
+from dashboard.figures import series
 from dashboard.figures.paths import axis_name
 from dashboard.figures.inspector import (confidence_figure, example_path_figure, hand_groups,
                                          inputs_figure)
@@ -109,9 +110,11 @@ def register_callbacks(app: dash.Dash) -> None:
         return nearest_title(run_id, states)
 
     @app.callback(Output(INPUTS, "figure"), Input(state.RUN, "value"), state.TAB_INPUT,
-                  state.SELECTED_INPUT)
-    def draw_inputs(run_id, tab, selected):
-        return dash.no_update if is_hidden(VIEW_ID, tab) else inspect_inputs(run_id, selected)
+                  state.SELECTED_INPUT, Input(INPUTS, "relayoutData"))
+    def draw_inputs(run_id, tab, selected, relayout=None):
+        if is_hidden(VIEW_ID, tab):
+            return dash.no_update
+        return inspect_inputs(run_id, selected, relayout if relayout and ctx.triggered_id == INPUTS else None)
 
     @app.callback(Output(PATH, "figure"), Input(state.RUN, "value"), state.TAB_INPUT,
                   state.SELECTED_INPUT, Input(PROJECTION, "value"), Input(SYMLOG, "value"), Input(STATES, "value"))
@@ -121,9 +124,11 @@ def register_callbacks(app: dash.Dash) -> None:
         return inspect_path(run_id, selected, projection_id, bool(symlog), states)
 
     @app.callback(Output(CONFIDENCE, "figure"), Input(state.RUN, "value"), state.TAB_INPUT,
-                  state.SELECTED_INPUT)
-    def draw_confidence(run_id, tab, selected):
-        return dash.no_update if is_hidden(VIEW_ID, tab) else inspect_confidence(run_id, selected)
+                  state.SELECTED_INPUT, Input(CONFIDENCE, "relayoutData"))
+    def draw_confidence(run_id, tab, selected, relayout=None):
+        if is_hidden(VIEW_ID, tab):
+            return dash.no_update
+        return inspect_confidence(run_id, selected, relayout if relayout and ctx.triggered_id == CONFIDENCE else None)
 
     @app.callback(Output(MISTAKES, "children"), *state.FILTER_INPUTS, state.TAB_INPUT,
                   state.SELECTED_INPUT)
@@ -202,18 +207,35 @@ def looked_at(run: runformat.Run, states) -> tuple[int, str]:
     return (int(layer) if layer.isdigit() else data.last_layer(run)), tensor
 
 
-def inspect_inputs(run_id, selected):
+def zoom_window(row: pd.Series, relayout) -> series.Window | None:
+    """What a series figure of the example in ``row`` draws: the whole example (``relayout`` None:
+    the example or run changed), the window a zoom asks for, or None (nothing to redraw: the
+    event was not an x zoom, or the example is short enough that every step is drawn already)."""
+    if relayout is None:
+        return series.WHOLE
+    if int(row["length"]) <= series.MAX_SERIES_POINTS:
+        return None
+    return series.window_from_relayout(relayout)
+
+
+def inspect_inputs(run_id, selected, relayout=None):
+    """The example's input channels over time; ``relayout``: the zoom event that asked for them
+    again (None when the example or run changed)."""
     if selected is None:
         return message_figure(NOTHING_SELECTED)
     try:
-        run, _ = selected_row(run_id, selected)
+        run, row = selected_row(run_id, selected)
         if not data.has_inputs(run.manifest):
             raise runformat.RunError(no_inputs_message(run.manifest))
+        window = zoom_window(row, relayout)
+        if window is None:
+            return dash.no_update
         steps = data.example_steps(data.inputs(run), run, int(selected))
     except runformat.RunError as error:
         return message_figure(str(error))
     channels = [c for c in steps.columns if c not in ("example_id", "t")]
-    return inputs_figure(steps, hand_groups(channels, run.manifest.get("hands")))
+    return inputs_figure(steps, hand_groups(channels, run.manifest.get("hands")), window,
+                         revision=f"inputs-{run.run_id}-{int(selected)}")
 
 
 def no_inputs_message(manifest: runformat.Manifest) -> str:
@@ -258,20 +280,25 @@ def path_projection(manifest: runformat.Manifest, value: str | None, states: str
 
 
 
-def inspect_confidence(run_id, selected):
-    """The probability of the true and the predicted class after every step."""
+def inspect_confidence(run_id, selected, relayout=None):
+    """The probability of the true and the predicted class after every step; ``relayout`` as
+    for ``inspect_inputs``."""
     if selected is None:
         return message_figure(NOTHING_SELECTED)
     try:
         run, row = selected_row(run_id, selected)
         if not data.has_verdicts(run):
             raise runformat.RunError(data.no_predictions_message(run.manifest))
+        window = zoom_window(row, relayout)
+        if window is None:
+            return dash.no_update
         true_prob, k = data.class_probability(run, int(selected), int(row["label_index"]))
         predicted_prob, _ = data.class_probability(run, int(selected), int(row["prediction_index"]))
     except runformat.RunError as error:
         return message_figure(str(error))
     return confidence_figure(np.arange(int(row["length"])), true_prob, predicted_prob,
-                             row["label"], row["prediction"], k)
+                             row["label"], row["prediction"], k, window,
+                             revision=f"confidence-{run.run_id}-{int(selected)}")
 
 
 HIDDEN_META = {"row_start", "label_index", "prediction_index", "label_name", "prediction_name"}
