@@ -208,14 +208,15 @@ def looked_at(run: runformat.Run, states) -> tuple[int, str]:
 
 
 def zoom_window(row: pd.Series, relayout) -> series.Window | None:
-    """What a series figure of the example in ``row`` draws: the whole example (``relayout`` None:
-    the example or run changed), the window a zoom asks for, or None (nothing to redraw: the
-    event was not an x zoom, or the example is short enough that every step is drawn already)."""
-    if relayout is None:
-        return series.WHOLE
-    if int(row["length"]) <= series.MAX_SERIES_POINTS:
+    """What a series figure of the example in ``row`` draws: the whole example (no event, or an
+    event that is not a zoom, such as the graph's autosize on mount), the window a zoom asks for,
+    or None (a zoom of a short example, whose every step is drawn already)."""
+    window = series.WHOLE if relayout is None else series.window_from_relayout(relayout)
+    if window is None:
+        return series.WHOLE              # not a zoom (the graph's autosize on mount): draw it whole
+    if relayout is not None and int(row["length"]) <= series.MAX_SERIES_POINTS:
         return None
-    return series.window_from_relayout(relayout)
+    return window
 
 
 def inspect_inputs(run_id, selected, relayout=None):
