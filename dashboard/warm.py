@@ -19,7 +19,7 @@ import time
 
 from dashboard import data
 from dashboard.figures import gates as gate_figures
-from dashboard.views import gates, training
+from dashboard.views import gates, training, why
 from pipeline import runformat
 
 MAX_BYTES = 256 * 2 ** 20
@@ -43,7 +43,7 @@ def _gate_tables(run: runformat.Run) -> list[tuple[int, str]]:
 
 def warm(run_id: str | None = None) -> list[str]:
     """Read the default run's (or ``run_id``'s) examples, projections, predictions, history and
-    last gate tables into this process's memo; returns what was read. Never raises: it only saves
+    last gate tables and attribution into this process's memo; returns what was read. Never raises: it only saves
     time, and a run that cannot be read is the first request's to report (here it is logged)."""
     done: list[str] = []
     try:
@@ -72,6 +72,13 @@ def warm(run_id: str | None = None) -> list[str]:
             gates.group_cells(run, layer, gate, "end", "saturated", gate_figures.DEFAULT_LOW,
                               gate_figures.DEFAULT_HIGH)       # the heatmap's defaults, any filter
             done.append(f"{gate} {layer}")
+        if why.no_attribution_message(run) is None and all(
+                _small(run, name) for name in runformat.ATTRIBUTION_FILES.values()):
+            for which in runformat.ATTRIBUTION_FILES:       # the inspector's first "why" read them
+                why.attribution_table(run, which)           # (~0.1 s each at Auslan size)
+            why.occlusion_table(run)
+            why.by_class_table(run)
+            done.append("attribution")
         log.info("warmed run %s in %.1f s: %s", run_id, time.monotonic() - started, ", ".join(done))
     except Exception as error:          # noqa: BLE001 - a background read-ahead; the request path reports
         log.warning("warming stopped: %s", error)

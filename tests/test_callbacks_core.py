@@ -152,13 +152,13 @@ def test_cbcr005_the_app_runs_blas_on_one_thread_per_request(synthetic_runs_dir)
 
 def test_cbcr006_a_warmed_worker_answers_its_first_reads_from_memory(run, monkeypatch):
     from dashboard import warm
-    from dashboard.views import gates, training
+    from dashboard.views import gates, training, why
     data.clear_memos()
     done = warm.warm()
     projections = data.path_projection_ids(run.manifest)
     layer = gates.gate_layers(run.manifest)[-1]
     assert done == ["examples", *projections, "predictions", "history",
-                    *(f"{gate} {layer}" for gate in runformat.SIGMOID_GATES)]
+                    *(f"{gate} {layer}" for gate in runformat.SIGMOID_GATES), "attribution"]
 
     def no_reads(*args, **kwargs):
         raise AssertionError("read again after warming")
@@ -173,6 +173,9 @@ def test_cbcr006_a_warmed_worker_answers_its_first_reads_from_memory(run, monkey
     assert len(data.examples(run)) and all(len(data.projection(run, p)) for p in projections)
     assert len(data.last_step_projection(run, data.last_step_projection_ids(run.manifest)[0]))
     assert len(data.predictions(run)) and len(training.history(run))
+    example = int(data.examples(run)["example_id"].iloc[0])
+    attribution, by_class = why.attribution_view(run.run_id, example, "true")     # from the warmed tables
+    assert attribution["data"][-1]["type"] == "bar" and by_class["data"][0]["type"] == "heatmap"
     assert warm.warm("no-such-run") == []                               # an unreadable run: nothing, no error
 
 

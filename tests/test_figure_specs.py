@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from dashboard.figures import as_sent, sent
-from dashboard.figures import cells, confusion, decisive, film, gates, training
+from dashboard.figures import cells, confusion, decisive, film, gates, training, why
 from dashboard.figures.last_step import last_step_spec
 from dashboard.figures.paths import paths_spec
 
@@ -135,3 +135,17 @@ def test_spc007_training_spec_is_sent_as_its_figure(options):
     same_as_validated(training.training_spec(history(), **options))
     same_as_validated(training.training_spec(history(val=False).drop(columns=["grad_norm"]), **options))
     same_as_validated(training.training_spec(history()[["epoch", "loss", "val_loss"]], **options))
+
+
+@pytest.mark.parametrize("occlusion", [None, np.linspace(0, 0.3, 6)])
+def test_spc008_why_specs_are_sent_as_their_figures(occlusion):
+    t = np.arange(6)
+    table = pd.DataFrame({"left_x": [0, 1, -2, 0, 0, 0], "left_y": 0.5, "right_x": [0, 0, 0, 4, 0, 0], "t": t})
+    groups = {"left": ["left_x", "left_y"], "right": ["right_x"]}
+    for true, predicted in (("a", "b"), ("a", "a")):
+        same_as_validated(why.attribution_spec(t, table, groups, np.linspace(0, 1, 6), np.linspace(1, 0, 6),
+                                               true, predicted, predicted, occlusion, gap=0.02))
+    same_as_validated(why.attribution_spec(t[:0], table[:0], groups, t[:0], t[:0], "a", "b", "b"))   # the message
+    parts = pd.DataFrame({"label": 0, "part": range(10), "left_x": np.arange(10.0), "right_x": 1.0})
+    for tables in ({"a": parts}, {"a": parts, "b": parts.assign(left_x=0.0)}):
+        same_as_validated(why.class_attribution_spec(tables, {"left": ["left_x"], "right": ["right_x"]}))

@@ -16,7 +16,7 @@ from dashboard import data, state
 from dashboard.app import create_app
 from dashboard.figures.why import attribution_figure, class_attribution_figure, whatif_figure
 from dashboard.views import inspector, why
-from factories import callbacks_of
+from factories import callbacks_of, figure_of
 from pipeline import runformat
 from pipeline.analysis import whatif
 
@@ -70,7 +70,7 @@ def test_why002_class_attribution_is_a_tenth_by_channel_map_per_hand_and_class()
 def test_why003_the_selected_examples_attribution_is_the_stored_table_hands_apart(run, mistake):
     example = int(mistake["example_id"])
     for target in ("predicted", "true"):
-        figure, by_class = why.attribution_view("synthetic", example, target)
+        figure, by_class = map(figure_of, why.attribution_view("synthetic", example, target))
         stored = data.example_steps(run.read_table(runformat.ATTRIBUTION_FILES[target]), run, example)
         heatmaps = [trace for trace in figure.data if trace.type == "heatmap"]
         assert [trace.name for trace in heatmaps] == ["left", "right"]

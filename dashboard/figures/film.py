@@ -105,7 +105,8 @@ def _path_arrays(x_grid: np.ndarray, y_grid: np.ndarray, colour: np.ndarray, col
 def _head_customdata(ids: list[int], probability: np.ndarray) -> list[list]:
     """``[example_id, p]`` per head as plain lists: a 2-D numpy array would travel as a typed
     array, and a click would then report each row as ``{"0": id, "1": p}`` instead of a list."""
-    return [[i, None if p != p else round(p, 3)] for i, p in zip(ids, probability.tolist())]
+    rounded = np.round(probability.astype(np.float64), 3).tolist()       # one rounding, not one a head
+    return [[i, None if p != p else p] for i, p in zip(ids, rounded)]
 
 
 def _heads(x_grid, y_grid, probability, column):

@@ -4,6 +4,8 @@ sign, and what-if edits (the new confidence and path beside the old ones)."""
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -11,11 +13,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.figures import base_layout, message_figure
+from dashboard.figures import colorscale, message_spec, spec_layout
 from dashboard.figures.inspector import PREDICTED_COLOUR, TRUE_COLOUR
 
 NEW_COLOUR = "#2ca02c"
 ATTRIBUTION_SCALE = "RdBu_r"           # red: the frame raised the class's probability, blue: lowered it
+_ATTRIBUTION_COLOURS = colorscale(ATTRIBUTION_SCALE)
+_VIRIDIS = colorscale("Viridis")
 
 
 def _hand_title(hand: str) -> str:
@@ -26,14 +30,53 @@ def attribution_figure(t: np.ndarray, attribution: pd.DataFrame, groups: Mapping
                        true_prob: np.ndarray, predicted_prob: np.ndarray, true_label: str,
                        predicted_label: str, target: str, occlusion: np.ndarray | None = None,
                        gap: float | None = None) -> go.Figure:
+    """``attribution_spec`` as a ``go.Figure``."""
+    return go.Figure(attribution_spec(t, attribution, groups, true_prob, predicted_prob, true_label,
+                                      predicted_label, target, occlusion, gap))
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(rows: int, cols: int, n_titles: int, **options) -> dict:
+    """``make_subplots``' layout for a grid, its titles numbered placeholders (``_titled`` fills
+    them): laying out and validating the grid was ~70 ms of each why answer, the same few grids
+    come back with other titles."""
+    options = {key: list(value) if isinstance(value, tuple) else value for key, value in options.items()}
+    layout = make_subplots(rows=rows, cols=cols, subplot_titles=[str(i) for i in range(n_titles)],
+                           **options).layout.to_plotly_json()
+    layout.pop("template", None)
+    return layout
+
+
+def _titled(layout: dict, titles: Sequence[str]) -> dict:
+    """A copy of a ``_grid`` layout with its subplot titles (annotations in title order)."""
+    layout = copy.deepcopy(layout)
+    for annotation, title in zip(layout["annotations"], titles):
+        annotation["text"] = title
+    return layout
+
+
+def _axis(kind: str, number: int) -> str:
+    """Subplot ``number``'s axis reference (``x``, ``x2``, ...)."""
+    return kind if number == 1 else f"{kind}{number}"
+
+
+def _axis_key(kind: str, number: int) -> str:
+    """Subplot ``number``'s axis in the layout (``xaxis``, ``xaxis2``, ...)."""
+    return f"{kind}axis" if number == 1 else f"{kind}axis{number}"
+
+
+def attribution_spec(t: np.ndarray, attribution: pd.DataFrame, groups: Mapping[str, Sequence[str]],
+                     true_prob: np.ndarray, predicted_prob: np.ndarray, true_label: str,
+                     predicted_label: str, target: str, occlusion: np.ndarray | None = None,
+                     gap: float | None = None) -> dict:
     """Rows on one shared time axis: the probability of the true and the predicted class after every
     step, then per hand (``groups``: hand -> channel names) a channel x step heatmap of the integrated
     gradients of ``target``'s probability (one diverging scale, centred on 0, for every hand), then,
     with ``occlusion``, the drop of the target's final probability when the step's window is
-    masked."""
+    masked. A plain dict (``figures.sent`` sends it as Dash sends that figure)."""
     channels = [name for names in groups.values() for name in names if name in attribution]
     if len(t) == 0 or not channels:
-        return message_figure("No attribution for this example.")
+        return message_spec("No attribution for this example.")
     hands = [(hand, [n for n in names if n in attribution]) for hand, names in groups.items()]
     hands = [(hand, names) for hand, names in hands if names]
     rows = 1 + len(hands) + (occlusion is not None)
@@ -43,68 +86,83 @@ def attribution_figure(t: np.ndarray, attribution: pd.DataFrame, groups: Mapping
     titles = ["confidence over time"] + [f"attribution to {target!r}: {_hand_title(hand)}" for hand, _ in hands]
     if occlusion is not None:
         titles.append("occlusion: drop of the final probability with the window masked")
-    figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.04, row_heights=heights,
-                           subplot_titles=titles)
-    figure.add_trace(go.Scatter(x=t, y=true_prob, mode="lines", name=f"true: {true_label}",
-                                line={"color": TRUE_COLOUR, "width": 2}), row=1, col=1)
+    layout = _titled(_grid(rows, 1, len(titles), shared_xaxes=True, vertical_spacing=0.04,
+                           row_heights=tuple(round(h, 12) for h in heights)), titles)
+    t = np.asarray(t)
+    data: list[dict] = [{"type": "scatter", "x": t, "y": np.asarray(true_prob, np.float32), "mode": "lines",
+                         "name": f"true: {true_label}", "line": {"color": TRUE_COLOUR, "width": 2},
+                         "xaxis": "x", "yaxis": "y"}]
     if predicted_label != true_label:
-        figure.add_trace(go.Scatter(x=t, y=predicted_prob, mode="lines", name=f"predicted: {predicted_label}",
-                                    line={"color": PREDICTED_COLOUR, "width": 2}), row=1, col=1)
+        data.append({"type": "scatter", "x": t, "y": np.asarray(predicted_prob, np.float32), "mode": "lines",
+                     "name": f"predicted: {predicted_label}", "line": {"color": PREDICTED_COLOUR, "width": 2},
+                     "xaxis": "x", "yaxis": "y"})
     values = attribution[channels].to_numpy(np.float32)
     bound = float(np.nanmax(np.abs(values))) if values.size else 0.0
     bound = bound or 1e-9
     for row, (hand, names) in enumerate(hands, start=2):
         z = attribution[names].to_numpy(np.float32).T                         # channels x steps
         short = [name.split("_", 1)[1] if hand in ("left", "right") and "_" in name else name for name in names]
-        figure.add_trace(go.Heatmap(
-            z=z, x=t, y=short, zmin=-bound, zmax=bound, zmid=0, colorscale=ATTRIBUTION_SCALE,
-            showscale=row == 2, customdata=np.array(names, dtype=object)[:, None].repeat(len(t), 1),
-            colorbar={"title": {"text": "IG"}, "thickness": 10, "len": 0.5, "y": 0.45},
-            hovertemplate="%{customdata} at t=%{x}<br>attribution %{z:.3g}<extra></extra>", name=hand),
-            row=row, col=1)
+        data.append({
+            "type": "heatmap", "z": z, "x": t, "y": short, "zmin": -bound, "zmax": bound, "zmid": 0,
+            "colorscale": _ATTRIBUTION_COLOURS, "showscale": row == 2,
+            "customdata": [[name] * len(t) for name in names],
+            "colorbar": {"title": {"text": "IG"}, "thickness": 10, "len": 0.5, "y": 0.45},
+            "hovertemplate": "%{customdata} at t=%{x}<br>attribution %{z:.3g}<extra></extra>", "name": hand,
+            "xaxis": _axis("x", row), "yaxis": _axis("y", row)})
+        layout[_axis_key("y", row)].update(dtick=1, tickfont={"size": 9})        # every channel named
     if occlusion is not None:
-        figure.add_trace(go.Bar(x=t, y=occlusion, name="occlusion drop", marker={"color": "#8c564b"},
-                                hovertemplate="t=%{x}: %{y:.3f}<extra></extra>"), row=rows, col=1)
-    figure.update_yaxes(range=[0, 1.02], title={"text": "probability"}, row=1, col=1)
-    for row in range(2, 2 + len(hands)):
-        figure.update_yaxes(dtick=1, tickfont={"size": 9}, row=row, col=1)        # every channel named
-    figure.update_xaxes(title={"text": "time step"}, row=rows, col=1)
+        data.append({"type": "bar", "x": t, "y": np.asarray(occlusion, np.float32), "name": "occlusion drop",
+                     "marker": {"color": "#8c564b"}, "hovertemplate": "t=%{x}: %{y:.3f}<extra></extra>",
+                     "xaxis": _axis("x", rows), "yaxis": _axis("y", rows)})
+    layout["yaxis"].update(range=[0, 1.02], title={"text": "probability"})
+    layout[_axis_key("x", rows)]["title"] = {"text": "time step"}
     total = float(np.nansum(values))
     title = f"integrated gradients of {target!r}: sum {total:.3f}" + (
         f", completeness gap {gap:.1%}" if gap is not None and np.isfinite(gap) else "")
-    return base_layout(figure, title={"text": title, "font": {"size": 12}}, height=260 + 14 * len(channels),
-                       legend={"orientation": "h", "y": -0.04, "yanchor": "top"}, hovermode="closest",
-                       margin={"l": 80, "r": 20, "t": 60, "b": 70}, uirevision=False)
+    layout.update(spec_layout(title={"text": title, "font": {"size": 12}}, height=260 + 14 * len(channels),
+                              legend={"orientation": "h", "y": -0.04, "yanchor": "top"},
+                              margin={"l": 80, "r": 20, "t": 60, "b": 70}, uirevision=False))
+    return {"data": data, "layout": layout}
 
 
 def class_attribution_figure(tables: Mapping[str, pd.DataFrame], groups: Mapping[str, Sequence[str]]) -> go.Figure:
+    """``class_attribution_spec`` as a ``go.Figure``."""
+    return go.Figure(class_attribution_spec(tables, groups))
+
+
+def class_attribution_spec(tables: Mapping[str, pd.DataFrame], groups: Mapping[str, Sequence[str]]) -> dict:
     """Per class (``tables``: class name -> rows ``part`` 0..9 with one column per channel, the mean
     |attribution|), a channel x tenth-of-the-sign heatmap per hand: which part of the sign, and
-    which channels, the network looks at for that class."""
+    which channels, the network looks at for that class. A plain dict, as ``attribution_spec``."""
     tables = {name: table for name, table in tables.items() if not table.empty}
     if not tables:
-        return message_figure("No attribution by class for this class.")
+        return message_spec("No attribution by class for this class.")
     hands = [(hand, list(names)) for hand, names in groups.items() if names]
     names_order = list(tables)
-    figure = make_subplots(rows=len(hands), cols=len(names_order), shared_xaxes=True, shared_yaxes=True,
-                           horizontal_spacing=0.04, vertical_spacing=0.06,
-                           subplot_titles=[f"{name}: {_hand_title(hand)}" for hand, _ in hands for name in names_order])
+    cols = len(names_order)
+    titles = [f"{name}: {_hand_title(hand)}" for hand, _ in hands for name in names_order]
+    layout = _titled(_grid(len(hands), cols, len(titles), shared_xaxes=True, shared_yaxes=True,
+                           horizontal_spacing=0.04, vertical_spacing=0.06), titles)
     bound = max(float(np.nanmax(table[[c for names in groups.values() for c in names if c in table]].to_numpy()))
                 for table in tables.values()) or 1e-9
     parts = [f"{10 * p}-{10 * p + 10}%" for p in range(10)]
+    data: list[dict] = []
     for row, (hand, names) in enumerate(hands, start=1):
         for col, name in enumerate(names_order, start=1):
             table = tables[name].set_index("part").reindex(range(10))
             present = [n for n in names if n in table]
             short = [n.split("_", 1)[1] if hand in ("left", "right") and "_" in n else n for n in present]
-            figure.add_trace(go.Heatmap(z=table[present].to_numpy(np.float32).T, x=parts, y=short, zmin=0, zmax=bound,
-                                        colorscale="Viridis", showscale=row == 1 and col == 1,
-                                        colorbar={"title": {"text": "mean |IG|"}, "thickness": 10},
-                                        hovertemplate=f"{name} · {hand} %{{y}}<br>%{{x}} of the sign: "
-                                                      f"%{{z:.3g}}<extra></extra>"), row=row, col=col)
-    figure.update_xaxes(title={"text": "part of the sign"}, row=len(hands))
-    return base_layout(figure, height=180 + 220 * len(hands), margin={"l": 80, "r": 20, "t": 50, "b": 50},
-                       uirevision=False)
+            number = (row - 1) * cols + col
+            data.append({"type": "heatmap", "z": table[present].to_numpy(np.float32).T, "x": parts, "y": short,
+                         "zmin": 0, "zmax": bound, "colorscale": _VIRIDIS, "showscale": row == 1 and col == 1,
+                         "colorbar": {"title": {"text": "mean |IG|"}, "thickness": 10},
+                         "hovertemplate": f"{name} · {hand} %{{y}}<br>%{{x}} of the sign: %{{z:.3g}}<extra></extra>",
+                         "xaxis": _axis("x", number), "yaxis": _axis("y", number)})
+    for col in range(1, cols + 1):
+        layout[_axis_key("x", (len(hands) - 1) * cols + col)]["title"] = {"text": "part of the sign"}
+    layout.update(spec_layout(height=180 + 220 * len(hands), margin={"l": 80, "r": 20, "t": 50, "b": 50},
+                              uirevision=False))
+    return {"data": data, "layout": layout}
 
 
 def whatif_figure(old: Mapping[str, np.ndarray], new: Mapping[str, np.ndarray], true_index: int,

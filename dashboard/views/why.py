@@ -22,9 +22,9 @@ import pandas as pd
 from dash import Input, Output, dcc, html
 
 from dashboard import data, filters, state
-from dashboard.figures import message_figure
+from dashboard.figures import message_figure, sent
 from dashboard.figures.inspector import hand_groups
-from dashboard.figures.why import attribution_figure, class_attribution_figure, whatif_figure
+from dashboard.figures.why import attribution_spec, class_attribution_spec, whatif_figure
 from dashboard.views import is_hidden
 from dashboard.views.controls import GRAPH_CONFIG
 from pipeline import runformat
@@ -221,14 +221,14 @@ def attribution_view(run_id, selected, target="predicted") -> tuple:
     if occluded is not None:
         drop = data.example_steps(occluded, run, example)[f"{target or 'predicted'}_drop"].to_numpy(np.float32)
     gap = float(row["completeness_gap"]) if "completeness_gap" in row and target != "true" else None
-    figure = attribution_figure(steps["t"].to_numpy(), steps, groups, true_prob, predicted_prob, row["label"],
-                                row["prediction"], str(label), drop, gap)
+    figure = sent(attribution_spec(steps["t"].to_numpy(), steps, groups, true_prob, predicted_prob, row["label"],
+                                   row["prediction"], str(label), drop, gap))
     if by_class is None:
         return figure, message_figure(f"Run {run.run_id[:60]!r} has no {runformat.ATTRIBUTION_BY_CLASS_FILE}.")
     tables = {}
     for name, index in ((row["label"], int(row["label_index"])), (row["prediction"], int(row["prediction_index"]))):
         tables[str(name)] = by_class[by_class["label"] == index]
-    return figure, class_attribution_figure(tables, groups)
+    return figure, sent(class_attribution_spec(tables, groups))
 
 
 # -- what if ------------------------------------------------------------------------------------
