@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from factories import decoded
+from factories import decoded, figure_of
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
@@ -232,12 +232,12 @@ def test_cbcr105_inspector_fills_in_for_a_misclassified_example(app, run, wrong_
     text = json.dumps(meta.to_plotly_json(), default=str)
     assert f"Example {wrong_id}: {row['label']}" in text and "misclassified" in text
     assert len(nearest.children) == inspector.N_NEAREST
-    inputs = callback(app, "inspector-inputs.figure")("synthetic", "inspector", wrong_id)
+    inputs = figure_of(callback(app, "inspector-inputs.figure")("synthetic", "inspector", wrong_id))
     assert len(inputs.data) == len(run.manifest["channels"])
     assert {t.yaxis for t in inputs.data} == {"y", "y2"}                     # two hands
     path = callback(app, "inspector-path.figure")("synthetic", "inspector", wrong_id, "ae2", [])
     assert [t.name for t in path.data][-1] == f"example {wrong_id}"
-    confidence = callback(app, "inspector-confidence.figure")("synthetic", "inspector", wrong_id)
+    confidence = figure_of(callback(app, "inspector-confidence.figure")("synthetic", "inspector", wrong_id))
     assert [t.name.split(":")[0] for t in confidence.data] == ["true", "predicted"]
     assert summarise("synthetic", "paths", wrong_id) == [dash.no_update] * 2
     empty = summarise("synthetic", "inspector", None)

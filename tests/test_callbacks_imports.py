@@ -18,7 +18,7 @@ import numpy as np
 import plotly.utils
 import pytest
 
-from factories import post
+from factories import figure_of, post
 
 from bench.load import all_bodies, component_props, request_body, server_callbacks, split_outputs
 from browser.import_runs import CHANNELS, LSTMVIS_RUN, NPZ_RUN, TORCH_RUN, npz_import, session_imports
@@ -126,7 +126,7 @@ def test_cbim002_npz_inspector_shows_inputs_and_says_it_has_no_predictions(impor
     client_for(runs)
     run = data.get_run(NPZ_RUN)
     assert data.has_inputs(run.manifest) and not data.has_predictions(run.manifest)
-    figure = inspector.inspect_inputs(NPZ_RUN, 4)
+    figure = figure_of(inspector.inspect_inputs(NPZ_RUN, 4))
     assert [trace.name for trace in figure.data] == CHANNELS
     rows = data.example_steps(data.inputs(run), run, 4)
     np.testing.assert_allclose(figure.data[0].y, rows["x"].to_numpy())

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from dashboard.figures import as_sent, sent
-from dashboard.figures import cells, confusion, decisive, film, gates, training, why
+from dashboard.figures import cells, confusion, decisive, film, gates, inspector, series, training, why
 from dashboard.figures.last_step import last_step_spec
 from dashboard.figures.paths import paths_spec
 
@@ -149,3 +149,18 @@ def test_spc008_why_specs_are_sent_as_their_figures(occlusion):
     parts = pd.DataFrame({"label": 0, "part": range(10), "left_x": np.arange(10.0), "right_x": 1.0})
     for tables in ({"a": parts}, {"a": parts, "b": parts.assign(left_x=0.0)}):
         same_as_validated(why.class_attribution_spec(tables, {"left": ["left_x"], "right": ["right_x"]}))
+
+
+@pytest.mark.parametrize("window", [series.WHOLE, series.Window(100.0, 900.0)])
+def test_spc009_inspector_series_specs_are_sent_as_their_figures(window):
+    t = np.arange(3000)
+    wave = np.sin(t / 50).astype(np.float32)
+    steps = pd.DataFrame({"t": t, "left_x": wave, "left_roll": -wave, "right_x": wave * 2})
+    groups = {"left": ["left_x", "left_roll"], "right": ["right_x"]}
+    same_as_validated(inspector.inputs_spec(steps, groups, window, revision="inputs-r-1"))
+    same_as_validated(inspector.inputs_spec(steps, {"inputs": ["left_x"]}))
+    same_as_validated(inspector.inputs_spec(steps[:0], groups))                       # the message
+    predicted = np.where(t % 7 == 0, np.nan, 0.5).astype(np.float32)                   # gaps: not in the top k
+    for labels in (("drink", "danger"), ("drink", "drink")):
+        same_as_validated(inspector.confidence_spec(t, np.linspace(0, 1, len(t)), predicted, *labels, 5, window))
+    same_as_validated(inspector.confidence_spec(t[:0], t[:0], t[:0], "a", "b"))

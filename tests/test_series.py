@@ -12,7 +12,7 @@ import dash
 import numpy as np
 import pytest
 
-from factories import decoded, post
+from factories import decoded, figure_of, post
 
 from dashboard import data, state
 from dashboard.figures import series
@@ -90,29 +90,29 @@ def _points(figure) -> list[int]:
 
 def test_ser004_the_inspector_sends_a_long_example_decimated_and_its_zoom_in_full(long_run):
     _, inputs = long_run
-    whole = inspector.inspect_inputs(RUN_ID, 0)
+    whole = figure_of(inspector.inspect_inputs(RUN_ID, 0))
     assert len(whole.data) == 3 and max(_points(whole)) <= series.MAX_SERIES_POINTS
     assert f"of {LONG:,} steps drawn" in whole.layout.title.text
     assert max(whole.data[0].y) == pytest.approx(50.0), "the spike is drawn"
     assert whole.layout.uirevision == f"inputs-{RUN_ID}-0"
-    zoomed = inspector.inspect_inputs(RUN_ID, 0, {"xaxis.range[0]": 5_000, "xaxis.range[1]": 6_000})
+    zoomed = figure_of(inspector.inspect_inputs(RUN_ID, 0, {"xaxis.range[0]": 5_000, "xaxis.range[1]": 6_000}))
     assert _points(zoomed) == [1_003] * 3 and not zoomed.layout.title.text
     assert list(zoomed.layout.xaxis.range) == [5_000, 6_000]
     assert np.allclose(zoomed.data[1].y, inputs[4_999:6_002, 1])
-    mounted = inspector.inspect_inputs(RUN_ID, 0, {"autosize": True})   # not a zoom: drawn whole
+    mounted = figure_of(inspector.inspect_inputs(RUN_ID, 0, {"autosize": True}))   # not a zoom: drawn whole
     assert _points(mounted) == _points(whole) and mounted.layout.xaxis.range is None
-    back = inspector.inspect_inputs(RUN_ID, 0, {"xaxis.autorange": True})
+    back = figure_of(inspector.inspect_inputs(RUN_ID, 0, {"xaxis.autorange": True}))
     assert _points(back) == _points(whole) and back.layout.xaxis.range is None
-    short = inspector.inspect_inputs(RUN_ID, 1)
+    short = figure_of(inspector.inspect_inputs(RUN_ID, 1))
     assert _points(short) == [400] * 3 and short.layout.title.text is None
     assert inspector.inspect_inputs(RUN_ID, 1, {"xaxis.range[0]": 5, "xaxis.range[1]": 60}) is dash.no_update
 
 
 def test_ser005_confidence_over_time_is_decimated_the_same_way(long_run):
-    whole = inspector.inspect_confidence(RUN_ID, 0)
+    whole = figure_of(inspector.inspect_confidence(RUN_ID, 0))
     assert whole.data and max(_points(whole)) <= series.MAX_SERIES_POINTS
     assert f"of {LONG:,} steps drawn" in whole.layout.title.text
-    zoomed = inspector.inspect_confidence(RUN_ID, 0, {"xaxis.range[0]": 100, "xaxis.range[1]": 1_099})
+    zoomed = figure_of(inspector.inspect_confidence(RUN_ID, 0, {"xaxis.range[0]": 100, "xaxis.range[1]": 1_099}))
     assert set(_points(zoomed)) == {1_002}
     assert inspector.inspect_confidence(RUN_ID, 2, {"xaxis.range[0]": 1, "xaxis.range[1]": 9}) is dash.no_update
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import PALETTE, TIME_COLORSCALE, base_layout, message_figure
+from dashboard.figures import PALETTE, TIME_COLORSCALE, base_layout, message_figure, message_spec, spec_layout
 from dashboard.figures.paths import gapped
 from dashboard.figures.series import WHOLE, Window, drawn_note, in_window, shown_points, zoomed_axis
 from pipeline.analysis.transforms import symlog as symlog_transform
@@ -35,22 +35,30 @@ def hand_groups(channels: Sequence[str], hands: dict[str, list[int]] | None = No
 
 def inputs_figure(steps: pd.DataFrame, groups: dict[str, list[str]], window: Window = WHOLE,
                   revision: str | bool = True) -> go.Figure:
+    """``inputs_spec`` as a ``go.Figure``."""
+    return go.Figure(inputs_spec(steps, groups, window, revision))
+
+
+def inputs_spec(steps: pd.DataFrame, groups: dict[str, list[str]], window: Window = WHOLE,
+                revision: str | bool = True) -> dict:
     """One panel per hand (``groups``: hand -> channel names), one line per channel over time;
     a quantity (the name after the hand) has one colour in every panel. A long example is drawn
     decimated (``figures.series``) within the zoom ``window``. ``revision``: the ``uirevision``
-    (per example: a zoom or hidden channels last until another example is drawn)."""
+    (per example: a zoom or hidden channels last until another example is drawn). A plain dict
+    (``figures.sent`` sends it as Dash sends that figure: validating its ~20 lines was ~30 ms)."""
     channels = [name for names in groups.values() for name in names]
     if steps.empty or not channels:
-        return message_figure("No input steps for this example.")
-    figure = go.Figure()
+        return message_spec("No input steps for this example.")
     quantities = list(dict.fromkeys(name.split("_", 1)[-1] for name in channels))
     t = steps["t"].to_numpy()
     gap = 0.1
     height = (1 - gap * (len(groups) - 1)) / len(groups)
-    layout = {"xaxis": {"anchor": f"y{len(groups)}", "title": {"text": "time step"}, **zoomed_axis(window)}}
+    bottom = "y" if len(groups) == 1 else f"y{len(groups)}"
+    layout: dict = {"xaxis": {"anchor": bottom, "title": {"text": "time step"}, **zoomed_axis(window)}}
     # the channels mix units (positions, angles, finger bends): one value axis per hand
     unit = "value (as recorded)"
     titles = []
+    data = []
     drawn = 0
     for row, (hand, names) in enumerate(groups.items()):
         axis = "y" if row == 0 else f"y{row + 1}"
@@ -65,15 +73,16 @@ def inputs_figure(steps: pd.DataFrame, groups: dict[str, list[str]], window: Win
             values = steps[name].to_numpy(np.float32)
             shown = shown_points(t, values, window)
             drawn = max(drawn, len(shown))
-            figure.add_trace(go.Scatter(x=t[shown], y=values[shown], mode="lines",
-                                        name=quantity, legendgroup=quantity, showlegend=row == 0,
-                                        line={"color": colour, "width": 1.5}, yaxis=axis,
-                                        hovertemplate=f"{name}<br>t=%{{x}}: %{{y:.3f}}<extra></extra>"))
+            data.append({"type": "scatter", "x": t[shown], "y": values[shown], "mode": "lines",
+                         "name": quantity, "legendgroup": quantity, "showlegend": row == 0,
+                         "line": {"color": colour, "width": 1.5}, "yaxis": axis,
+                         "hovertemplate": f"{name}<br>t=%{{x}}: %{{y:.3f}}<extra></extra>"})
     note = drawn_note(drawn, in_window(t, window))
-    return base_layout(figure, **layout, annotations=titles,
-                       title={"text": note, "font": {"size": 11}, "x": 0.99, "xanchor": "right"} if note else None,
-                       legend={"orientation": "v", "font": {"size": 10}}, uirevision=revision,
-                       margin={"l": 60, "r": 10, "t": 50 if note else 30, "b": 40})
+    layout.update(spec_layout(
+        annotations=titles, title={"text": note, "font": {"size": 11}, "x": 0.99, "xanchor": "right"} if note else None,
+        legend={"orientation": "v", "font": {"size": 10}}, uirevision=revision,
+        margin={"l": 60, "r": 10, "t": 50 if note else 30, "b": 40}))
+    return {"data": data, "layout": layout}
 
 
 def example_path_figure(points: pd.DataFrame, labels: pd.Series, example_id: int,
@@ -123,33 +132,43 @@ def example_path_figure(points: pd.DataFrame, labels: pd.Series, example_id: int
 def confidence_figure(t: np.ndarray, true_prob: np.ndarray, predicted_prob: np.ndarray,
                       true_label: str, predicted_label: str, top_k: int | None = None,
                       window: Window = WHOLE, revision: str | bool = False) -> go.Figure:
-    """Probability of the true and the predicted class after every step.
+    """``confidence_spec`` as a ``go.Figure``."""
+    return go.Figure(confidence_spec(t, true_prob, predicted_prob, true_label, predicted_label, top_k, window,
+                                     revision))
+
+
+def confidence_spec(t: np.ndarray, true_prob: np.ndarray, predicted_prob: np.ndarray,
+                    true_label: str, predicted_label: str, top_k: int | None = None,
+                    window: Window = WHOLE, revision: str | bool = False) -> dict:
+    """Probability of the true and the predicted class after every step, as a plain dict.
 
     ``predicted_prob`` is NaN at steps where the predicted class was not among the stored top-k;
     those steps are left as gaps and counted in the title. A long example is drawn decimated
-    (``figures.series``) within the zoom ``window``; ``revision`` as for ``inputs_figure``.
+    (``figures.series``) within the zoom ``window``; ``revision`` as for ``inputs_spec``.
     """
     if len(t) == 0:
-        return message_figure("No predictions for this example.")
-    figure = go.Figure()
+        return message_spec("No predictions for this example.")
+    t = np.asarray(t)
+    true_prob, predicted_prob = np.asarray(true_prob, np.float32), np.asarray(predicted_prob, np.float32)
     shown = shown_points(t, true_prob, window)
-    figure.add_trace(go.Scatter(x=t[shown], y=true_prob[shown], mode="lines+markers", name=f"true: {true_label}",
-                                line={"color": TRUE_COLOUR, "width": 2}, marker={"size": 4}))
+    data = [{"type": "scatter", "x": t[shown], "y": true_prob[shown], "mode": "lines+markers",
+             "name": f"true: {true_label}", "line": {"color": TRUE_COLOUR, "width": 2}, "marker": {"size": 4}}]
     notes = []
     drawn = len(shown)
     if predicted_label != true_label:
         shown = shown_points(t, predicted_prob, window)
         drawn = max(drawn, len(shown))
-        figure.add_trace(go.Scatter(x=t[shown], y=predicted_prob[shown], mode="lines+markers",
-                                    name=f"predicted: {predicted_label}", connectgaps=False,
-                                    line={"color": PREDICTED_COLOUR, "width": 2}, marker={"size": 4}))
+        data.append({"type": "scatter", "x": t[shown], "y": predicted_prob[shown], "mode": "lines+markers",
+                     "name": f"predicted: {predicted_label}", "connectgaps": False,
+                     "line": {"color": PREDICTED_COLOUR, "width": 2}, "marker": {"size": 4}})
         missing = int(np.isnan(predicted_prob).sum())
         if missing:
             notes.append(f"{predicted_label!r} was not in the top {top_k or 'k'} at {missing} of "
                          f"{len(t)} steps (gaps: its probability was not stored there)")
     notes.append(drawn_note(drawn, in_window(t, window)))
     title = "<br>".join(note for note in notes if note)
-    return base_layout(figure, title={"text": title, "font": {"size": 12}} if title else None,
-                       yaxis={"range": [0, 1.02], "title": {"text": "probability"}},
-                       xaxis={"title": {"text": "time step"}, **zoomed_axis(window)},
-                       legend={"orientation": "h", "y": -0.2}, uirevision=revision)
+    layout = spec_layout(title={"text": title, "font": {"size": 12}} if title else None,
+                         yaxis={"range": [0, 1.02], "title": {"text": "probability"}},
+                         xaxis={"title": {"text": "time step"}, **zoomed_axis(window)},
+                         legend={"orientation": "h", "y": -0.2}, uirevision=revision)
+    return {"data": data, "layout": layout}

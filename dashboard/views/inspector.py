@@ -16,11 +16,10 @@ import pandas as pd
 from dash import ALL, Input, Output, ctx, dcc, html
 
 from dashboard import data, filters, state
-from dashboard.figures import message_figure
+from dashboard.figures import message_figure, sent
 from dashboard.figures import series
 from dashboard.figures.paths import axis_name
-from dashboard.figures.inspector import (confidence_figure, example_path_figure, hand_groups,
-                                         inputs_figure)
+from dashboard.figures.inspector import confidence_spec, example_path_figure, hand_groups, inputs_spec
 from dashboard.views import attention_matrix, controls, is_hidden, why
 from dashboard.views.paths import GRAPH_CONFIG, register_states_callback
 from pipeline import runformat
@@ -235,8 +234,8 @@ def inspect_inputs(run_id, selected, relayout=None):
     except runformat.RunError as error:
         return message_figure(str(error))
     channels = [c for c in steps.columns if c not in ("example_id", "t")]
-    return inputs_figure(steps, hand_groups(channels, run.manifest.get("hands")), window,
-                         revision=f"inputs-{run.run_id}-{int(selected)}")
+    return sent(inputs_spec(steps, hand_groups(channels, run.manifest.get("hands")), window,
+                            revision=f"inputs-{run.run_id}-{int(selected)}"))
 
 
 def no_inputs_message(manifest: runformat.Manifest) -> str:
@@ -297,9 +296,9 @@ def inspect_confidence(run_id, selected, relayout=None):
         predicted_prob, _ = data.class_probability(run, int(selected), int(row["prediction_index"]))
     except runformat.RunError as error:
         return message_figure(str(error))
-    return confidence_figure(np.arange(int(row["length"])), true_prob, predicted_prob,
-                             row["label"], row["prediction"], k, window,
-                             revision=f"confidence-{run.run_id}-{int(selected)}")
+    return sent(confidence_spec(np.arange(int(row["length"])), true_prob, predicted_prob,
+                                row["label"], row["prediction"], k, window,
+                                revision=f"confidence-{run.run_id}-{int(selected)}"))
 
 
 HIDDEN_META = {"row_start", "label_index", "prediction_index", "label_name", "prediction_name"}
