@@ -60,6 +60,7 @@ DEFAULTS = {                   # pictures of the LSTM states, and their trust
     "hidden": [600, 150],      # encoder widths; the decoder mirrors them (the study's sizes)
     "noise": 0.1,              # std of the Gaussian noise on the autoencoder's input
     "seeds": 3,                # autoencoders per dimension; the first is drawn, all are compared
+    "stability_dims": None,    # the dims whose autoencoders get every seed (None: all); others get one
     "learning_rate": 0.003,
     "batch_size": 256,
     "max_epochs": 30,          # a cap for speed: the loss still creeps down after it (STUDY_AUTOENCODERS)
@@ -75,9 +76,11 @@ DEFAULTS = {                   # pictures of the LSTM states, and their trust
 # convergence. On the real run's 101,343 moving training steps a 2-D autoencoder in batches of
 # 2,048 at 0.01 stopped after 50 epochs (225 CPU s) with test MSE 0.057; batches of 1,024 at 0.003
 # took 68 epochs (343 CPU s) for 0.046; the 12,000-vector sample capped at 30 epochs gave 0.070.
-# Two seeds per dimension are the fewest the stability measure can compare.
+# Two seeds are the fewest the stability measure can compare, and only the 2-D pictures get them:
+# the study's stability claim (God vs science) and the report read the 2-D autoencoders, and a
+# second 3-D one was a quarter of the stage (477 s of the 963 s both 3-D fits took at load 3-5).
 STUDY_AUTOENCODERS = {"max_vectors": None, "max_epochs": 300, "patience": 5, "batch_size": 2048,
-                      "learning_rate": 0.01, "seeds": 2}
+                      "learning_rate": 0.01, "seeds": 2, "stability_dims": [2]}
 TRUST_SAMPLE = 5000   # examples the neighbourhood measures score (trust_sample)
 STILL_RULE = ("drop an example's first and last steps while the L2 norm of h_t - h_(t-1) stays "
               "below still_fraction x that example's median step change")
@@ -86,6 +89,9 @@ STILL_RULE = ("drop an example's first and last steps while the L2 norm of h_t -
 def settings_of(config: dict) -> dict:
     """The stage's settings: DEFAULTS under the run's ``project`` section."""
     settings = merge(DEFAULTS, config.get("project") or {})
+    wanted = settings["stability_dims"]
+    if wanted is not None and (not isinstance(wanted, list) or not all(isinstance(d, int) for d in wanted)):
+        raise runformat.RunError(f"project.stability_dims: a list of dimensions (e.g. [2]) or null, not {wanted!r}")
     unknown = sorted(set(settings["methods"]) - set(METHODS))
     if unknown:
         raise runformat.RunError(f"project.methods: unknown {', '.join(map(str, unknown))}; "
@@ -224,7 +230,7 @@ def autoencoder_projections(inputs: StageInputs, vectors: dict, dims: int, setti
     from pipeline.models.autoencoder import train_autoencoder  # TensorFlow only when the stage runs
 
     found = []
-    for s in range(settings["seeds"]):
+    for s in range(seeds_for(settings, dims)):
         model = train_autoencoder(vectors["train"], vectors["validation"], dims, seed=settings["seed"] + s,
                                   hidden=tuple(settings["hidden"]), noise=settings["noise"],
                                   learning_rate=settings["learning_rate"], batch_size=settings["batch_size"],
@@ -248,6 +254,13 @@ def autoencoder_projections(inputs: StageInputs, vectors: dict, dims: int, setti
                                     _last_table(pid, inputs, codes), codes))
         bar.update()
     return found
+
+
+def seeds_for(settings: dict, dims: int) -> int:
+    """How many autoencoders draw ``dims`` dimensions: ``seeds`` for the ``stability_dims``
+    (every dimension when None), one for the others."""
+    wanted = settings.get("stability_dims")
+    return int(settings["seeds"]) if wanted is None or dims in wanted else 1
 
 
 def pca_projection(inputs: StageInputs, vectors: dict, dims: int) -> Projection:
@@ -295,7 +308,7 @@ def run_projection_stage(run_path: str | Path, config: dict, progress: Progress 
     dims_list = [d for d in settings["dims"] if d <= width]
     skipped = [d for d in settings["dims"] if d > width]
     projections: list[Projection] = []
-    steps = len(dims_list) * settings["seeds"] * ("autoencoder" in methods) + 2
+    steps = sum(seeds_for(settings, dims) for dims in dims_list) * ("autoencoder" in methods) + 2
     with progress.bar(steps, "project", "model") as bar:
         if "autoencoder" in methods:
             for dims in dims_list:

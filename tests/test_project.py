@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline import runformat
+from pipeline.cli import main
 from pipeline.core.config import merge
 from pipeline.kinds.classification import default_config, run_classification
 from pipeline.project import moving_rows, read_inputs, run_projection_stage, settings_of, training_vectors
@@ -192,3 +193,29 @@ def test_prj007_over_the_trust_sample_the_neighbourhoods_are_scored_on_a_seeded_
     assert agreement["full"] > agreement["chance"]
     skipped = run_projection_stage(path, merge(config, {"project": {"k": 0}}))
     assert skipped["projection_trust"] == {"k": 0, "why": "project.k is 0"}
+
+
+def test_prj008_stability_dims_give_every_seed_to_those_dimensions_only(synthetic_run, tmp_path, capsys):
+    """The study's setting: two seeds for the 2-D autoencoder (its stability claim), one 3-D fit."""
+    from pipeline import project
+
+    assert project.STUDY_AUTOENCODERS["stability_dims"] == [2]
+    path = tmp_path / "run"
+    shutil.copytree(synthetic_run.path, path)
+    config = merge(synthetic_run.manifest.config,
+                   {"project": {"methods": ["autoencoder"], "seeds": 2, "stability_dims": [2], "max_epochs": 2}})
+    updates = run_projection_stage(path, config)
+    assert [p["id"] for p in updates["projections"]] == ["ae2", "ae2-seed1", "ae3"]
+    trust = updates["projection_trust"]
+    assert trust["ae2"]["seeds"] == 2 and trust["ae2"]["nearest_stability_mean"] is not None
+    assert trust["ae3"]["seeds"] == 1 and trust["ae3"]["nearest_stability_mean"] is None
+    written = runformat.Run(path).projections("ae3")
+    assert len(written) == _real_steps(synthetic_run)                      # the 3-D paths are drawn
+    for wrong in ("2", [2.5], {"2": 1}):
+        with pytest.raises(runformat.RunError, match="project.stability_dims"):
+            settings_of({"project": {"stability_dims": wrong}})
+    assert main(["project", "run", "--runs", str(tmp_path), "--stability-dims", "2,x"]) == 2
+    assert "--stability-dims: comma-separated dimensions" in capsys.readouterr().err
+    assert main(["project", "run", "--runs", str(tmp_path), "--methods", "autoencoder", "--seeds", "2",
+                 "--stability-dims", "all", "--quiet"]) == 0
+    assert {"ae2-seed1", "ae3-seed1"} <= set(runformat.Run.open(tmp_path, "run").manifest.projection_ids)

@@ -29,6 +29,9 @@ def add_project_command(commands) -> None:
     parser.add_argument("--layer", type=int, help="LSTM layer to project (-1: the last)")
     parser.add_argument("--state", help="tensor to project: h (default), c or a gate")
     parser.add_argument("--seeds", type=int, help="autoencoders per dimension")
+    parser.add_argument("--stability-dims", metavar="DIMS",
+                        help="comma-separated dims whose autoencoders get every seed (others get one), "
+                             "or 'all'")
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     parser.set_defaults(handler=project_command)
 
@@ -41,6 +44,8 @@ def project_command(args) -> int:
                                                ("seeds", args.seeds)) if value is not None}
     if args.methods is not None:
         overrides["methods"] = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.stability_dims is not None:
+        overrides["stability_dims"] = _stability_dims(args.stability_dims)
     config = dict(run.manifest.config)
     config["project"] = merge(config.get("project") or project.DEFAULTS, overrides)
     project.settings_of(config)                    # refuse unknown methods before any work
@@ -52,3 +57,13 @@ def project_command(args) -> int:
     if not args.quiet:
         print(format_summary(summary))
     return 0
+
+
+def _stability_dims(text: str) -> list[int] | None:
+    """``--stability-dims``: "all" (None) or comma-separated dimensions."""
+    if text.strip() == "all":
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise RunError(f"--stability-dims: comma-separated dimensions (e.g. 2,3) or 'all', not {text[:40]!r}") from None
