@@ -85,7 +85,7 @@ def cases(view: str, run, selected: int):
     elif view == "cells heatmap":
         calls = [(cells.heatmap_figure, (rid, *bar, "last", "h", 3, "end"), {}) for bar in bars]
     elif view == "film":
-        calls = [(film.film_figure, (rid, *bar, None, "end"), {}) for bar in bars]
+        calls = [(film.film_source, (rid, *bar, None, "end"), {}) for bar in bars]
     else:
         calls = [(training.figure, (rid,), {})] * 3
     if view.endswith("zoomed"):     # zooms of the first scene, as its relayoutData would ask

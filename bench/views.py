@@ -163,8 +163,8 @@ def main() -> None:
              (args.run, *every, "last", "c", "mean", 0)),
             ("cells: heatmap of one cell", cells.heatmap_figure, (args.run, *every, "last", "h", 3, "end")),
             ("training", training.figure, (args.run,)),
-            ("film (aligned at the end)", film.film_figure, (args.run, *every, None, "end")),
-            ("film (aligned at the start)", film.film_figure, (args.run, *every, None, "start")),
+            ("film (aligned at the end)", film.film_source, (args.run, *every, None, "end")),
+            ("film (aligned at the start)", film.film_source, (args.run, *every, None, "start")),
         ]
         results = []
         for name, function, arguments in cases:

@@ -75,6 +75,13 @@ def _callback_name() -> str:
         return "?"
 
 
+def shows_figure(output: dict) -> bool:
+    """A graph's figure, or a store named ``*-source`` holding a figure the browser expands
+    before drawing it (the film's): both get a message figure."""
+    prop = output.get("property")
+    return prop == "figure" or (prop == "data" and str(output.get("id", "")).endswith("-source"))
+
+
 def outputs_saying(text: str):
     """The current callback's return value with ``text`` in every figure and text output and no
     update elsewhere, shaped like its outputs (one value, or a list)."""
@@ -83,7 +90,7 @@ def outputs_saying(text: str):
     def value(output):
         if isinstance(output, list):                     # a pattern-matching output: one per match
             return [value(item) for item in output]
-        if output.get("property") == "figure":
+        if shows_figure(output):
             return message_figure(text)
         if output.get("property") == "children":
             return text
@@ -290,7 +297,7 @@ def message_response(body: dict, message: str) -> flask.Response:
     response: dict = {}
     for output in _flatten(body.get("outputs", [])):
         prop = output["property"]
-        if prop == "figure":
+        if shows_figure(output):
             value = json.loads(message_figure(message).to_json())
         elif prop == "children":
             value = message

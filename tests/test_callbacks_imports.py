@@ -63,7 +63,7 @@ def texts_of(answers: dict) -> list[str]:
     for response in answers.values():
         for props in response.values():
             for prop, value in props.items():
-                if prop == "figure" and isinstance(value, dict) and not value.get("data"):
+                if prop in ("figure", "data") and isinstance(value, dict) and "layout" in value and not value.get("data"):
                     found += [a.get("text", "") for a in value.get("layout", {}).get("annotations", [])]
                 elif isinstance(value, str):
                     found.append(value)
@@ -116,8 +116,9 @@ def test_cbim001_npz_import_without_predictions_answers_every_callback(imports, 
     assert answer(answers, layout.CLASS_BOX)["style"] is None
     assert NO_PREDICTIONS in answer(answers, layout.FILTER_NOTE)["children"]
     assert answer(answers, layout.FILTER_COUNT)["children"] == "36 examples"
-    for graph in ("paths-graph", "last_step-graph", "film-graph", "inspector-inputs", "inspector-path"):
+    for graph in ("paths-graph", "last_step-graph", "inspector-inputs", "inspector-path"):
         assert traces(answer(answers, graph)["figure"]), graph
+    assert traces(answer(answers, film.SOURCE)["data"])          # the film's figure, expanded in the browser
     assert message(answer(answers, "inspector-confidence")["figure"]) == NO_PREDICTIONS
 
 
@@ -355,7 +356,7 @@ def test_cbim061_another_worker_reads_the_heavy_figures_from_the_shared_cache(
         raise AssertionError("computed again instead of read from the shared cache")
 
     monkeypatch.setattr(paths, "paths_spec", never)
-    monkeypatch.setattr(film.figures, "film_spec", never)
+    monkeypatch.setattr(film.figures, "film_source", never)
     assert paths.paths_view_figure(NPZ_RUN, [], *EVERYTHING, 3, "pca", "2", []) == first
     assert film.film_figure(NPZ_RUN, [], *EVERYTHING, "pca2", "end") == film_first
     assert isinstance(data.disk_cache().get(next(iter(data.disk_cache()))), bytes)   # stored as bytes
@@ -387,7 +388,7 @@ def test_cbim069_shared_cache_writes_come_after_the_answer(imports, client_for, 
     monkeypatch.setenv("LSTM_LENS_CACHE", str(tmp_path / "cache"))
     data.clear_memos()                              # finishes the pending writes first
     assert stored.is_set()
-    monkeypatch.setattr(film.figures, "film_spec", lambda *args, **kwargs: pytest.fail("computed again"))
+    monkeypatch.setattr(film.figures, "film_source", lambda *args, **kwargs: pytest.fail("computed again"))
     assert film.film_figure(NPZ_RUN, [], *EVERYTHING, "pca2", "end") == figure
 
 

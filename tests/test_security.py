@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+import plotly.graph_objects as go
 import pytest
 from werkzeug.security import generate_password_hash
 
@@ -633,7 +634,7 @@ def test_sec071_view_functions_refuse_classes_and_examples_the_run_lacks(runs_wi
     every = (list(state.SPLITS), list(state.HANDS), "all")
     figures = [paths.paths_view_figure("good", unknown, *every, None, "ae", "2", []),
                last_step.last_step_view_figure("good", unknown, *every, None, "ae2", "class", []),
-               film.film_figure("good", unknown, *every, "ae2", "end"),
+               go.Figure(film.film_source("good", unknown, *every, "ae2", "end")),
                cells.ranking_figure("good", unknown, *every, "last", "h", "last", 0),
                gates.summary_figures("good", unknown, *every, "last", "end", None)[0]]
     for figure in figures:
@@ -690,7 +691,7 @@ def test_sec073_the_guard_checks_every_control_the_paths_view_reads(runs_with_se
     ("cells-ranking.figure", ("cells-layer", "value"), "7", "has no layer 7"),
     ("cells-ranking.figure", ("cells-kind", "value"), "forget_gate", "is not one of the choices"),
     ("gates-over-time.figure", ("gates-thresholds", "value"), [0.1, "x"], "is not 2 numbers from 0 to 1"),
-    ("film-graph.figure", ("film-projection", "value"), "../x", "is not a projection the film can draw"),
+    ("film-source.data", ("film-projection", "value"), "../x", "is not a projection the film can draw"),
     ("filter-count.children", (state.CLASS, "value"), [{"$ne": 1}], "is not a class of run 'good'"),
 ])
 def test_sec074_the_guard_checks_the_other_views_controls_too(runs_with_secret, app_factory, output, key,
@@ -701,11 +702,12 @@ def test_sec074_the_guard_checks_the_other_views_controls_too(runs_with_secret, 
     response = post(client, request_body(callback_for(dependencies, output), values))
     assert response.status_code == 200
     answer = response.get_json()
-    text = figure_text(answer, output) if output.endswith(".figure") else answer["response"]["filter-count"]["children"]
+    text = figure_text(answer, output) if output.endswith((".figure", "-source.data")) \
+        else answer["response"]["filter-count"]["children"]
     assert refusal in text
 
 
-FILTERED_OUTPUTS = ("paths-graph.figure", "last_step-graph.figure", "film-graph.figure", "cells-ranking.figure",
+FILTERED_OUTPUTS = ("paths-graph.figure", "last_step-graph.figure", "film-source.data", "cells-ranking.figure",
                     "inspector-mistakes.children", "filter-count.children")
 FORGED_KEYS = ((state.CLASS, "value"), (state.SPLIT, "value"), (state.HAND, "value"), (state.CORRECT, "value"),
                (state.SELECTED, "data"), ("paths-method", "value"), ("last_step-projection", "value"),
@@ -722,19 +724,23 @@ def _forged_values(classes: list[str]):
     return st.one_of(item, st.lists(item, max_size=40))
 
 
+def _figures(answer: dict) -> list[dict]:
+    """The figures in a callback answer: graphs' figures and the film's source (a figure the
+    browser expands)."""
+    return [component.get("figure", component.get("data")) for component in answer.get("response", {}).values()
+            if isinstance(component.get("figure", component.get("data")), dict)]
+
+
 def _trace_names(answer: dict) -> set:
-    return {str(trace.get("name") or "paths") for component in answer.get("response", {}).values()
-            if isinstance(component.get("figure"), dict) for trace in component["figure"].get("data", [])}
+    return {str(trace.get("name") or "paths") for figure in _figures(answer) for trace in figure.get("data", [])}
 
 
 def _drawn_data(answer: dict, run: runformat.Run, ids: set, names: set) -> None:
     """Every trace of every figure in ``answer`` names a class of ``run`` (or one of the names
     the views give their other traces) and points only at examples of ``run``."""
     from factories import decoded
-    for component in answer.get("response", {}).values():
-        figure = component.get("figure")
-        if not isinstance(figure, dict):
-            continue
+    for figure in _figures(answer):
+        assert set(figure.get("film", {}).get("ids", [])) <= ids
         for trace in decoded(figure).get("data", []):
             name = str(trace.get("name") or "paths")
             assert name in names or name in run.classes or (

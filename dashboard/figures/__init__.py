@@ -98,6 +98,15 @@ def typed(values: np.ndarray) -> dict:
     return _typed_spec(np.asarray(values))
 
 
+def untyped(spec) -> np.ndarray:
+    """A ``typed`` spec (or a plain list) back as an array, read-only."""
+    if not isinstance(spec, dict):
+        return np.asarray(spec)
+    array = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=spec["dtype"])
+    shape = spec.get("shape")
+    return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
+
+
 _SHORT_TYPES = {"int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2", "int32": "i4", "uint32": "u4",
                 "float32": "f4", "float64": "f8"}
 

@@ -6,10 +6,16 @@ selected elsewhere, a third: its path so far, thick and black, and its head ring
 followed among hundreds of others. Paths are drawn
 through the frames' steps only (every k-th step when there are more steps than frames). A frame
 carries the whole path up to its step, so the figure grows with examples × frames²; ``film_plan``
-caps both to keep the figure a few megabytes (numpy arrays travel as base64 float32).
+caps both to keep the figure a few megabytes in the browser.
 
 (One trace per frame segment, toggled visible, would grow linearly instead; in headless chromium
 it drew each frame several times slower than two traces, so the size is bounded by capping.)
+
+The frames repeat the paths, so the dashboard does not send them: ``film_source`` is the figure
+without its frames plus the (examples x frames) grids they are cut from, and the browser expands
+it (``lens.film`` in assets/lens-film.js, the same steps as ``expand``): at Auslan size 0.40 MB
+instead of 2.31 (60 frames of 300 examples).
+``film_spec`` is the expanded figure, for notebooks, exports and tests.
 """
 
 from __future__ import annotations
@@ -90,11 +96,12 @@ def _discrete_colorscale(colours: list[str]) -> list:
     return scale
 
 
-def _path_arrays(x_grid: np.ndarray, y_grid: np.ndarray, colour: np.ndarray, columns: np.ndarray):
-    """Flattened paths through ``columns`` with one NaN between examples, leading padding dropped."""
+def _path_arrays(x_grid: np.ndarray, y_grid: np.ndarray, colour: np.ndarray, columns: int):
+    """Flattened paths through the first ``columns`` columns with one NaN after each run of
+    points (between examples), none before."""
     gap = np.full((len(x_grid), 1), np.nan, np.float32)
-    xs = np.concatenate([x_grid[:, columns], gap], axis=1)
-    ys = np.concatenate([y_grid[:, columns], gap], axis=1)
+    xs = np.concatenate([x_grid[:, :columns], gap], axis=1)
+    ys = np.concatenate([y_grid[:, :columns], gap], axis=1)
     cs = np.broadcast_to(colour[:, None], xs.shape)
     xs, ys, cs = xs.ravel(), ys.ravel(), cs.ravel()
     gap = np.isnan(xs)
@@ -109,10 +116,38 @@ def _head_customdata(ids: list[int], probability: np.ndarray) -> list[list]:
     return [[i, None if p != p else p] for i, p in zip(ids, rounded)]
 
 
-def _heads(x_grid, y_grid, probability, column):
-    hx, hy = x_grid[:, column].copy(), y_grid[:, column].copy()
-    p = probability[:, column] if probability is not None else np.full(len(hx), np.nan, np.float32)
-    return hx, hy, p.astype(np.float32)
+def expand(source: dict) -> dict:
+    """The whole animated figure from ``film_source``'s (numpy arrays, not yet sent): one frame a
+    column of its grids, the traces opening on the last. A figure without a film (a message) is
+    returned as it is. assets/lens-film.js does the same in the browser."""
+    film = source.get("film")
+    if film is None:
+        return source
+    x_grid, y_grid, colour, ids = film["x"], film["y"], film["colour"], film["ids"]
+    probability = film["p"] if film["p"] is not None else np.full(x_grid.shape, np.nan, np.float32)
+    mark = film["mark"]
+
+    def frame_data(k):
+        """The traces at frame ``k``; frames carry only what changes (styles stay on the traces)."""
+        px, py, pc = _path_arrays(x_grid, y_grid, colour, k + 1)
+        traces = [{"type": "scattergl", "x": px, "y": py, "marker": {"color": pc}},
+                  {"type": "scattergl", "x": x_grid[:, k].copy(), "y": y_grid[:, k].copy(),
+                   "customdata": _head_customdata(ids, probability[:, k])}]
+        if mark is not None:        # its path so far, the head last (NaN steps before it began)
+            sx, sy = x_grid[mark, :k + 1], y_grid[mark, :k + 1]
+            traces.append({"type": "scattergl", "x": sx, "y": sy,
+                           "marker": {"size": np.where(np.arange(k + 1) == k, 22, 6)}})
+        return traces
+
+    drawn = [0, 1, 2] if mark is not None else [0, 1]
+    frames = [{"data": frame_data(k), "traces": drawn, "name": name} for k, name in enumerate(film["names"])]
+    last = frames[-1]["data"]
+    data = [dict(trace) for trace in source["data"]]
+    data[0].update(x=last[0]["x"], y=last[0]["y"], marker={**data[0]["marker"], "color": last[0]["marker"]["color"]})
+    data[1].update(x=last[1]["x"], y=last[1]["y"], customdata=last[1]["customdata"])
+    if mark is not None:
+        data[2].update(x=last[2]["x"], y=last[2]["y"], marker={**data[2]["marker"], "size": last[2]["marker"]["size"]})
+    return {"data": data, "layout": source["layout"], "frames": frames}
 
 
 def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray, classes: list[str],
@@ -132,58 +167,53 @@ def film_figure(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray,
                                probability, projection, note, colours, legend_title, selected, pictures))
 
 
-def film_spec(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray, classes: list[str],
-              example_ids: np.ndarray, hover_text: list[str], align: str, positions: np.ndarray,
-              probability: np.ndarray | None = None, projection: str = "ae2",
-              note: str = "", colours: list[str] | None = None, legend_title: str = "class",
-              selected: int | None = None, pictures: str = "") -> dict:
+def film_spec(*args, **kwargs) -> dict:
     """``film_figure`` as a plain dict (``figures.sent`` sends it as Dash sends that figure): the
     view's 60 frames are not validated trace by trace."""
+    return expand(film_source(*args, **kwargs))
+
+
+def film_source(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray, classes: list[str],
+                example_ids: np.ndarray, hover_text: list[str], align: str, positions: np.ndarray,
+                probability: np.ndarray | None = None, projection: str = "ae2",
+                note: str = "", colours: list[str] | None = None, legend_title: str = "class",
+                selected: int | None = None, pictures: str = "") -> dict:
+    """``film_spec`` before ``expand``: the figure's traces (styles, hover text) and layout, and
+    under ``"film"`` what its frames are cut from: the grids' ``positions`` columns (``x``, ``y``,
+    ``p``: examples x frames float32), each example's ``colour`` (class index), ``ids``, the
+    frames' ``names`` and ``mark`` (the selected example's row, or None)."""
     if colours is None:
         colours = [PALETTE[i % len(PALETTE)] for i in range(len(classes))]
-    x_grid = np.asarray(x_grid, dtype=np.float32)
-    y_grid = np.asarray(y_grid, dtype=np.float32)
-    class_index = np.asarray(class_index, dtype=np.int8 if len(classes) <= 127 else np.int16)
-    ids = [int(i) for i in example_ids]
-    axis = step_axis(x_grid.shape[1], align)
-    mark = ids.index(int(selected)) if selected is not None and int(selected) in ids else None
-
-    def frame_data(k):
-        """The traces at frame ``k``; frames carry only what changes (styles stay on the traces)."""
-        px, py, pc = _path_arrays(x_grid, y_grid, class_index, positions[:k + 1])
-        hx, hy, hp = _heads(x_grid, y_grid, probability, positions[k])
-        traces = [{"type": "scattergl", "x": px, "y": py, "marker": {"color": pc}},
-                  {"type": "scattergl", "x": hx, "y": hy, "customdata": _head_customdata(ids, hp)}]
-        if mark is not None:        # its path so far, the head last (NaN steps before it began)
-            sx, sy = x_grid[mark, positions[:k + 1]], y_grid[mark, positions[:k + 1]]
-            traces.append({"type": "scattergl", "x": sx, "y": sy,
-                           "marker": {"size": np.where(np.arange(len(sx)) == len(sx) - 1, 22, 6)}})
-        return traces
-
     if not len(positions):
         raise ValueError("a film needs at least one frame")
-    drawn = [0, 1, 2] if mark is not None else [0, 1]
-    frames = [{"data": frame_data(k), "traces": drawn, "name": str(int(axis[column]))}
-              for k, column in enumerate(positions)]
-    path, head, *marked = frame_data(len(positions) - 1)
-    path = {"type": "scattergl", "x": path["x"], "y": path["y"], "mode": "lines+markers", "name": "paths",
+    axis = step_axis(np.shape(x_grid)[1], align)
+    x_grid = np.ascontiguousarray(np.asarray(x_grid, dtype=np.float32)[:, positions])
+    y_grid = np.ascontiguousarray(np.asarray(y_grid, dtype=np.float32)[:, positions])
+    if probability is not None:
+        probability = np.ascontiguousarray(np.asarray(probability, dtype=np.float32)[:, positions])
+    class_index = np.asarray(class_index, dtype=np.int8 if len(classes) <= 127 else np.int16)
+    ids = [int(i) for i in example_ids]
+    mark = ids.index(int(selected)) if selected is not None and int(selected) in ids else None
+    names = [str(int(axis[column])) for column in positions]
+
+    path = {"type": "scattergl", "mode": "lines+markers", "name": "paths",
             "hoverinfo": "skip", "showlegend": False, "line": {"color": "rgba(120,120,120,0.25)", "width": 1},
-            "marker": {"size": 4, "color": path["marker"]["color"], "coloraxis": "coloraxis"}}
+            "marker": {"size": 4, "coloraxis": "coloraxis"}}
     prob_line = "<br>p(true class) at this step: %{customdata[1]:.2f}" if probability is not None else ""
-    head = {**head, "mode": "markers", "text": list(hover_text), "showlegend": False, "name": "current step",
+    head = {"type": "scattergl", "mode": "markers", "text": list(hover_text), "showlegend": False,
+            "name": "current step",
             "marker": {"size": 10, "color": class_index, "coloraxis": "coloraxis",
                        "line": {"width": 1, "color": "black"}},
             "hovertemplate": "%{text}" + prob_line + "<extra>click to inspect</extra>"}
     data = [path, head]
     if mark is not None:
         data.append({
-            "type": "scattergl", "x": marked[0]["x"], "y": marked[0]["y"], "mode": "lines+markers",
-            "name": f"selected: #{ids[mark]}", "text": [hover_text[mark]] * len(marked[0]["x"]),
-            "customdata": [ids[mark]] * len(marked[0]["x"]),
+            "type": "scattergl", "mode": "lines+markers",
+            "name": f"selected: #{ids[mark]}", "text": [hover_text[mark]] * len(positions),
+            "customdata": [ids[mark]] * len(positions),
             "hovertemplate": "%{text}<extra>selected</extra>", "line": {"color": "black", "width": 4},
             # as the paths and last activations mark it: a black path, its end ringed
-            "marker": {"size": marked[0]["marker"]["size"], "symbol": "circle-open", "color": "black",
-                       "line": {"width": 3}}})
+            "marker": {"symbol": "circle-open", "color": "black", "line": {"width": 3}}})
     if len(classes) <= 24:      # a legend only where it can be read; hover names the class otherwise
         for i, name in enumerate(classes):
             data.append({"type": "scattergl", "x": [None], "y": [None], "mode": "markers", "name": name,
@@ -201,9 +231,9 @@ def film_spec(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray, c
     play = {"frame": {"duration": 150, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0},
             "mode": "immediate"}
     pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
-    slider_steps = [{"label": frame["name"], "method": "animate",
-                     "args": [[frame["name"]], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
-                                             "transition": {"duration": 0}}]} for frame in frames]
+    slider_steps = [{"label": name, "method": "animate",
+                     "args": [[name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
+                                       "transition": {"duration": 0}}]} for name in names]
     named = axis_name(projection) or projection
     layout = spec_layout(
         title=f"Prediction film: paths in projection {projection!r}" + (f" of {pictures}" if pictures else "")
@@ -220,7 +250,9 @@ def film_spec(x_grid: np.ndarray, y_grid: np.ndarray, class_index: np.ndarray, c
                       "yanchor": "top", "pad": {"t": 30, "r": 10}, "showactive": False,
                       "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play]},
                                   {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]}]}],
-        sliders=[{"active": len(frames) - 1, "steps": slider_steps, "x": 0.16, "len": 0.84, "y": -0.08,
+        sliders=[{"active": len(names) - 1, "steps": slider_steps, "x": 0.16, "len": 0.84, "y": -0.08,
                   "yanchor": "top", "pad": {"t": 20},
                   "currentvalue": {"prefix": f"{ALIGNMENTS[align]}: ", "visible": True}}])
-    return {"data": data, "layout": layout, "frames": frames}
+    film = {"x": x_grid, "y": y_grid, "p": probability, "colour": class_index, "ids": ids, "names": names,
+            "mark": mark}
+    return {"data": data, "layout": layout, "film": film}

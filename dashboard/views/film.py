@@ -2,18 +2,19 @@
 step slider); a click on a path's head selects that example, and the selected example (when the
 filters let it through) is always drawn, marked in every frame. The States choice (the paths
 view's) picks which layer's h, c or gate the film's projection pictures, among those the run has;
-the Projection choice then lists that pair's 2-D path projections."""
+the Projection choice then lists that pair's 2-D path projections. The server sends the figure
+without its frames (a store, ``SOURCE``); the browser builds them (assets/lens-film.js)."""
 
 from __future__ import annotations
 
 import dash
 import numpy as np
 import pandas as pd
-from dash import Input, Output, dcc, html
+from dash import ClientsideFunction, Input, Output, dcc, html
 
 from dashboard import data, filters, state, views
 from dashboard.figures import film as figures
-from dashboard.figures import HIGHLIGHT, class_colors, message_figure, sent
+from dashboard.figures import HIGHLIGHT, class_colors, message_spec, sent, untyped
 from dashboard.figures.alignment import example_rows, padded, step_positions
 from dashboard.views import controls
 from dashboard.views.controls import GRAPH_CONFIG, alignment_switch, field
@@ -24,6 +25,7 @@ VIEW_ID = "film"
 TITLE = "Prediction film"
 
 PROJECTION, ALIGN, GRAPH, STATES = "film-projection", "film-align", "film-graph", "film-states"
+SOURCE = "film-source"          # the figure without its frames; the browser expands it (lens.film)
 DEFAULT_PROJECTION = "ae2"
 
 def _check_projection(run: runformat.Run | None, value) -> None:
@@ -68,7 +70,7 @@ def layout():
                       "long paths get fewer frames (every k-th step), then fewer examples. The title says "
                       "how many. Click a head to select its example.", className="hint"),
         ]),
-        dcc.Loading(dcc.Graph(id=GRAPH, config=GRAPH_CONFIG), delay_show=300),
+        dcc.Loading([dcc.Store(id=SOURCE), dcc.Graph(id=GRAPH, config=GRAPH_CONFIG)], delay_show=300),
     ])
 
 
@@ -112,11 +114,12 @@ def film_classes(run_classes: list[str], chosen: list[str] | None, present) -> t
     return names, [palette.get(name, "#444444") for name in names]
 
 
-def film_figure(run_id, classes, splits, hands, correctness, projection, align, selected=None, states=None,
-                chosen=None):
-    """The animated figure for the filtered examples, capped as ``figures.film_plan`` decides;
-    ``selected`` (an example id) is marked; ``states``: the ``"layer:tensor"`` pictured;
-    ``chosen``: a box or lasso's set (only those examples)."""
+def film_source(run_id, classes, splits, hands, correctness, projection, align, selected=None, states=None,
+                chosen=None) -> dict:
+    """What the view sends for the filtered examples (``figures.film_source`` as sent: the figure
+    without its frames), capped as ``figures.film_plan`` decides; ``selected`` (an example id) is
+    marked; ``states``: the ``"layer:tensor"`` pictured; ``chosen``: a box or lasso's set (only
+    those examples)."""
     try:
         run = data.get_run(run_id)
         classes, splits, hands, correctness = filters.filter_bar(run, classes, splits, hands, correctness)
@@ -126,13 +129,28 @@ def film_figure(run_id, classes, splits, hands, correctness, projection, align, 
         projection = _projection_id(run, projection, states)
         return _film_scene(run, classes, splits, hands, correctness, projection, align, selected, chosen)
     except runformat.RunError as error:
-        return message_figure(str(error))
+        return message_spec(str(error))
+
+
+def film_figure(*args, **kwargs) -> dict:
+    """``film_source``'s answer expanded as the browser expands it: the whole figure, frames and
+    all, as sent (notebooks, exports, tests)."""
+    return expanded(film_source(*args, **kwargs))
+
+
+def expanded(source: dict) -> dict:
+    """A sent film source (``film_source``) as the whole figure, sent (``figures.expand``)."""
+    if "film" not in source:
+        return source
+    film = dict(source["film"])
+    for key in ("x", "y", "colour") + (("p",) if film["p"] is not None else ()):
+        film[key] = untyped(film[key])
+    return sent(figures.expand({**source, "film": film}))
 
 
 @data.run_cached(maxsize=8, shared=True)
 def _film_scene(run, classes, splits, hands, correctness, projection, align, selected=None, chosen=None) -> dict:
-    """Memoised as Dash sends it (typed arrays already base64): at Auslan size the film costs
-    100-350 ms to build and ~75 ms to encode again per response, and the same filters come back."""
+    """Memoised as Dash sends it (typed arrays already base64): the same filters come back."""
     return sent(_build_film(run, classes, splits, hands, correctness, projection, align, selected, chosen))
 
 
@@ -140,7 +158,7 @@ def _build_film(run, classes, splits, hands, correctness, projection, align, sel
     """The film of the projection ``projection`` (an id the run has: ``_projection_id``)."""
     frame = data.filtered_examples(run, classes, splits, hands, correctness)
     if frame.empty:
-        return message_figure("no examples pass the filters")
+        return message_spec("no examples pass the filters")
     frame = data.keep_chosen(frame, chosen)
     which = "filtered" if chosen is None else "chosen"
     points = data.projection(run, projection)
@@ -155,7 +173,7 @@ def _build_film(run, classes, splits, hands, correctness, projection, align, sel
     starts = np.searchsorted(point_ids, ids, side="left")
     lengths = np.searchsorted(point_ids, ids, side="right") - starts
     if not lengths.any():
-        return message_figure(f"projection {projection!r} has no steps of the filtered examples")
+        return message_spec(f"projection {projection!r} has no steps of the filtered examples")
     n_steps = int(lengths.max())
     present = np.zeros((len(ids), n_steps), dtype=bool)
     rows, t, owner = example_rows(starts, lengths)
@@ -194,10 +212,10 @@ def _build_film(run, classes, splits, hands, correctness, projection, align, sel
     note = (f"{E} of {len(frame)} {which} examples, {len(plan.positions)} frames"
             + (f" (one every {stride} steps)" if stride > 1 else "")
             + (f"; #{selected} (selected) is filtered out" if selected is not None and not len(wanted) else ""))
-    return figures.film_spec(x, y, class_index[plan.examples], drawn, chosen["example_id"].to_numpy(),
-                               hover, align, plan.positions, probability, projection, note, colours,
-                               "class" if run.manifest.is_classification else "document", selected,
-                               controls.pictured(run, projection))
+    return figures.film_source(x, y, class_index[plan.examples], drawn, chosen["example_id"].to_numpy(),
+                                 hover, align, plan.positions, probability, projection, note, colours,
+                                 "class" if run.manifest.is_classification else "document", selected,
+                                 controls.pictured(run, projection))
 
 
 
@@ -208,13 +226,17 @@ def register_callbacks(app: dash.Dash) -> None:
 
     register_states_callback(app, STATES, "paths", 2)
 
-    @app.callback(Output(GRAPH, "figure"), *state.FILTER_INPUTS, state.TAB_INPUT, Input(PROJECTION, "value"),
+    app.clientside_callback(ClientsideFunction(namespace="lens", function_name="film"), Output(GRAPH, "figure"),
+                            Input(SOURCE, "data"), prevent_initial_call=True)
+
+    @app.callback(Output(SOURCE, "data"), *state.FILTER_INPUTS, state.TAB_INPUT, Input(PROJECTION, "value"),
                   Input(ALIGN, "value"), state.SELECTED_INPUT, Input(STATES, "value"), state.CHOSEN_INPUT)
     def update(run_id, classes, splits, hands, correctness, tab, projection, align, selected=None, states=None,
                chosen=None):
         if views.is_hidden(VIEW_ID, tab):
             return dash.no_update
-        return film_figure(run_id, classes, splits, hands, correctness, projection, align, selected, states, chosen)
+        return film_source(run_id, classes, splits, hands, correctness, projection, align, selected, states,
+                           chosen)
 
     @app.callback(Output(state.SELECTED, "data", allow_duplicate=True), Input(GRAPH, "clickData"),
                   prevent_initial_call=True)

@@ -145,3 +145,52 @@ def test_brlyr002_film_and_inspector_switch_to_the_lower_layer_of_a_stacked_run(
     page.locator("#inspector-states label", has_text="layer 1").click()
     wait_for(page, f"({path}) === 'in layer 1 (last) · h (hidden state)'")
     wait_for(page, "document.querySelector('#inspector-nearest-title')?.innerText.includes('of layer 1 (last) · h')")
+
+
+def test_brflm001_the_browser_builds_the_films_frames_as_python_expands_its_source(page, dash_url, examples):
+    """The server sends the film without its frames (``film_source``); assets/lens-film.js builds
+    them. Every frame's paths, heads (with their [id, p]) and the selected example's path are the
+    ones ``figures.expand`` gives for the same answer, and the figure opens on the last frame."""
+    import json
+
+    import numpy as np
+
+    from dashboard.views import film
+    from factories import decoded
+
+    example = int(examples["example_id"].iat[3])
+
+    def film_answer(response):
+        return "/_dash-update-component" in response.url and (
+            f'"output":"{film.SOURCE}.data"' in (response.request.post_data or ""))
+
+    with page.expect_response(film_answer) as answered:
+        page.goto(dash_url + f"?view=film&example={example}")
+    source = answered.value.json()["response"][film.SOURCE]["data"]
+    assert "frames" not in source and len(json.dumps(source)) < 600_000
+    expected = decoded(film.expanded(source))
+    graph = "document.querySelector('#film-graph .js-plotly-plot')"
+    wait_for(page, f"{graph}?._transitionData?._frames?.length === {len(expected['frames'])}")
+    frames = page.evaluate(f"""{graph}._transitionData._frames.map(f => ({{name: f.name, traces: f.traces,
+        data: f.data.map(t => ({{x: Array.from(t.x, v => Number.isNaN(v) ? null : v),
+                                 y: Array.from(t.y, v => Number.isNaN(v) ? null : v),
+                                 color: t.marker && t.marker.color ? Array.from(t.marker.color) : null,
+                                 size: t.marker && t.marker.size ? Array.from(t.marker.size) : null,
+                                 customdata: t.customdata || null}}))}}))""")
+
+    def same(got, want):
+        want = np.asarray(want, dtype=np.float64)
+        np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=0, atol=1e-6, equal_nan=True)
+
+    for got, want in zip(frames, expected["frames"]):
+        assert got["name"] == want["name"] and got["traces"] == want["traces"] == [0, 1, 2]
+        path, heads, marked = got["data"]
+        same(path["x"], want["data"][0]["x"]), same(path["y"], want["data"][0]["y"])
+        assert path["color"] == np.asarray(want["data"][0]["marker"]["color"]).tolist()
+        same(heads["x"], want["data"][1]["x"])
+        assert [row[0] for row in heads["customdata"]] == [row[0] for row in want["data"][1]["customdata"]]
+        same([row[1] for row in heads["customdata"]], [row[1] for row in want["data"][1]["customdata"]])
+        same(marked["x"], want["data"][2]["x"])
+        assert marked["size"] == np.asarray(want["data"][2]["marker"]["size"]).tolist()
+    shown = page.evaluate(f"{graph}.data.map(t => t.x ? t.x.length : 0)")
+    assert shown[:3] == [len(trace["x"]) for trace in expected["data"][:3]]       # opens on the last frame
