@@ -160,3 +160,26 @@ def test_mdl011_best_weights_by_validation_loss_are_kept_even_without_early_stop
     validation = split == "validation"
     loss = training.model.evaluate(data.X[validation], data.labels[validation], verbose=0)[0]
     assert loss == pytest.approx(training.history["val_loss"].min(), rel=1e-4)
+
+
+def test_mdl012_with_weight_averaging_the_kept_weights_are_the_best_epochs_average():
+    """``train.ema``: validation and early stopping see the averaged weights, and the averaged
+    weights of the best epoch are the ones kept (not the last raw ones), stopped early or not."""
+    data = random_dataset(n=50, n_steps=12, seed=5)
+    split = _split(len(data.labels))
+    validation = split == "validation"
+    for train in ({**TRAIN, "epochs": 5, "learning_rate": 0.05, "patience": 10, "ema": 0.9},
+                  {**TRAIN, "epochs": 30, "learning_rate": 0.2, "patience": 1, "ema": 0.5}):     # stops early
+        training = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes),
+                                               MODEL, train)
+        loss = training.model.evaluate(data.X[validation], data.labels[validation], verbose=0)[0]
+        assert loss == pytest.approx(training.history["val_loss"].min(), rel=1e-4)
+        assert len(training.history) < 30 or train["epochs"] == 5
+    plain = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes), MODEL,
+                                        {**TRAIN, "epochs": 5, "learning_rate": 0.05, "patience": 10})
+    averaged = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes), MODEL,
+                                           {**TRAIN, "epochs": 5, "learning_rate": 0.05, "patience": 10, "ema": 0.9})
+    assert not np.allclose(plain.model.get_weights()[0], averaged.model.get_weights()[0])
+    with pytest.raises(ValueError, match="train.ema"):
+        classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes), MODEL,
+                                    {**TRAIN, "ema": 1.0})

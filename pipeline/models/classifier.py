@@ -19,6 +19,9 @@ early). Two options of the ``train`` config, both off when absent:
   smaller movements), ``offset`` (std of a per-example, per-channel shift, in channel stds: where a signer holds
   the hands, how the glove sits) and ``noise`` (std of per-frame noise, in channel stds). ``None``,
   ``{}`` or all zeros: no augmentation, and training is exactly as without the option.
+- ``ema``: the momentum of an exponential moving average of the weights (Polyak averaging,
+  Keras' ``use_ema``): validation, early stopping, the schedule and the kept weights all use the
+  averaged weights. ``0`` or absent: off.
 """
 
 from __future__ import annotations
@@ -108,7 +111,11 @@ def train_classifier(X: np.ndarray, lengths: np.ndarray, labels: np.ndarray, spl
         mean, std = channel_stats(X[train], lengths[train])
     model = build_classifier(X.shape[1], X.shape[2], n_classes, list(model_config["units"]), mean, std,
                              dropout=model_config["dropout"], attention=bool(model_config.get("attention", False)))
-    model.compile(optimizer=keras.optimizers.Adam(float(train_config["learning_rate"])),
+    ema = float(train_config.get("ema") or 0.0)
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"train.ema must be a momentum from 0 (off) to below 1, not {ema}")
+    model.compile(optimizer=keras.optimizers.Adam(float(train_config["learning_rate"]), use_ema=ema > 0,
+                                                  ema_momentum=ema or 0.99),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   jit_compile=bool(train_config["jit_compile"]))
 
@@ -121,6 +128,8 @@ def train_classifier(X: np.ndarray, lengths: np.ndarray, labels: np.ndarray, spl
     augment = augmentation_of(train_config)
     with progress.bar(epochs, "train", "epoch") as bar:
         callbacks = [
+            # first: the averaged weights are in the model when the callbacks after it look
+            *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(train_config["patience"]),
                                           restore_best_weights=True),
             *schedule,
