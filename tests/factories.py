@@ -25,7 +25,7 @@ AUSLAN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ausla
 FAST = {
     "model": {"units": [12], "dropout": 0.0},
     "train": {"epochs": 3, "batch_size": 64, "learning_rate": 0.01, "patience": 3,
-              "jit_compile": False, "lr_schedule": "none", "augment": None},   # the golden digests' training
+              "jit_compile": False, "lr_schedule": "none", "augment": None, "ema": 0},   # the golden digests' training
     "project": {"dims": [2, 3], "hidden": [16, 8], "seeds": 2, "max_epochs": 2, "patience": 1,
                 "max_vectors": 1500, "batch_size": 256},
     "attribute": {"steps": 8, "batch": 256},
