@@ -15,6 +15,7 @@ import http.client
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -69,8 +70,10 @@ def gunicorn(runs: Path | str, log_dir: Path, prefix: list[str] | None = None, *
     port = free_port()
     log_path = log_dir / f"gunicorn-{port}.log"
     with open(log_path, "w") as log:
+        # its own process group: the cleanup below stops the workers too, even when the master
+        # has to be killed (a killed master once left a worker serving after the tests)
         server = subprocess.Popen([*(prefix or []), *GUNICORN], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                  env=server_env(runs, port, **settings))
+                                  env=server_env(runs, port, **settings), start_new_session=True)
         try:
             deadline = time.monotonic() + 90
             while True:
@@ -84,11 +87,13 @@ def gunicorn(runs: Path | str, log_dir: Path, prefix: list[str] | None = None, *
                 time.sleep(0.3)
             yield port, log_path
         finally:
-            server.terminate()
+            with contextlib.suppress(ProcessLookupError):        # a server that never started
+                os.killpg(server.pid, signal.SIGTERM)
             try:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                server.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
 
 
