@@ -8,7 +8,7 @@ a score per step (``Dense(1)`` on the last LSTM's h), a softmax over the real st
 
 Training (``train_classifier``) keeps the weights of the epoch with the lowest validation loss
 (Keras' ``EarlyStopping(restore_best_weights=True)`` restores them whether or not training stopped
-early). Two options of the ``train`` config, both off when absent:
+early). Three options of the ``train`` config, all off when absent:
 
 - ``lr_schedule``: ``"plateau"`` halves the learning rate (``lr_factor``) after ``lr_patience``
   epochs without a lower validation loss, down to ``min_lr``; ``"none"`` keeps it constant.
