@@ -122,6 +122,32 @@ def test_mat001_match_equals_brute_force(seed):
     assert match(np.asfortranarray(states), cells, on_rows=bits, **kwargs) == expected
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_mat021_threaded_first_and_second_pass_equal_brute_force(seed, monkeypatch):
+    """Tiny blocks and parts, 3 threads: the column-major passes split rows and cells across the
+    match threads (at real sizes only past 2^18 rows) and still give the brute force's answer."""
+    monkeypatch.setattr(engine, "_WORKERS", 3)
+    monkeypatch.setattr(engine, "_PARALLEL_BLOCK_ROWS", 16)
+    monkeypatch.setattr(engine, "_PART_ROWS", 4)
+    monkeypatch.setattr(engine, "_PART_VALUES", 8)
+    rng = np.random.default_rng(700 + seed)
+    T, D = int(rng.integers(20, 120)), int(rng.integers(9, 40))
+    states = np.asfortranarray(random_states(rng, T, D, quantised=seed % 2 == 0))
+    cells = rng.choice(D, size=int(rng.integers(1, 12)), replace=False).tolist()
+    kwargs = dict(threshold=0.3, off_before=bool(seed % 2), off_after=bool(seed % 3 == 0),
+                  top_k=int(rng.choice([1, 5, 50])), boundaries=random_boundaries(rng, T),
+                  min_length=int(rng.choice([1, 2])))
+    expected = plain_match(states, cells, **kwargs)
+    assert match(states, cells, **kwargs) == expected
+    cuts = sorted(set([0, T] + rng.integers(0, T, size=3).tolist()))
+    parts = [match(states, cells, row_range=p, **kwargs) for p in zip(cuts[:-1], cuts[1:])]
+    assert merge_matches(parts, kwargs["top_k"]) == expected
+    assert np.array_equal(on_rows(states, 0.3).words, on_rows(np.ascontiguousarray(states), 0.3).words)
+    src = engine._ArraySource(states)
+    rows = np.flatnonzero(rng.random(T) < 0.5)
+    assert np.array_equal(src.rows_on(rows, 0.3), engine._pack(states[rows] >= 0.3))
+
+
 def lstmvis_reference(states, cells, threshold, constrain_left, constrain_right):
     """LSTMVis' query_similar_activations, re-done step by step without its caps.
 
