@@ -9,9 +9,13 @@ worker:
   ranking equals the single-machine engine's. Workers read the run's parquet themselves, so the
   run must be on a filesystem every worker sees (the same path), ideally written partitioned
   (``--partition-rows``) so that a task opens only the files of its rows.
-- extraction (model imports): one task per block of whole sequences (every sequence starts from
-  its own state), computed from NumPy weights sent with the task; the results stream back in order
-  and this process writes the run (one writer: the run directory stays atomic).
+- extraction (model imports, and ``pipeline run --scheduler`` for models trained here): one task
+  per block of whole sequences (every sequence starts from its own state), computed from NumPy
+  weights sent with the task; the results stream back in order and this process writes the run
+  (one writer: the run directory stays atomic).
+- the projections' paths (``project.draw_paths``): one task per block of steps through the fitted
+  encoder or PCA as NumPy layers (``analysis.dense``); the fits themselves, on a sample of
+  vectors, stay here.
 
 Dask is imported only when a scheduler is given.
 """

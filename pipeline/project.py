@@ -41,8 +41,8 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
-from pipeline import runformat
-from pipeline.analysis import trust
+from pipeline import distributed, runformat
+from pipeline.analysis import dense, trust
 from pipeline.core.config import merge
 from pipeline.analysis.layout import row_ids
 from pipeline.analysis.lstm import NetworkWeights, layer_steps
@@ -52,6 +52,7 @@ from pipeline.datasets.hands import hand_usage_counts
 from pipeline.runformat import CLASS_STABILITY_FILE, PAIR_STABILITY_FILE, PROJECTIONS_FILE
 
 METHODS = ("autoencoder", "pca", "tsne")
+PATH_BLOCK_ROWS = 1 << 18      # steps drawn at a time (a task each on a cluster: 100 MB of 100-unit states)
 DEFAULTS = {                   # pictures of the LSTM states, and their trust
     "methods": list(METHODS),  # any of METHODS; language models default to PCA (paths of documents)
     "layer": -1,               # which LSTM layer (-1: the last)
@@ -105,7 +106,7 @@ def project_stage(ctx: StageContext) -> str:
     if not settings["methods"]:
         raise StageSkipped("project.methods is empty: no projections")
     ctx.begin()
-    updates = run_projection_stage(ctx.path, ctx.config, ctx.progress)
+    updates = run_projection_stage(ctx.path, ctx.config, ctx.progress, ctx.scheduler)
     ctx.finish(updates.get("projection_outputs", []), **updates)
     return ", ".join(str(entry.get("id")) for entry in updates.get("projections", []))
 
@@ -225,7 +226,7 @@ class Projection:
 
 
 def autoencoder_projections(inputs: StageInputs, vectors: dict, dims: int, settings: dict,
-                            bar) -> list[Projection]:
+                            bar, scheduler=None) -> list[Projection]:
     """The first seed's autoencoder draws every path; the others give last steps, aligned onto it."""
     from pipeline.models.autoencoder import train_autoencoder  # TensorFlow only when the stage runs
 
@@ -240,7 +241,7 @@ def autoencoder_projections(inputs: StageInputs, vectors: dict, dims: int, setti
                   "batch_size": settings["batch_size"], "learning_rate": settings["learning_rate"]}
         quality = {"reconstruction_mse": model.reconstruction_mse(vectors["test"])}
         if s == 0:
-            path = model.encode(inputs.states)
+            path = draw_paths(inputs.states, model.encoder_layers(), scheduler)
             found.append(Projection(_describe(f"ae{dims}", "autoencoder", dims, inputs, "paths", params, quality),
                                     _path_table(f"ae{dims}", inputs, path), inputs.last_of(path)))
         else:
@@ -263,14 +264,25 @@ def seeds_for(settings: dict, dims: int) -> int:
     return int(settings["seeds"]) if wanted is None or dims in wanted else 1
 
 
-def pca_projection(inputs: StageInputs, vectors: dict, dims: int) -> Projection:
+def pca_projection(inputs: StageInputs, vectors: dict, dims: int, scheduler=None) -> Projection:
     pca = PCA(n_components=dims, svd_solver="full").fit(vectors["train"])
-    path = pca.transform(inputs.states).astype(np.float32)
+    components = pca.components_.T.astype(np.float32)
+    path = draw_paths(inputs.states, dense.affine(components, -pca.mean_.astype(np.float32) @ components),
+                      scheduler)
     restored = pca.inverse_transform(pca.transform(vectors["test"]))
     quality = {"reconstruction_mse": float(np.mean((restored - vectors["test"]) ** 2))}
     params = {"explained_variance_ratio": pca.explained_variance_ratio_.tolist()}
     return Projection(_describe(f"pca{dims}", "pca", dims, inputs, "paths", params, quality),
                       _path_table(f"pca{dims}", inputs, path), inputs.last_of(path))
+
+
+def draw_paths(states: np.ndarray, layers: list[dense.Layer], scheduler=None) -> np.ndarray:
+    """Every step's point: ``states`` through ``layers`` in blocks of PATH_BLOCK_ROWS, on the
+    workers of ``scheduler`` when given one (a block at a time per worker), else here; the same
+    blocks and arithmetic either way, so the same paths."""
+    blocks = (states[r0:r0 + PATH_BLOCK_ROWS] for r0 in range(0, len(states), PATH_BLOCK_ROWS))
+    drawn = list(distributed.ordered_map(dense.forward, blocks, scheduler, args=(layers,)))
+    return np.concatenate(drawn) if drawn else np.zeros((0, layers[-1][0].shape[1]), np.float32)
 
 
 def tsne_projection(inputs: StageInputs, settings: dict) -> Projection:
@@ -291,8 +303,12 @@ def tsne_projection(inputs: StageInputs, settings: dict) -> Projection:
 # ---------------------------------------------------------------------------------------------
 # The stage
 
-def run_projection_stage(run_path: str | Path, config: dict, progress: Progress = QUIET) -> dict:
+def run_projection_stage(run_path: str | Path, config: dict, progress: Progress = QUIET,
+                         scheduler=None) -> dict:
     """Compute and write every projection of the run at ``run_path``; return the manifest entries.
+
+    ``scheduler``: a dask.distributed scheduler that draws the paths (``draw_paths``); the fits
+    (on at most ``max_vectors`` vectors), t-SNE and the trust measures stay in this process.
 
     Needs examples.parquet (example_id, split, length, row_start; label and prediction for
     classification; hand_usage when the data has hands) and the chosen layer's per-step table.
@@ -313,10 +329,10 @@ def run_projection_stage(run_path: str | Path, config: dict, progress: Progress 
         if "autoencoder" in methods:
             for dims in dims_list:
                 with _timed(timings, f"autoencoders_{dims}d"):
-                    projections += autoencoder_projections(inputs, vectors, dims, settings, bar)
+                    projections += autoencoder_projections(inputs, vectors, dims, settings, bar, scheduler)
         if "pca" in methods:
             with _timed(timings, "pca"):
-                projections += [pca_projection(inputs, vectors, dims) for dims in dims_list]
+                projections += [pca_projection(inputs, vectors, dims, scheduler) for dims in dims_list]
         bar.update()
         if "tsne" in methods and len(inputs.ids) > 4 and width >= 2:
             with _timed(timings, "tsne"):

@@ -127,3 +127,58 @@ def test_dsk004_import_command_with_a_scheduler_writes_the_in_process_run(client
         for kind in runformat.TENSOR_KINDS:
             np.testing.assert_array_equal(here.step_matrix(layer, kind), there.step_matrix(layer, kind))
     assert here.examples().equals(there.examples())
+
+
+def tasks_run(client) -> dict[str, int]:
+    """The scheduler's task counts by function name (task key prefix)."""
+    return client.run_on_scheduler(lambda dask_scheduler: {
+        name: sum(prefix.state_counts.values()) for name, prefix in dask_scheduler.task_prefixes.items()})
+
+
+def test_dsk005_paths_drawn_on_the_cluster_equal_the_ones_drawn_here(client, monkeypatch):
+    from pipeline import project
+    monkeypatch.setattr(project, "PATH_BLOCK_ROWS", 1000)
+    rng = np.random.default_rng(5)
+    states = rng.normal(0, 1, (4321, 12)).astype(np.float32)
+    layers = [(rng.normal(0, 0.3, (12, 20)).astype(np.float32), rng.normal(0, 0.1, 20).astype(np.float32), True),
+              (rng.normal(0, 0.3, (20, 2)).astype(np.float32), np.zeros(2, np.float32), False)]
+    here = project.draw_paths(states, layers)
+    np.testing.assert_array_equal(here, project.draw_paths(states, layers, client))
+    assert here.shape == (4321, 2) and here.dtype == np.float32
+    expected = np.maximum(states.astype(np.float64) @ layers[0][0] + layers[0][1], 0) @ layers[1][0]
+    np.testing.assert_allclose(here, expected, atol=1e-4)
+
+
+def test_dsk006_run_extracted_and_projected_on_the_cluster_equals_the_run_made_here(
+        client, synthetic_runs_dir, tmp_path, monkeypatch):
+    """``pipeline run --scheduler``: the steps (recomputed block by block on the workers) and the
+    PCA paths (drawn there) equal the run built in process; train and data are reused."""
+    import shutil
+
+    from factories import fast_config
+    from pipeline import project
+    from pipeline.kinds import classification
+    monkeypatch.setattr(steps, "BLOCK_ROWS", 2000)
+    monkeypatch.setattr(project, "PATH_BLOCK_ROWS", 3000)
+    here = runformat.Run.open(synthetic_runs_dir, "synthetic")
+    shutil.copytree(here.path, tmp_path / "synthetic")
+    writer = runformat.RunWriter(tmp_path, "synthetic")
+    writer.invalidate_from(["data", "train", "extract", "attribute", "project"], "extract")
+    writer.write_manifest()
+    writer.close()
+    before = tasks_run(client)
+    summary = classification.run_classification(fast_config("synthetic"), tmp_path, scheduler=client.scheduler.address)
+    after = tasks_run(client)
+    assert after.get("recompute_block", 0) > before.get("recompute_block", 0)  # the work went there
+    assert after.get("forward", 0) >= before.get("forward", 0) + 4             # 2 PCA + 2 autoencoders
+    done = {s.name: s.seconds is not None for s in summary.stages}
+    assert done == {"data": False, "train": False, "extract": True, "attribute": True, "project": True}
+    there = runformat.Run.open(tmp_path, "synthetic")
+    for kind in runformat.TENSOR_KINDS:
+        np.testing.assert_array_equal(here.step_matrix(0, kind), there.step_matrix(0, kind))
+    assert here.examples().equals(there.examples())
+    ours, theirs = (r.projections() for r in (here, there))
+    for pid in ("pca2", "pca3"):
+        a, b = (p[p["projection"] == pid].reset_index(drop=True) for p in (ours, theirs))
+        assert len(a) == int(here.examples()["length"].sum())
+        assert a.equals(b)

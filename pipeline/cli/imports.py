@@ -176,7 +176,8 @@ def import_command(args) -> int:
     imported = args.read(args)
     path, written = write_run(imported, args.runs, args.run_id, partition_rows=args.partition_rows,
                               top_k=args.top_k, force=args.force, progress=Progress(quiet=args.quiet),
-                              project_settings={"methods": []} if args.no_project else None)
+                              project_settings={"methods": []} if args.no_project else None,
+                              scheduler=getattr(args, "scheduler", None))
     if not args.quiet:
         state = "imported" if written else "unchanged (use --force to import again)"
         layers = ", ".join(f"layer {layer['index']}: {layer['units']} units ({' '.join(layer['tensors'])})"

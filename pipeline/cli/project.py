@@ -32,6 +32,8 @@ def add_project_command(commands) -> None:
     parser.add_argument("--stability-dims", metavar="DIMS",
                         help="comma-separated dims whose autoencoders get every seed (others get one), "
                              "or 'all'")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="draw the paths on this dask.distributed scheduler (default: in this process)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     parser.set_defaults(handler=project_command)
 
@@ -53,7 +55,7 @@ def project_command(args) -> int:
               if name != "project"}
     hashes = {"project": stable_hash("project", json.dumps(stages, sort_keys=True), config["project"])}
     summary = run_stages([Stage("project", project.project_stage)], config, hashes, args.runs,
-                         args.run_id, progress=Progress(quiet=args.quiet))
+                         args.run_id, progress=Progress(quiet=args.quiet), scheduler=args.scheduler)
     if not args.quiet:
         print(format_summary(summary))
     return 0

@@ -27,8 +27,16 @@ def common_run_options() -> argparse.ArgumentParser:
     group.add_argument("--batch-size", type=positive_int, metavar="N", help="training batch size")
     group.add_argument("--seed", type=int, help="training seed (weights, shuffling); the split keeps its own")
     group.add_argument("--force", action="store_true", help="recompute every stage, even unchanged ones")
+    scheduler_option(group)
     group.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     return common
+
+
+def scheduler_option(group) -> None:
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the per-step work (extraction, the projections' paths) on this "
+                            "dask.distributed scheduler, e.g. tcp://host:8786; the run is the same "
+                            "as in this process (default)")
 
 
 def add_run_command(commands, examples: str) -> None:
@@ -98,7 +106,8 @@ def classification_config(args: argparse.Namespace) -> dict:
 
 def classification_command(args: argparse.Namespace) -> int:
     summary = classification.run_classification(classification_config(args), args.runs, args.run_id,
-                                                force=args.force, progress=Progress(quiet=args.quiet))
+                                                force=args.force, progress=Progress(quiet=args.quiet),
+                                                scheduler=args.scheduler)
     if not args.quiet:
         print(format_summary(summary))
     return 0
@@ -150,7 +159,7 @@ def text_config(args) -> dict:
 
 def text_command(args) -> int:
     summary = language_model.run_language_model(text_config(args), args.runs, args.run_id, force=args.force,
-                                                progress=Progress(quiet=args.quiet))
+                                                progress=Progress(quiet=args.quiet), scheduler=args.scheduler)
     if not args.quiet:
         print(format_summary(summary))
     return 0

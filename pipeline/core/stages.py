@@ -64,8 +64,11 @@ class StageContext:
     """What the stages of one call share: settings, the writer, data or models computed so far."""
 
     def __init__(self, config: dict, hashes: dict[str, str], runs_dir, run_id: str,
-                 stage_names: Sequence[str], progress: Progress):
+                 stage_names: Sequence[str], progress: Progress, scheduler=None):
         self.config, self.hashes, self.progress = config, hashes, progress
+        # A dask.distributed scheduler (address or Client) for the per-step work, or None: where
+        # the work runs, not what it computes, so it is in no stage's hash.
+        self.scheduler = scheduler
         self.runs_dir, self.run_id, self.stage_names = runs_dir, run_id, list(stage_names)
         path = Path(runs_dir) / run_id
         self.writer: RunWriter | None = RunWriter(runs_dir, run_id) if path.is_dir() else None
@@ -113,11 +116,13 @@ class StageContext:
 
 def run_stages(stages: Sequence[Stage], config: dict, hashes: dict[str, str],
                runs_dir: str | os.PathLike, run_id: str, force: bool = False,
-               progress: Progress = QUIET) -> RunSummary:
-    """Build (or resume) the run ``runs_dir/run_id`` through ``stages``; returns what each did."""
+               progress: Progress = QUIET, scheduler=None) -> RunSummary:
+    """Build (or resume) the run ``runs_dir/run_id`` through ``stages``; returns what each did.
+
+    ``scheduler``: a dask.distributed scheduler for the stages' per-step work (``StageContext``)."""
     validate_run_id(run_id)
     names = [stage.name for stage in stages]
-    ctx = StageContext(config, hashes, runs_dir, run_id, names, progress)
+    ctx = StageContext(config, hashes, runs_dir, run_id, names, progress, scheduler)
     finished = False
     try:
         summary = _run(ctx, stages, hashes, force)

@@ -108,15 +108,17 @@ def _hashed_model(model: dict) -> dict:
 
 
 def run_classification(config: dict, runs_dir=DEFAULT_RUNS_DIR, run_id: str | None = None,
-                       force: bool = False, progress: Progress = QUIET, loader=registry.load_dataset) -> RunSummary:
+                       force: bool = False, progress: Progress = QUIET, loader=registry.load_dataset,
+                       scheduler=None) -> RunSummary:
     """Build (or resume) the run of ``config``; ``loader`` turns ``config["dataset"]`` into a
-    SequenceDataset (the registry by default)."""
+    SequenceDataset (the registry by default). ``scheduler``: a dask.distributed scheduler for
+    the extraction and the projections' paths (the same run as in process)."""
     config = _resolved(config)
     stages = [Stage("data", lambda ctx: _data_stage(ctx, loader)), Stage("train", _train_stage),
               Stage("extract", _extract_stage), Stage("attribute", attribute.attribute_stage),
               Stage("project", project.project_stage)]
     return run_stages(stages, config, stage_hashes(config), runs_dir, run_id or default_run_id(config),
-                      force, progress)
+                      force, progress, scheduler)
 
 
 def _resolved(config: dict) -> dict:
@@ -197,7 +199,8 @@ def _extract_stage(ctx: StageContext) -> str:
     writer = ctx.begin()
     layout = StepLayout(prepared.lengths, prepared.X.shape[1])
     rows = layout.real_rows(prepared.X)
-    source = steps.network_source(weights, lambda r0, r1: rows[r0:r1], prepared.lengths)
+    source = steps.network_source(weights, lambda r0, r1: rows[r0:r1], prepared.lengths,
+                                  scheduler=ctx.scheduler)
     predictions = Predictions(CLASSIFICATION, prepared.lengths, prepared.classes, top_k, labels=prepared.labels)
     outputs = steps.write_steps(writer, source, predictions, progress=ctx.progress,
                                 storage=ctx.config["extract"].get("storage"))

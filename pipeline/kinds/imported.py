@@ -55,14 +55,15 @@ def write_run(imported: ImportedRun, runs_dir, run_id: str | None = None, *,
               partition_rows: int | None = None, top_k: int = TOP_K, force: bool = False,
               project_settings: dict | None = None, progress: Progress = QUIET,
               origin: str = "imported", history: pd.DataFrame | None = None,
-              final_probabilities: np.ndarray | None = None) -> tuple[Path, bool]:
+              final_probabilities: np.ndarray | None = None, scheduler=None) -> tuple[Path, bool]:
     """Write ``imported`` as the run ``runs_dir/run_id``; returns (its path, whether it was written).
 
     An unchanged import of an existing run is skipped (same input hash), unless ``force``.
     ``partition_rows``: write each per-step table as a folder of part files of that many rows
     (``steps/layer0-h.parquet/part-00000.parquet`` ...), which Dask, Spark or Ray read as one
     dataset and ``runformat.Run`` reads like a file. ``project_settings`` override the kind's
-    projection settings (``{"methods": []}``: none). A recording (``pipeline.record``) passes
+    projection settings (``{"methods": []}``: none); ``scheduler``: a dask.distributed scheduler
+    for the projections' paths (as ``pipeline.project``). A recording (``pipeline.record``) passes
     ``origin="recorded"``, its training ``history`` and, when the model's head is not a softmax on
     the LSTM's h, the model's own ``final_probabilities`` (one row per sequence).
     """
@@ -77,7 +78,7 @@ def write_run(imported: ImportedRun, runs_dir, run_id: str | None = None, *,
     extras = {"origin": origin, "history": history, "final_probabilities": final_probabilities}
     stages = [Stage("import", lambda ctx: _import_stage(ctx, imported, partition_rows, top_k, extras)),
               Stage("project", project.project_stage)]
-    summary = run_stages(stages, config, hashes, runs_dir, run_id, force, progress)
+    summary = run_stages(stages, config, hashes, runs_dir, run_id, force, progress, scheduler)
     return summary.path, any(s.name == "import" and s.seconds is not None for s in summary.stages)
 
 

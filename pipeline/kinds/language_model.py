@@ -138,12 +138,12 @@ def stage_hashes(config: dict) -> dict[str, str]:
 
 
 def run_language_model(config: dict, runs_dir=DEFAULT_RUNS_DIR, run_id: str | None = None,
-                       force: bool = False, progress: Progress = QUIET) -> RunSummary:
-    """Build (or resume) the text run of ``config``."""
+                       force: bool = False, progress: Progress = QUIET, scheduler=None) -> RunSummary:
+    """Build (or resume) the text run of ``config`` (``scheduler``: as ``run_classification``'s)."""
     stages = [Stage("data", _data_stage), Stage("train", _train_stage), Stage("extract", _extract_stage),
               Stage("project", project.project_stage)]
     return run_stages(stages, config, stage_hashes(config), runs_dir, run_id or default_run_id(config),
-                      force, progress)
+                      force, progress, scheduler)
 
 
 class Prepared:
@@ -263,7 +263,7 @@ def _extract_stage(ctx: StageContext) -> str:
     settings = ctx.config["extract"]
     writer = ctx.begin()
     source = steps.network_source(weights, lambda r0, r1: prepared.ids[r0:r1], prepared.lengths,
-                                  int(settings["block_rows"]), int(settings["lanes"]))
+                                  int(settings["block_rows"]), int(settings["lanes"]), scheduler=ctx.scheduler)
     predictions = Predictions(LANGUAGE_MODEL, prepared.lengths, prepared.vocabulary, int(settings["top_k"]),
                               targets=next_token_targets(prepared.ids, prepared.lengths), unit=unit(ctx.config))
     outputs = steps.write_steps(writer, source, predictions, progress=ctx.progress,

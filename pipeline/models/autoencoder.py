@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from pipeline.analysis import dense
+
 
 @dataclass
 class TrainedAutoencoder:
@@ -23,7 +25,19 @@ class TrainedAutoencoder:
     validation_mse: float     # at the best epoch
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
-        return _apply(self.encoder, vectors)
+        return dense.forward(vectors, self.encoder_layers())
+
+    def encoder_layers(self) -> list[dense.Layer]:
+        """The encoder as NumPy layers (``analysis.dense``): what draws every step of a run."""
+        layers = []
+        for layer in self.encoder.layers:
+            if isinstance(layer, keras.layers.Dense):
+                activation = layer.get_config()["activation"]
+                if activation not in ("relu", "linear"):
+                    raise ValueError(f"encoder layer {layer.name}: activation {activation!r}, expected relu or linear")
+                kernel, bias = layer.get_weights()
+                layers.append((kernel, bias, activation == "relu"))
+        return layers
 
     def reconstruction_mse(self, vectors: np.ndarray) -> float:
         return float(np.mean((_apply(self.autoencoder, vectors) - vectors) ** 2))
