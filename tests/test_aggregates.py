@@ -131,7 +131,7 @@ def test_agg002_values_on_the_edges_and_nan_are_counted_as_the_view_counts_them(
         paths[(0, gate)] = tmp_path / f"{gate}.parquet"
         runformat.write_parquet(runformat.step_table(ids, t, values, runformat.unit_columns(9)), paths[(0, gate)])
     examples = pd.DataFrame({"example_id": [0, 1], "length": lengths, "label": [0, 0], "split": ["test"] * 2})
-    groups, saturation, histogram = aggregates.gate_aggregates(paths, examples)
+    groups, saturation, histogram, _ = aggregates.gate_aggregates(paths, examples)
     assert groups["group"].tolist() == [0, 0]
     for align in ("start", "end"):
         table = saturation[(saturation["gate"] == "forget_gate") & (saturation["align"] == align)]
@@ -330,3 +330,43 @@ def test_agg007_a_trained_classifier_writes_them(synthetic_run):
     for summary in runformat.EXAMPLE_SUMMARIES:                   # and the per-example states
         np.testing.assert_array_equal(data.example_states(run, 0, "h", summary),
                                       long_example_states(synthetic_run, 0, "h", summary))
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_agg012_a_big_runs_group_cells_table_answers_every_filter_without_the_gate_table(
+        runs, tmp_path, layer, monkeypatch):
+    """Where the per-group rows are few against the steps (big runs) the extract stage writes the
+    gate cells per group and offset; the view then sums them for any filter at the default
+    thresholds, equal to the pass over the gate table, and never reads that table."""
+    assert runformat.GATE_GROUP_CELLS_FILE not in runformat.Run.open(runs, "agg").manifest["files"]  # small run
+    monkeypatch.setattr(aggregates, "GROUP_CELLS_MAX_SHARE", 1e9)     # as if it were a big run
+    build_run(tmp_path, "agg-big")
+    data.configure(tmp_path)
+    data.clear_memos()
+    run = data.get_run("agg-big")
+    assert runformat.GATE_GROUP_CELLS_FILE in run.manifest["files"]
+    slow = {}
+    for chosen in FILTERS:
+        frame = gates._examples(run, gates._filters(*chosen))
+        if frame.empty:
+            continue
+        for align in ("start", "end"):
+            rows, _, position, n_steps = gates.aligned_positions(frame["row_start"], frame["length"], align)
+            values = data.step_matrix(run, layer, "forget_gate")
+            for statistic in gate_figures.CELL_STATISTICS:
+                slow[tuple(map(str, chosen)), align, statistic] = gate_figures.cell_step_matrix(
+                    values, position, n_steps, statistic, 0.1, 0.9, rows=rows)
+    data.clear_memos()
+    monkeypatch.setattr(runformat.Run, "step_matrix", lambda *a, **k: pytest.fail("read every step"))
+    data.step_matrix.cache_clear()
+    for (chosen, align, statistic), expected in slow.items():
+        frame = gates._examples(run, gates._filters(*next(c for c in FILTERS if tuple(map(str, c)) == chosen)))
+        fast = gates.grid_from_groups(run, layer, frame, align, "forget_gate", statistic, 0.1, 0.9)
+        if statistic == "saturated":
+            np.testing.assert_array_equal(fast, expected)                   # counts: exact
+        else:
+            np.testing.assert_allclose(fast, expected, rtol=1e-6, atol=0)   # the same sums in another order
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(expected))
+    # Other thresholds are not in the table: the stored answer steps aside (the pass answers them).
+    assert gates.stored_group_cells(run, layer, "forget_gate", "end", "saturated", 0.2, 0.9) is None
+    assert gates.stored_group_cells(run, layer, "forget_gate", "end", "mean", 0.2, 0.9) is not None

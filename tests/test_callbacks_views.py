@@ -184,6 +184,30 @@ def test_cbvw110_film_draws_the_filtered_examples_and_clicks_select_them(run):
     assert "no finished run" in _message(unknown)
 
 
+@pytest.mark.parametrize("align", ["end", "start"])
+def test_cbvw113_film_grids_hold_each_drawn_examples_own_points_and_probabilities(run, align):
+    """Every drawn example's row of the sent grids is its projected path (and p of its true class)
+    at the frames' steps, NaN where it has no step there."""
+    from dashboard.figures import untyped
+    source = film.film_source("synthetic", [], ALL_SPLITS, None, "all", "pca2", align)
+    grids = {key: untyped(source["film"][key]) for key in ("x", "y", "p", "ids")}
+    points, predictions = data.projection(run, "pca2"), data.predictions(run)
+    frame = data.examples(run).set_index("example_id")
+    steps = [int(name) for name in source["film"]["names"]]
+    assert len(grids["ids"]) > 10
+    for row, example_id in enumerate(grids["ids"]):
+        own = points[points["example_id"] == example_id].sort_values("t")
+        length, start = int(frame.loc[example_id, "length"]), int(frame.loc[example_id, "row_start"])
+        for column, step in enumerate(steps):
+            t = length - 1 + step if align == "end" else step
+            if 0 <= t < length:
+                assert grids["x"][row, column] == np.float32(own["x"].iat[t])
+                assert grids["y"][row, column] == np.float32(own["y"].iat[t])
+                assert grids["p"][row, column] == np.float32(predictions["true_prob"].iat[start + t])
+            else:
+                assert np.isnan(grids["x"][row, column]) and np.isnan(grids["p"][row, column])
+
+
 def test_cbvw111_film_gives_chosen_classes_far_apart_colours():
     names, colours = film.film_classes(["a", "b", "c"], ["c", "x", "a"], ["a", "c"])
     assert names == ["c", "a"] and colours == list(HIGHLIGHT[:2])

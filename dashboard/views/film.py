@@ -164,7 +164,7 @@ def _build_film(run, classes, splits, hands, correctness, projection, align, sel
     points = data.projection(run, projection)
     # p(true class) per step: a classifier's, when it recorded predictions (a language model's
     # true_prob is the next token's, not the document's)
-    probabilities = (data.predictions(run)["true_prob"].to_numpy()
+    probabilities = (data.true_probabilities(run)
                      if run.manifest.is_classification and data.has_predictions(run.manifest) else None)
     groups = data.labels(run).loc[frame["example_id"]].to_numpy()
 
@@ -175,10 +175,9 @@ def _build_film(run, classes, splits, hands, correctness, projection, align, sel
     if not lengths.any():
         return message_spec(f"projection {projection!r} has no steps of the filtered examples")
     n_steps = int(lengths.max())
-    present = np.zeros((len(ids), n_steps), dtype=bool)
-    rows, t, owner = example_rows(starts, lengths)
-    position = step_positions(t, lengths[owner], n_steps, align)
-    present[owner, position] = True
+    # Which steps each example has on the common axis; rows are only gathered for the drawn ones.
+    columns = np.arange(n_steps)[None, :]
+    present = columns < lengths[:, None] if align == "start" else columns >= n_steps - lengths[:, None]
     if run.manifest.is_classification:
         drawn, colours = film_classes(run.classes, classes, pd.unique(groups))
     else:                                   # documents: one colour each, cycling
@@ -191,15 +190,15 @@ def _build_film(run, classes, splits, hands, correctness, projection, align, sel
     if len(wanted) and wanted[0] not in plan.examples:          # the selected example is always drawn
         plan.examples = np.sort(np.append(plan.examples, wanted[0]))
 
-    keep = np.isin(owner, plan.examples)
-    new_owner = np.searchsorted(plan.examples, owner[keep])
+    rows, t, owner = example_rows(starts[plan.examples], lengths[plan.examples])
+    position = step_positions(t, lengths[plan.examples][owner], n_steps, align)
     E = len(plan.examples)
-    x = padded(points["x"].to_numpy()[rows[keep]], new_owner, position[keep], E, n_steps)
-    y = padded(points["y"].to_numpy()[rows[keep]], new_owner, position[keep], E, n_steps)
+    x = padded(points["x"].to_numpy()[rows], owner, position, E, n_steps)
+    y = padded(points["y"].to_numpy()[rows], owner, position, E, n_steps)
     probability = None
     if probabilities is not None:
-        step_rows = frame["row_start"].to_numpy()[owner[keep]] + t[keep]
-        probability = padded(probabilities[step_rows], new_owner, position[keep], E, n_steps)
+        step_rows = frame["row_start"].to_numpy()[plan.examples][owner] + t
+        probability = padded(probabilities[step_rows], owner, position, E, n_steps)
     chosen = frame.iloc[plan.examples]
     names = groups[plan.examples]
     if "prediction" in chosen:

@@ -255,7 +255,11 @@ def group_cells(run: runformat.Run, layer: int, gate: str, align: str, statistic
     (``sums``, ``cell_step_sums``), in one pass over the gate table; ``base`` and ``longest``
     place a group's offsets. None for a run without the aggregates. Every filter of the filter
     bar lets whole groups through, so its gate cells are sums of these (``grid_from_groups``)
-    instead of a pass over its rows (a big run's later answers; shared by every worker)."""
+    instead of a pass over its rows (a big run's later answers; shared by every worker). A big
+    run's own table of them (``stored_group_cells``) answers without that pass."""
+    stored = stored_group_cells(run, layer, gate, align, statistic, low, high)
+    if stored is not None:
+        return stored
     places = group_places(run, layer, align)
     if places is None:
         return None
@@ -263,6 +267,28 @@ def group_cells(run: runformat.Run, layer: int, gate: str, align: str, statistic
     sums, counts = figures.cell_step_sums(data.step_matrix(run, layer, gate), position, int(longest.sum()),
                                           statistic, low, high, rows=rows)
     return {"base": base, "longest": longest, "rows": counts, "sums": sums}
+
+
+def stored_group_cells(run: runformat.Run, layer: int, gate: str, align: str, statistic: str,
+                       low: float, high: float) -> dict | None:
+    """``group_cells`` from the run's ``GATE_GROUP_CELLS_FILE`` (written for big runs), or None:
+    no such table, or "saturated" at other thresholds than the table's."""
+    if runformat.GATE_GROUP_CELLS_FILE not in data.run_files(run.manifest) or (
+            statistic == "saturated" and (low, high) != runformat.GATE_CELL_THRESHOLDS):
+        return None
+    aggregates = gate_aggregates(run, layer)
+    if aggregates is None:
+        return None
+    table = run.read_table(runformat.GATE_GROUP_CELLS_FILE, filters=[
+        ("layer", "=", layer), ("gate", "=", gate), ("align", "=", align)]).sort_values(["group", "offset"])
+    longest = np.bincount(table["group"].to_numpy(np.int64), minlength=len(aggregates["sizes"]))
+    if table.empty or len(longest) != len(aggregates["sizes"]):
+        return None
+    prefix = "k" if statistic == "saturated" else "s"
+    units = sum(1 for c in table.columns if c.startswith(prefix) and c[1:].isdigit())
+    sums = table[[f"{prefix}{j}" for j in range(units)]].to_numpy(np.float32 if statistic == "saturated" else np.float64)
+    return {"base": np.cumsum(longest) - longest, "longest": longest, "rows": table["rows"].to_numpy(np.int64),
+            "sums": sums}
 
 
 @data.run_cached(maxsize=4)

@@ -12,7 +12,9 @@ table back batch by batch (bounded memory) and writes, through the run writer (a
 - ``GATE_VALUES_FILE``: per layer, gate and group, the value histogram of the view's histogram;
 - ``GATE_CELLS_FILE``: per layer, gate, alignment and step of all examples, each cell's sum and
   count of saturated values (at the view's default thresholds): the gate cells heatmap of the
-  whole run (no filter) without reading the gate table.
+  whole run (no filter) without reading the gate table;
+- ``GATE_GROUP_CELLS_FILE`` (big runs): the same sums per group and step offset, so that the gate
+  cells of any filter at the default thresholds are sums of its groups' rows.
 
 The numbers are counts, so sums over groups are exactly what the view computes from the full
 tables (tests test_agg*).
@@ -31,14 +33,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import scipy.sparse
 
 from pipeline.runformat import (
     GATE_CELL_THRESHOLDS,
     GATE_CELLS_FILE,
+    GATE_GROUP_CELLS_FILE,
     GATE_GROUPS_FILE,
     GATE_SATURATION_FILE,
     GATE_VALUE_BINS,
     GATE_VALUES_FILE,
+    GROUP_CELLS_MAX_SHARE,
     SIGMOID_GATES,
     RunWriter,
     example_states_file,
@@ -90,8 +95,12 @@ def _batches(path):
         yield from parquet.iter_batches(BATCH_ROWS, columns=["example_id", "t", *units])
 
 
-def gate_aggregates(gate_tables: dict, examples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(groups, saturation, values) tables for ``{(layer, gate): path of its per-step table}``."""
+def gate_aggregates(gate_tables: dict, examples: pd.DataFrame, with_cells: bool | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """(groups, saturation, values, group cells) tables for ``{(layer, gate): path of its per-step
+    table}``. The group cells (``GATE_GROUP_CELLS_FILE``) come from the same pass, where
+    ``with_cells`` (default: where their rows are at most GROUP_CELLS_MAX_SHARE of the steps),
+    else None."""
     examples = examples.sort_values("example_id").reset_index(drop=True)
     ids = examples["example_id"].to_numpy(np.int64)
     lengths = examples["length"].to_numpy(np.int64)
@@ -105,11 +114,14 @@ def gate_aggregates(gate_tables: dict, examples: pd.DataFrame) -> tuple[pd.DataF
     pair_offset = np.arange(n_pairs) - base[pair_group]
     edges = saturation_edges()
     n_codes = 2 * len(edges) + 1
-    saturation, value_rows = [], []
+    if with_cells is None:
+        with_cells = len(ALIGNS) * n_pairs <= GROUP_CELLS_MAX_SHARE * lengths.sum()
+    saturation, value_rows, cell_rows = [], [], []
     for (layer, gate), path in sorted(gate_tables.items()):
         counts = {align: np.zeros(n_pairs * n_codes, np.int64) for align in ALIGNS}
         rows = {align: np.zeros(n_pairs, np.int64) for align in ALIGNS}
         histogram = np.zeros(n_groups * GATE_VALUE_BINS, np.int64)
+        cells = None
         for batch in _batches(path):
             position = np.searchsorted(ids, batch.column(0).to_numpy())
             t = batch.column(1).to_numpy().astype(np.int64)
@@ -124,6 +136,8 @@ def gate_aggregates(gate_tables: dict, examples: pd.DataFrame) -> tuple[pd.DataF
                 rows[align] += np.bincount(pair, minlength=n_pairs)
                 flat = (pair[:, None] * n_codes + codes)[finite]
                 counts[align] += np.bincount(flat, minlength=n_pairs * n_codes)
+            if with_cells:
+                cells = _add_cells(cells, values, {align: base[g] + offsets[align] for align in ALIGNS}, n_pairs)
             bins = value_bins(values)
             keep = bins >= 0
             histogram += np.bincount((g[:, None] * GATE_VALUE_BINS + bins)[keep],
@@ -136,6 +150,13 @@ def gate_aggregates(gate_tables: dict, examples: pd.DataFrame) -> tuple[pd.DataF
             frame = pd.concat([frame, pd.DataFrame(matrix.astype(np.int32),
                                                    columns=[f"c{i}" for i in range(n_codes)])], axis=1)
             saturation.append(frame[frame["rows"] > 0])
+            if cells is not None:
+                sums, outside = cells[align]
+                cell_rows.append(pd.concat([
+                    frame[["layer", "gate", "align", "group", "offset", "rows"]],
+                    pd.DataFrame(sums, columns=[f"s{j}" for j in range(sums.shape[1])]),
+                    pd.DataFrame(outside.astype(np.int32), columns=[f"k{j}" for j in range(sums.shape[1])])],
+                    axis=1))
         by_group = histogram.reshape(n_groups, GATE_VALUE_BINS)
         value_rows.append(pd.concat([
             pd.DataFrame({"layer": np.full(n_groups, layer, np.int32), "gate": gate,
@@ -143,7 +164,25 @@ def gate_aggregates(gate_tables: dict, examples: pd.DataFrame) -> tuple[pd.DataF
             pd.DataFrame(by_group, columns=[f"b{i}" for i in range(GATE_VALUE_BINS)])], axis=1))
     groups = pd.DataFrame({"example_id": ids, "group": group})
     return (groups, pd.concat(saturation, ignore_index=True) if saturation else pd.DataFrame(),
-            pd.concat(value_rows, ignore_index=True) if value_rows else pd.DataFrame())
+            pd.concat(value_rows, ignore_index=True) if value_rows else pd.DataFrame(),
+            pd.concat(cell_rows, ignore_index=True) if cell_rows else None)
+
+
+def _add_cells(cells: dict | None, values: np.ndarray, pairs: dict, n_pairs: int) -> dict:
+    """Add one batch to ``{align: (sums, outside)}`` per (group, offset) pair and cell: each pair's
+    rows in row order, as a sparse (pairs x rows) one-hot matrix times the batch."""
+    if cells is None:
+        cells = {align: (np.zeros((n_pairs, values.shape[1]), np.float64),
+                         np.zeros((n_pairs, values.shape[1]), np.int64)) for align in ALIGNS}
+    low, high = (np.float32(v) for v in GATE_CELL_THRESHOLDS)
+    outside = ((values < low) | (values > high)).astype(np.float32)
+    columns = np.arange(len(values))
+    for align, pair in pairs.items():
+        one_hot = scipy.sparse.csr_matrix((np.ones(len(values)), (pair, columns)), shape=(n_pairs, len(values)))
+        sums, counts = cells[align]
+        sums += one_hot @ values.astype(np.float64)
+        counts += np.rint(one_hot.astype(np.float32) @ outside).astype(np.int64)   # exact: < 2**24 a batch
+    return cells
 
 
 def write_gate_aggregates(writer: RunWriter, examples: pd.DataFrame, layers: list[dict]) -> list[str]:
@@ -155,11 +194,12 @@ def write_gate_aggregates(writer: RunWriter, examples: pd.DataFrame, layers: lis
     tables = {key: path for key, path in tables.items() if path.exists()}
     if not tables or "length" not in examples:
         return []
-    groups, saturation, values = gate_aggregates(tables, examples)
+    groups, saturation, values, group_cells = gate_aggregates(tables, examples)
     return [writer.write_table(GATE_GROUPS_FILE, pa.Table.from_pandas(groups, preserve_index=False)),
             writer.write_table(GATE_SATURATION_FILE, saturation),
             writer.write_table(GATE_VALUES_FILE, values),
-            writer.write_table(GATE_CELLS_FILE, gate_cells_table(tables, examples))]
+            writer.write_table(GATE_CELLS_FILE, gate_cells_table(tables, examples)),
+            *([] if group_cells is None else [writer.write_table(GATE_GROUP_CELLS_FILE, group_cells)])]
 
 
 def gate_cells_table(gate_tables: dict, examples: pd.DataFrame) -> pd.DataFrame:

@@ -71,6 +71,13 @@ GATE_VALUES_FILE = "aggregates/gate_values.parquet"
 # GATE_CELL_THRESHOLDS, the view's default thresholds). What the view draws for every example.
 GATE_CELLS_FILE = "aggregates/gate_cells.parquet"
 GATE_CELL_THRESHOLDS = (0.1, 0.9)
+# Per layer, sigmoid gate, alignment, group and offset, as GATE_SATURATION_FILE's rows: ``rows`` and
+# per cell ``s{j}`` (float64 sum of the values, in row order) and ``k{j}`` (values outside
+# GATE_CELL_THRESHOLDS): the gate cells of any filter bar filter are sums of its groups' rows.
+# Written only where these rows are at most GROUP_CELLS_MAX_SHARE of the steps (big runs: 15k rows
+# for 5.4M steps; at Auslan's size they would outweigh the gate tables and the pass is fast there).
+GATE_GROUP_CELLS_FILE = "aggregates/gate_group_cells.parquet"
+GROUP_CELLS_MAX_SHARE = 1 / 32
 # Per layer, state (h, c) and summary: every example's value at its last real step ("last") or its
 # mean over its steps ("mean": float64 sums of the float32 values, divided by the length), stored as
 # float32 ``example_id, u0..`` rows in example_id order (``example_states_file``).
