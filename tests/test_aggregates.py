@@ -280,26 +280,36 @@ def test_agg010_gate_cells_equal_the_long_computation_and_the_view_answers_the_s
                                                                                   default=str)
 
 
-@pytest.mark.parametrize("layer", [0, 1])
-def test_agg011_gate_cells_of_any_filter_are_sums_of_the_group_cells(runs, layer, monkeypatch):
-    run, old = data.get_run("agg"), data.get_run("agg-old")
-    data.clear_memos()
-    answers = {}
+def slow_grids(run, layer: int, gate: str, thresholds) -> dict:
+    """``{(filters, align, statistic, low, high): (examples, grid)}``: the gate cells heatmap of
+    every filter that lets examples through, by the pass over the gate table."""
+    grids = {}
+    values = data.step_matrix(run, layer, gate)
     for chosen in FILTERS:
         frame = gates._examples(run, gates._filters(*chosen))
         if frame.empty:
             continue
         for align in ("start", "end"):
             rows, _, position, n_steps = gates.aligned_positions(frame["row_start"], frame["length"], align)
-            values = data.step_matrix(run, layer, "output_gate")
             for statistic in gate_figures.CELL_STATISTICS:
-                for low, high in ((0.1, 0.9), (0.3, 0.65)):
-                    slow = gate_figures.cell_step_matrix(values, position, n_steps, statistic, low, high, rows=rows)
-                    fast = gates.grid_from_groups(run, layer, frame, align, "output_gate", statistic, low, high)
-                    assert fast.shape == slow.shape
-                    np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=0)   # the same sums, added in another order
-                    np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
-                    answers[tuple(map(str, chosen)), align, statistic, low] = fast
+                for low, high in thresholds:
+                    grids[tuple(map(str, chosen)), align, statistic, low, high] = (frame, gate_figures.cell_step_matrix(
+                        values, position, n_steps, statistic, low, high, rows=rows))
+    return grids
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_agg011_gate_cells_of_any_filter_are_sums_of_the_group_cells(runs, layer, monkeypatch):
+    run, old = data.get_run("agg"), data.get_run("agg-old")
+    data.clear_memos()
+    answers = {}
+    for (chosen, align, statistic, low, high), (frame, slow) in slow_grids(
+            run, layer, "output_gate", ((0.1, 0.9), (0.3, 0.65))).items():
+        fast = gates.grid_from_groups(run, layer, frame, align, "output_gate", statistic, low, high)
+        assert fast.shape == slow.shape
+        np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=0)   # the same sums, added in another order
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+        answers[chosen, align, statistic, low] = fast
     # Once the group sums are there, no filter reads the gate table.
     monkeypatch.setattr(runformat.Run, "step_matrix", lambda *a, **k: pytest.fail("read every step"))
     data.step_matrix.cache_clear()
@@ -345,22 +355,11 @@ def test_agg012_a_big_runs_group_cells_table_answers_every_filter_without_the_ga
     data.clear_memos()
     run = data.get_run("agg-big")
     assert runformat.GATE_GROUP_CELLS_FILE in run.manifest["files"]
-    slow = {}
-    for chosen in FILTERS:
-        frame = gates._examples(run, gates._filters(*chosen))
-        if frame.empty:
-            continue
-        for align in ("start", "end"):
-            rows, _, position, n_steps = gates.aligned_positions(frame["row_start"], frame["length"], align)
-            values = data.step_matrix(run, layer, "forget_gate")
-            for statistic in gate_figures.CELL_STATISTICS:
-                slow[tuple(map(str, chosen)), align, statistic] = gate_figures.cell_step_matrix(
-                    values, position, n_steps, statistic, 0.1, 0.9, rows=rows)
+    slow = slow_grids(run, layer, "forget_gate", ((0.1, 0.9),))
     data.clear_memos()
     monkeypatch.setattr(runformat.Run, "step_matrix", lambda *a, **k: pytest.fail("read every step"))
     data.step_matrix.cache_clear()
-    for (chosen, align, statistic), expected in slow.items():
-        frame = gates._examples(run, gates._filters(*next(c for c in FILTERS if tuple(map(str, c)) == chosen)))
+    for (_, align, statistic, _, _), (frame, expected) in slow.items():
         fast = gates.grid_from_groups(run, layer, frame, align, "forget_gate", statistic, 0.1, 0.9)
         if statistic == "saturated":
             np.testing.assert_array_equal(fast, expected)                   # counts: exact
