@@ -34,10 +34,11 @@ from pipeline.runformat import (
     unit_columns,
 )
 
-BLOCK_ROWS = 1 << 18          # rows computed and written at a time
-# On a cluster: a block's answer (h, c and 4 gates of 100 units: 2.4 KB a step) travels back and
-# up to distributed.MAX_IN_FLIGHT of them wait per worker, so 160 MB each rather than 630 MB.
-DISTRIBUTED_BLOCK_ROWS = 1 << 16
+# Rows computed and written at a time, here and on a cluster alike: which sequences share a block
+# (and so a batch of lanes) moves the last float bits of a few of them, so one size keeps the two
+# runs equal. On a cluster a block's answer (h, c and 4 gates of 100 units: 2.4 KB a step) travels
+# back and up to distributed.MAX_IN_FLIGHT of them wait per worker: 160 MB each at this size.
+BLOCK_ROWS = 1 << 16
 PREDICTIONS = "predictions"   # the key of a block's output probabilities
 ATTENTION = "attention"       # the key of a block's attention weights, (rows,)
 
@@ -99,7 +100,7 @@ def network_source(weights: NetworkWeights, read_rows: Callable[[int, int], np.n
     """The recomputed tensors of ``weights`` on inputs read by ``read_rows(r0, r1)``."""
     lengths = np.asarray(lengths, np.int64)
     starts = row_starts(lengths)
-    spans = sequence_blocks(lengths, block_rows or (BLOCK_ROWS if scheduler is None else DISTRIBUTED_BLOCK_ROWS))
+    spans = sequence_blocks(lengths, block_rows or BLOCK_ROWS)
 
     def blocks():
         def items():
