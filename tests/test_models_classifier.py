@@ -183,3 +183,15 @@ def test_mdl012_with_weight_averaging_the_kept_weights_are_the_best_epochs_avera
     with pytest.raises(ValueError, match="train.ema"):
         classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes), MODEL,
                                     {**TRAIN, "ema": 1.0})
+
+
+def test_mdl013_cosine_schedule_falls_from_the_learning_rate_to_min_lr_over_the_epochs():
+    data = random_dataset(n=50, n_steps=12, seed=5)
+    split = _split(len(data.labels))
+    train = {**TRAIN, "epochs": 5, "patience": 10, "lr_schedule": "cosine", "min_lr": 1e-4}
+    training = classifier.train_classifier(data.X, data.lengths, data.labels, split, len(data.classes),
+                                           MODEL, train)
+    rates = training.history["learning_rate"].to_numpy()
+    expected = 1e-4 + 0.5 * (0.01 - 1e-4) * (1 + np.cos(np.pi * np.arange(5) / 4))
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    assert (np.diff(rates) < 0).all()

@@ -11,7 +11,9 @@ Training (``train_classifier``) keeps the weights of the epoch with the lowest v
 early). Three options of the ``train`` config, all off when absent:
 
 - ``lr_schedule``: ``"plateau"`` halves the learning rate (``lr_factor``) after ``lr_patience``
-  epochs without a lower validation loss, down to ``min_lr``; ``"none"`` keeps it constant.
+  epochs without a lower validation loss, down to ``min_lr``; ``"cosine"`` lowers it along half a
+  cosine from ``learning_rate`` at the first epoch to ``min_lr`` at epoch ``epochs`` (a fixed budget:
+  the last epochs take small steps whatever the validation loss does); ``"none"`` keeps it constant.
 - ``augment``: a dict of glove-data augmentations drawn afresh for every training example at every
   epoch (``augment_sequences``), on the training split only: ``time_warp`` (the sign performed up to
   that fraction faster or slower, with a smooth change of pace within it), ``scale`` (std of one
@@ -26,6 +28,7 @@ early). Three options of the ``train`` config, all off when absent:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import keras
@@ -157,7 +160,7 @@ def train_classifier(X: np.ndarray, lengths: np.ndarray, labels: np.ndarray, spl
 # ---------------------------------------------------------------------------------------------
 # Learning-rate schedule and augmentation (both optional, both off when the config leaves them out)
 
-LR_SCHEDULES = ("none", "plateau")
+LR_SCHEDULES = ("none", "plateau", "cosine")
 AUGMENTATIONS = ("time_warp", "scale", "offset", "noise")
 
 
@@ -167,6 +170,11 @@ def _lr_schedule(train_config: dict) -> list[keras.callbacks.Callback]:
         raise ValueError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {name!r}")
     if name == "none":
         return []
+    if name == "cosine":
+        top, bottom = float(train_config["learning_rate"]), float(train_config.get("min_lr", 1e-5))
+        last = max(int(train_config["epochs"]) - 1, 1)
+        return [keras.callbacks.LearningRateScheduler(
+            lambda epoch: bottom + 0.5 * (top - bottom) * (1.0 + math.cos(math.pi * min(epoch, last) / last)))]
     return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=float(train_config.get("lr_factor", 0.5)),
                                               patience=int(train_config.get("lr_patience", 10)),
                                               min_lr=float(train_config.get("min_lr", 1e-5)), verbose=0)]
