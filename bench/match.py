@@ -10,13 +10,14 @@ layout (zstd, 65,536-row groups, example_id/t/u0..u127; dictionary encoding off 
 small: Linux carries a parent's peak RSS into the ru_maxrss of the children it starts, so the
 query process' resource.getrusage peak is the query's own. Goal: seconds, bounded memory.
 Part 2: T = 1,000,000 x D = 650 in memory, 10 selected cells, median over several queries, for a
-column-major (Fortran) array, the same with its match.OnRows (all cells' on-bits packed row by row at
-the query's threshold, built once), and a row-major (C) copy, and for a harder kind of query (10
+column-major (Fortran) array, the same with its match.OnRows (all cells' on-bits at the query's
+threshold, built once: byte planes that the first pass reads instead of the selected floats, a byte
+per row and cell, and packed rows for the second), and a row-major (C) copy, and for a harder kind of query (10
 random cells, rarely on together, so more levels are scored). Beside each, the memory-read limit:
 the time to stream the 10 selected float32 columns (40 MB) at this machine's read rate, measured
 right before that row's queries (best of 5 max() passes over 256 MiB, more than the caches hold),
 on all cores at once (the engine's first pass packs on a thread per core) and on one core, and the
-ratios. Goal (issue 15): within 2x of the limit.
+ratios, and the megabytes each query read in all (median). Goal (issue 15): within 2x of the limit.
 
 Data: 128 base cells, each tanh of a leaky random walk (AR(1) with a per-cell coefficient in
 0.8..0.995, unit stationary variance, a per-cell bias), so on-runs have varied lengths; the cells
@@ -151,6 +152,7 @@ def part_memory(n_steps, n_cells, n_queries, seed=0):
             rows.append({"kind": kind, "layout": layout, "wall_ms": 1e3 * np.median(walls),
                          "cpu_ms": 1e3 * np.median(cpus), "limit_ms": limit_ms, "one_core_ms": one_core_ms,
                          "wall_all": [round(1e3 * w, 1) for w in walls], "found": found,
+                         "read_mb": np.median([f[3]["bytes_read"] for f in found]) / 1e6,
                          "scored": int(np.median([f[3]["candidates_scored"] for f in found]))})
     return setup, bits_s, rows
 
@@ -274,12 +276,13 @@ def main():
           f"streamed at the read rate measured before each row (best max() over 256 MiB) on all "
           f"{CORES} cores (limit) and on one (1 core)")
     print(f"   {'query':<15} {'layout':<17} {'median wall':>11} {'median CPU':>10} {'limit':>8} {'x limit':>8}"
-          f" {'1 core':>8} {'x 1 core':>8} {'scored':>7}   all walls (ms)")
+          f" {'1 core':>8} {'x 1 core':>8} {'read':>8} {'scored':>7}   all walls (ms)")
     for r in rows:
         print(f"   {r['kind']:<15} {r['layout']:<17} {r['wall_ms']:>8.1f} ms {r['cpu_ms']:>7.1f} ms"
               f" {r['limit_ms']:>5.2f} ms {r['wall_ms'] / r['limit_ms']:>7.1f}x {r['one_core_ms']:>5.2f} ms"
-              f" {r['wall_ms'] / r['one_core_ms']:>7.1f}x {r['scored']:>7,}   {r['wall_all']}")
-    print("   (scored: median number of candidate ranges whose overlap was computed)")
+              f" {r['wall_ms'] / r['one_core_ms']:>7.1f}x {r['read_mb']:>5.1f} MB {r['scored']:>7,}   {r['wall_all']}")
+    print("   (read: median bytes read by a query, both passes; scored: median number of candidate ranges "
+          "whose overlap was computed)")
     s, e, best, stats = rows[0]["found"][0]
     print(f"   e.g. selection [{s}, {e}] -> best {best}; scored {stats['candidates_scored']:,} "
           f"candidates by overlap, {stats['scored_all_cells']} by all cells "

@@ -1,4 +1,5 @@
 """Tests of the select & match engine (pipeline/match.py) against a plain brute force."""
+import math
 import subprocess
 import sys
 
@@ -142,7 +143,12 @@ def test_mat021_threaded_first_and_second_pass_equal_brute_force(seed, monkeypat
     cuts = sorted(set([0, T] + rng.integers(0, T, size=3).tolist()))
     parts = [match(states, cells, row_range=p, **kwargs) for p in zip(cuts[:-1], cuts[1:])]
     assert merge_matches(parts, kwargs["top_k"]) == expected
-    assert np.array_equal(on_rows(states, 0.3).words, on_rows(np.ascontiguousarray(states), 0.3).words)
+    bits = on_rows(states, 0.3)
+    assert match(states, cells, on_rows=bits, **kwargs) == expected
+    parts = [match(states, cells, row_range=p, on_rows=bits, **kwargs) for p in zip(cuts[:-1], cuts[1:])]
+    assert merge_matches(parts, kwargs["top_k"]) == expected
+    row_major = on_rows(np.ascontiguousarray(states), 0.3)
+    assert np.array_equal(bits.words, row_major.words) and np.array_equal(bits.planes, row_major.planes)
     src = engine._ArraySource(states)
     rows = np.flatnonzero(rng.random(T) < 0.5)
     assert np.array_equal(src.rows_on(rows, 0.3), engine._pack(states[rows] >= 0.3))
@@ -196,18 +202,20 @@ def test_mat002_match_agrees_with_lstmvis_algorithm(seed):
     assert [(-m.overlap, len(cells) + m.extra, -m.length, m.start) for m in got] == expected
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(10))
 def test_mat003_match_equals_brute_force_with_many_cells(seed):
     # More than 64 cells selected and in all: rows of on-bits take several machine words.
     rng = np.random.default_rng(500 + seed)
-    T, D = int(rng.integers(8, 25)), int(rng.integers(65, 200))
+    # The last seeds select 256 or more (on counts wider than a byte).
+    T, D = int(rng.integers(8, 25)), int(rng.integers(65, 200) if seed < 8 else rng.integers(260, 400))
     states = random_states(rng, T, D, quantised=True)
-    cells = rng.choice(D, size=int(rng.integers(65, D + 1)), replace=False).tolist()
+    cells = rng.choice(D, size=int(rng.integers(65 if seed < 8 else 256, D + 1)), replace=False).tolist()
     kwargs = dict(threshold=0.3, off_before=bool(seed % 2), off_after=seed % 3 == 0, top_k=20,
                   boundaries=random_boundaries(rng, T), min_length=1)
     expected = plain_match(states, cells, **kwargs)
     assert match(states, cells, **kwargs) == expected
     assert match(np.asfortranarray(states), cells, **kwargs) == expected
+    assert match(states, cells, on_rows=on_rows(states, 0.3), **kwargs) == expected
     s = int(rng.integers(0, T - 1))
     assert (select_cells(states, s, s + 1, 0.3).tolist()
             == plain_select(states.tolist(), s, s + 1, 0.3, False, False, [0] * T))
@@ -455,6 +463,24 @@ def test_mat019_packed_bytes_and_rows_equal_plain_bits(n_cells):
     assert np.array_equal(packed, on_rows(states, 0.3).words)
     unpacked = np.unpackbits(packed.view(np.uint8), axis=1, bitorder="little")[:, :n_cells]
     assert np.array_equal(unpacked.astype(bool), on)
+    planes = on_rows(states, 0.3).planes  # byte p of every row: cells 8p .. 8p + 7
+    assert np.array_equal(np.unpackbits(planes.T, axis=1, bitorder="little")[:, :n_cells].astype(bool), on)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_mat022_plane_groups_hold_each_selected_cell_once_in_bytes_of_disjoint_bits(seed):
+    """The first pass over OnRows planes ORs masked planes into one byte where their bits differ:
+    every selected cell lands in exactly one group, and no two cells of a group share a bit."""
+    rng = np.random.default_rng(seed)
+    cells = np.unique(rng.choice(650, size=int(rng.integers(1, 80)), replace=False))
+    groups = engine._plane_groups(cells)
+    placed = [8 * plane + bit for members in groups for plane, mask in members
+              for bit in range(8) if mask >> bit & 1]
+    assert sorted(placed) == cells.tolist()
+    for members in groups:
+        bits = [mask for _, mask in members]
+        assert sum(m.bit_count() for m in bits) == np.bitwise_or.reduce(bits).bit_count()
+    assert len(groups) >= math.ceil(len(cells) / 8)
 
 
 def test_mat020_on_rows_of_other_states_are_refused():

@@ -156,20 +156,15 @@ class _ArraySource:
             raise ValueError("boundaries given as a column name need a parquet source; "
                              "pass an array of sequence start rows instead")
         s = self.states
-        column_major = s.flags.f_contiguous  # columns are contiguous: no gather needed
-        b0 = r0
-        while b0 < r1:
-            if column_major:
-                big = b0 < big_until
-                b1 = min(b0 + _PARALLEL_BLOCK_ROWS, big_until, r1) if big else min(b0 + _BLOCK_ROWS, r1)
-                cols = [s[b0:b1, j] for j in cells]
-            else:
-                b1 = min(b0 + _GATHER_BLOCK_ROWS, r1)  # small: stays in cache
-                block = s[b0:b1, cells]
-                cols = [block[:, i] for i in range(len(cells))]
-            self.bytes_read += (b1 - b0) * len(cells) * s.itemsize
-            yield b0, cols, None
-            b0 = b1
+        if s.flags.f_contiguous:  # columns are contiguous: no gather needed
+            for b0, b1 in _block_rows(r0, r1, big_until):
+                self.bytes_read += (b1 - b0) * len(cells) * s.itemsize
+                yield b0, [s[b0:b1, j] for j in cells], None
+            return
+        for b0 in range(r0, r1, _GATHER_BLOCK_ROWS):  # small blocks: they stay in cache
+            block = s[b0:min(b0 + _GATHER_BLOCK_ROWS, r1), cells]
+            self.bytes_read += block.nbytes
+            yield b0, [block[:, i] for i in range(len(cells))], None
 
     def rows_on(self, rows, threshold):
         """Packed on-bits of all cells for the given (sorted) rows: (len(rows), words)."""
@@ -204,6 +199,16 @@ class _ArraySource:
     def column(self, name, r0, r1):
         raise ValueError("boundaries given as a column name need a parquet source; "
                          "pass an array of sequence start rows instead")
+
+
+def _block_rows(r0, r1, big_until):
+    """(b0, b1) blocks of rows [r0, r1): _PARALLEL_BLOCK_ROWS long before ``big_until`` (the
+    caller packs them on several threads), _BLOCK_ROWS after it (read no further than needed)."""
+    b0 = r0
+    while b0 < r1:
+        b1 = min(b0 + _PARALLEL_BLOCK_ROWS, big_until, r1) if b0 < big_until else min(b0 + _BLOCK_ROWS, r1)
+        yield b0, b1
+        b0 = b1
 
 
 class _ParquetSource:
@@ -301,15 +306,19 @@ class _ParquetSource:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class OnRows:
-    """Every cell's on-bits at one threshold, packed row by row: ``words`` is (T, W) (see _layout).
+    """Every cell's on-bits at one threshold, built once per tensor and threshold (:func:`on_rows`),
+    in two layouts of T x D / 8 bytes each (together a quarter of the float32 states):
 
-    What match's second pass reads instead of all cells' floats of its candidate rows: in a
-    column-major array those rows are 4-byte reads from D columns megabytes apart (latency-bound,
-    ~5 ns each: ~7 ms for ~1,500 rows x 650 cells), here one ~88-byte row each. Built once per
-    tensor and threshold (:func:`on_rows`; T x D / 8 bytes, an eighth of the float32 states).
+    * ``planes``, (ceil(D / 8), T) uint8, byte ``p`` of every row contiguous (cells 8p .. 8p + 7):
+      match's first pass reads the planes of its selected cells, a byte per row and cell at most
+      (10 cells of 1M rows: 10 MB, against 40 MB of their floats);
+    * ``words``, (T, W) (see _layout), row by row: its second pass reads one ~88-byte row per
+      candidate row, where a column-major array's floats are 4-byte reads from D columns megabytes
+      apart (latency-bound, ~5 ns each: ~7 ms for ~1,500 rows x 650 cells).
     """
 
     threshold: float
+    planes: np.ndarray
     words: np.ndarray
 
 
@@ -319,19 +328,20 @@ def on_rows(states, threshold: float) -> OnRows:
     src = _ArraySource(states)
     threshold = _check_threshold(threshold)
     dtype, n_words, _ = _layout(src.n_cells)
+    planes = np.empty((math.ceil(src.n_cells / 8), src.n_rows), np.uint8)
     words = np.zeros((src.n_rows, n_words), dtype)
     as_bytes = words.view(np.uint8)
     for b0, cols, _ in src.blocks(range(src.n_cells), 0, src.n_rows):
-        planes = _pack_columns(cols, threshold, len(cols[0]))
-        as_bytes[b0:b0 + len(planes), :planes.shape[1]] = planes
-    return OnRows(threshold, words)
+        block = _pack_columns(cols, threshold, len(cols[0]), out=planes[:, b0:b0 + len(cols[0])])
+        as_bytes[b0:b0 + len(block), :block.shape[1]] = block
+    return OnRows(threshold, planes, words)
 
 
 def _check_on_rows(bits, src, threshold):
     """The OnRows to read all cells from, or None (none given, or made at another threshold)."""
     if bits is None:
         return None
-    if not isinstance(bits, OnRows) or bits.words.shape != (src.n_rows, _layout(src.n_cells)[1]):
+    if not isinstance(bits, OnRows) or bits.planes.shape != (math.ceil(src.n_cells / 8), src.n_rows):
         raise ValueError(f"on_rows must be the OnRows of these states ({src.n_rows} rows x "
                          f"{src.n_cells} cells), made with match.on_rows")
     return bits if bits.threshold == threshold else None
@@ -405,18 +415,58 @@ def _pack_columns(columns, threshold, n: int, out: np.ndarray | None = None) -> 
 
 
 def _pack_and_count(columns, threshold, planes: np.ndarray, counts: np.ndarray) -> None:
-    """Fill ``planes`` (see _pack_columns) and ``counts`` (on cells per row) for one block; a long
-    block in parts of at least _PART_ROWS rows, one per core, on the match threads."""
-    def part(bounds):
-        a, b = bounds
+    """Fill ``planes`` (see _pack_columns) and ``counts`` (on cells per row) for one block."""
+    def part(a, b):
         _pack_columns([c[a:b] for c in columns], threshold, b - a, out=planes[:, a:b])
-        np.bitwise_count(planes[0, a:b], out=counts[a:b])
-        for plane in planes[1:, a:b]:
-            counts[a:b] += np.bitwise_count(plane)
+        _count_planes(planes[:, a:b], counts[a:b])
 
-    n = len(counts)
+    _in_parts(part, len(counts))
+
+
+def _plane_groups(cells: np.ndarray) -> list[list[tuple[int, int]]]:
+    """The OnRows planes holding ``cells``, each with the mask of its selected bits, in groups whose
+    masks share no bit: OR-ed together, a group is one byte per row whose set bits are its on
+    cells, which is all the first pass needs (their count, and their AND over a range)."""
+    masks: dict[int, int] = {}
+    for cell in cells.tolist():
+        masks[cell // 8] = masks.get(cell // 8, 0) | 1 << (cell % 8)
+    groups: list[tuple[int, list[tuple[int, int]]]] = []  # (bits used, members), first fit
+    for plane, mask in sorted(masks.items(), key=lambda item: -item[1].bit_count()):
+        at = next((i for i, (used, _) in enumerate(groups) if not used & mask), None)
+        if at is None:
+            groups.append((mask, [(plane, mask)]))
+        else:
+            groups[at] = (groups[at][0] | mask, groups[at][1] + [(plane, mask)])
+    return [members for _, members in groups]
+
+
+def _mask_and_count(source: np.ndarray, groups, planes: np.ndarray, counts: np.ndarray) -> None:
+    """``_pack_and_count`` from OnRows planes (``source``: a block of them): each group's byte is
+    the OR of its members' masked planes, a byte read per row and selected plane."""
+    def part(a, b):
+        masked = np.empty(b - a, np.uint8)
+        for plane, members in zip(planes[:, a:b], groups):
+            (first, mask), *rest = members
+            np.bitwise_and(source[first, a:b], mask, out=plane)
+            for other, mask in rest:
+                np.bitwise_and(source[other, a:b], mask, out=masked)
+                np.bitwise_or(plane, masked, out=plane)
+        _count_planes(planes[:, a:b], counts[a:b])
+
+    _in_parts(part, len(counts))
+
+
+def _count_planes(planes: np.ndarray, counts: np.ndarray) -> None:
+    np.bitwise_count(planes[0], out=counts)
+    for plane in planes[1:]:
+        counts += np.bitwise_count(plane)
+
+
+def _in_parts(part, n: int) -> None:
+    """``part(a, b)`` over rows [0, n): in parts of at least _PART_ROWS, one per core, on the match
+    threads."""
     edges = np.linspace(0, n, max(1, min(_WORKERS, n // _PART_ROWS)) + 1).astype(int)
-    _on_threads(part, list(zip(edges[:-1], edges[1:])))
+    _on_threads(lambda bounds: part(*bounds), list(zip(edges[:-1], edges[1:])))
 
 
 def _on_threads(function, items) -> None:
@@ -592,8 +642,9 @@ def select_cells(states, start: int, end: int, threshold: float, off_before: boo
 # Match
 
 
-def _scan(src, cells, threshold, lo, hi, boundaries):
-    """First pass: read only the selected columns, from row w0 = lo - 1 (context) on.
+def _scan(src, cells, threshold, lo, hi, boundaries, bits=None):
+    """First pass: read only the selected columns (or their planes of ``bits``, an OnRows at this
+    threshold), from row w0 = lo - 1 (context) on.
 
     Stops at the first row u >= hi where no selected cell is on or a sequence starts (no run that
     began before hi reaches u; u itself is kept as off-after context), or at the end of the stream.
@@ -605,13 +656,25 @@ def _scan(src, cells, threshold, lo, hi, boundaries):
     column = boundaries if isinstance(boundaries, str) else None
     value_before = None
     size = src.n_rows - w0
-    planes = np.empty((max(1, math.ceil(len(cells) / 8)), size), np.uint8)
+    groups = _plane_groups(cells) if bits is not None and column is None else None
+    planes = np.empty((len(groups) if groups else max(1, math.ceil(len(cells) / 8)), size), np.uint8)
     counts = np.empty(size, np.uint8 if len(cells) < 256 else np.int32)
     flags = np.zeros(size, dtype=bool)
     stop = size
-    for row0, cols, bcol in src.blocks(cells, w0, src.n_rows, column, big_until=hi):
-        r, n = row0 - w0, len(cols[0])
-        _pack_and_count(cols, threshold, planes[:, r:r + n], counts[r:r + n])
+    if groups:
+        read = sum(len(members) for members in groups)
+        blocks = ((b0, bits.planes[:, b0:b1], None) for b0, b1 in _block_rows(w0, src.n_rows, hi))
+    else:
+        blocks = src.blocks(cells, w0, src.n_rows, column, big_until=hi)
+    for row0, block, bcol in blocks:
+        r = row0 - w0
+        if groups:
+            n = block.shape[1]
+            _mask_and_count(block, groups, planes[:, r:r + n], counts[r:r + n])
+            src.bytes_read += n * read
+        else:
+            n = len(block[0])
+            _pack_and_count(block, threshold, planes[:, r:r + n], counts[r:r + n])
         if boundaries is not None:
             flags[r:r + n] = _starts_from(boundaries, row0, row0 + n, bcol, value_before)
         if bcol is not None and n:
@@ -725,7 +788,7 @@ def match(states_or_source, cells, threshold: float, off_before: bool = False,
         return []
 
     bytes_before = src.bytes_read
-    w0, words, counts, seq_start = _scan(src, cells, threshold, lo, hi, boundaries)
+    w0, words, counts, seq_start = _scan(src, cells, threshold, lo, hi, boundaries, bits)
     bytes_scan = src.bytes_read - bytes_before
     n = len(counts)
     seq_end = np.empty(n, dtype=bool)
