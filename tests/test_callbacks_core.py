@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dash
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
@@ -106,6 +107,26 @@ def test_cbcr002_reads_are_cached_by_run_token(run):
     assert matrix.dtype == np.float32 and not matrix.flags.writeable
     assert data.filtered_examples(run, ["a"], None, None, "all") is data.filtered_examples(
         run, ("a",), correctness="all")
+
+
+def test_cbcr007_a_projection_reads_its_rows_in_step_order_without_its_string_column(run):
+    plain = run.read_table(runformat.PROJECTIONS_FILE)
+    plain = plain[plain["projection"] == "ae2"].sort_values(["example_id", "t"])
+    frame = data.projection(run, "ae2")
+    assert list(frame.columns) == ["example_id", "t", "x", "y"]
+    assert np.array_equal(frame["example_id"], plain["example_id"]) and np.array_equal(frame["t"], plain["t"])
+    assert np.array_equal(frame["x"], plain["x"].astype(np.float32))
+    ids, t = frame["example_id"].to_numpy(), frame["t"].to_numpy()
+    for block in (1, 2, 7, 1 << 18):                   # the order check, block by block
+        assert data.in_step_order(ids, t, block)
+        for at in (1, len(ids) // 2, len(ids) - 1):    # one step out of place, anywhere
+            swapped = t.copy()
+            swapped[at - 1], swapped[at] = t[at], t[at - 1]
+            plain_order = pd.DataFrame({"e": ids, "t": swapped}).sort_values(["e", "t"]).index
+            expected = bool(np.all(plain_order == np.arange(len(ids)))) and not np.any(
+                (np.diff(ids) == 0) & (np.diff(swapped) == 0))
+            assert data.in_step_order(ids, swapped, block) == expected
+    assert data.in_step_order(ids[:1], t[:1]) and data.in_step_order(ids[:0], t[:0])
 
 
 def test_cbcr003_nearest_examples_match_brute_force(run, wrong_id):

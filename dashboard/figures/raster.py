@@ -37,8 +37,9 @@ def extent(x: np.ndarray, y: np.ndarray, margin: float = MARGIN) -> dict[str, tu
     """The finite points' bounding box, padded by ``margin`` (1 either side of a flat axis)."""
     out = {}
     for axis, values in (("x", x), ("y", y)):
-        finite = values[np.isfinite(values)]
-        low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+        finite = np.isfinite(values)
+        low, high = ((float(np.min(values, where=finite, initial=np.inf)),
+                      float(np.max(values, where=finite, initial=-np.inf))) if finite.any() else (0.0, 1.0))
         pad = (high - low) * margin or 1.0
         out[axis] = (low - pad, high + pad)
     return out
@@ -50,28 +51,46 @@ def in_window(x: np.ndarray, y: np.ndarray, ranges: Ranges) -> np.ndarray:
     return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
 
 
+BLOCK = 1 << 18               # points binned at a time: small temporaries, reused (see raster_image)
+
+
 def raster_image(x: np.ndarray, y: np.ndarray, codes: np.ndarray, colours: Sequence[str],
                  ranges: Ranges, width: int = WIDTH, height: int = HEIGHT,
                  under: np.ndarray | None = None) -> np.ndarray:
     """``(height, width, 4)`` uint8 RGBA: point ``i`` coloured ``colours[codes[i]]``, the points
     ``under`` (a mask: the faded ones) drawn first, then the others in their order, each over
-    the ones before; pixels no point falls in stay transparent. Row 0 is the top of the y range."""
+    the ones before; pixels no point falls in stay transparent. Row 0 is the top of the y range.
+
+    Points are binned ``BLOCK`` at a time into one pixel index per point (outside the window: a
+    bin past the image's): whole-array steps made ~10 temporaries of the scene's size, and on a
+    machine whose fresh pages are slow to fault in (this 2-core VM) they took 1 s of 1.1 at 5.4M
+    points, against 0.2 s with warm pages."""
     (x0, x1), (y0, y1) = ranges["x"], ranges["y"]
-    inside = in_window(x, y, ranges)
-    codes = np.asarray(codes)[inside]
-    col = ((x[inside] - np.float32(x0)) * np.float32(width / max(x1 - x0, 1e-30))).astype(np.int32)
-    row = ((np.float32(y1) - y[inside]) * np.float32(height / max(y1 - y0, 1e-30))).astype(np.int32)
-    pixel = np.minimum(row, height - 1) * width + np.minimum(col, width - 1)
+    outside = width * height                           # the bin of points outside the window
+    sx, sy = np.float32(width / max(x1 - x0, 1e-30)), np.float32(height / max(y1 - y0, 1e-30))
+    codes = np.asarray(codes)
+    pixel = np.empty(len(x), dtype=np.intp)            # what bincount and indexing take, uncast
+    for b0 in range(0, len(x), BLOCK):
+        bx, by = x[b0:b0 + BLOCK], y[b0:b0 + BLOCK]
+        with np.errstate(invalid="ignore"):            # NaN and far points: outside, cast or not
+            col = np.minimum(((bx - np.float32(x0)) * sx).astype(np.intp), width - 1)
+            row = np.minimum(((np.float32(y1) - by) * sy).astype(np.intp), height - 1)
+        np.copyto(pixel[b0:b0 + BLOCK], np.where(in_window(bx, by, ranges), row * width + col, outside))
     rgb = np.array([_rgb(colour) for colour in colours], dtype=np.uint8).reshape(-1, 3)
-    top = np.zeros(width * height, dtype=np.int32)     # each pixel's last code (a 1-D scatter is
-    layers = [slice(None)] if under is None else [under[inside], ~under[inside]]   # ~10x a 2-D one)
-    for layer in layers:               # numpy assigns a repeated index its last value
-        top[pixel[layer]] = codes[layer]
-    counts = np.bincount(pixel, minlength=width * height)
+    top = np.zeros(outside + 1, dtype=np.int32)        # each pixel's last code (a 1-D scatter is
+    for layer in ([None] if under is None else [True, False]):   # ~10x a 2-D one)
+        for b0 in range(0, len(x), BLOCK):             # numpy assigns a repeated index its last value
+            bp, bc = pixel[b0:b0 + BLOCK], codes[b0:b0 + BLOCK]
+            if layer is None:
+                top[bp] = bc
+            else:
+                mine = under[b0:b0 + BLOCK] if layer else ~under[b0:b0 + BLOCK]
+                top[bp[mine]] = bc[mine]
+    counts = np.bincount(pixel, minlength=outside + 1)[:outside]
     hit = counts > 0
-    image = np.zeros((width * height, 4), dtype=np.uint8)
+    image = np.zeros((outside, 4), dtype=np.uint8)
     if hit.any():
-        image[hit, :3] = rgb[top[hit]]
+        image[hit, :3] = rgb[top[:outside][hit]]
         density = np.log1p(counts[hit]) / np.log1p(counts.max())
         image[hit, 3] = (MIN_ALPHA + (255 - MIN_ALPHA) * density).astype(np.uint8)
     return image.reshape(height, width, 4)

@@ -35,9 +35,15 @@ def big_scene(points: pd.DataFrame, frame: pd.DataFrame, limit: int | None = Non
     return rows if int(rows.sum()) > limit else None
 
 
+def picked(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` (a mask), or ``values`` themselves when every row is kept (a scene of the
+    whole run, the first one drawn): no copy of millions of values. Read-only either way."""
+    return values if rows.all() else values[rows]
+
+
 def shown_xy(points: pd.DataFrame, rows: np.ndarray, symlog: bool) -> tuple[np.ndarray, np.ndarray]:
     """The ``rows`` of ``points``' x and y as drawn (float32, symlog'ed when asked)."""
-    x, y = (points[a].to_numpy(np.float32)[rows] for a in ("x", "y"))
+    x, y = (picked(points[a].to_numpy(np.float32), rows) for a in ("x", "y"))
     if symlog:
         x, y = (symlog_transform(v).astype(np.float32) for v in (x, y))
     return x, y
@@ -63,7 +69,9 @@ def class_codes(run: runformat.Run, ids: np.ndarray, classes, chosen) -> tuple:
     if not classes and chosen is None:
         palette = class_colors(names)
         colours = [palette[name] for name in names] + [FADED]
-        present = np.flatnonzero(np.bincount(point_class[point_class >= 0], minlength=len(names)))
+        drawn = np.zeros(len(label), dtype=bool)        # the examples with points, then their classes
+        drawn[ids] = True
+        present = np.unique(label[drawn & (label >= 0)])
         return (np.where(point_class >= 0, point_class, len(names)), colours,
                 [(names[i], colours[i]) for i in present], None)
     order = [c for c in dict.fromkeys(classes or []) if c in names] or names
@@ -86,7 +94,7 @@ def raster_scene(run: runformat.Run, points: pd.DataFrame, rows: np.ndarray, cla
     """The ``rows`` of ``points`` as one image coloured by class (``class_codes``) or hand usage
     (``hand_codes``), on the full extent or ``window``; the selected example's points on top."""
     x, y = shown_xy(points, rows, symlog)
-    ids = points["example_id"].to_numpy()[rows]
+    ids = picked(points["example_id"].to_numpy(), rows)
     codes, colours, legend, under = (hand_codes(run, ids) if color_by == "hand"
                                      else class_codes(run, ids, classes, chosen))
     figure = raster.raster_figure(x, y, codes, colours, legend, window, title=title + IMAGE_NOTE,

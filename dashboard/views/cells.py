@@ -98,7 +98,10 @@ def ranking_figure(run_id, classes, splits, hands, correctness, layer, kind, sum
         run = classifier_run(run_id)
         layer = chosen_layer(run, layer)
         frame = data.filtered_examples(run, *filters.filter_bar(run, classes, splits, hands, correctness))
-        summaries = example_summaries(run, layer, kind, summary)[frame.index.to_numpy()]
+        summaries = example_summaries(run, layer, kind, summary)
+        index = frame.index.to_numpy()
+        if not np.array_equal(index, np.arange(len(summaries))):    # every example: no copy
+            summaries = summaries[index]
         scores = figures.separation_scores(summaries, frame["label"].to_numpy())
     except runformat.RunError as error:
         return message_figure(str(error))

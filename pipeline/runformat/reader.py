@@ -256,9 +256,24 @@ class Run:
     def history(self) -> pd.DataFrame:
         return self.read_table(HISTORY_FILE)
 
-    def projections(self, projection: str | None = None) -> pd.DataFrame:
+    def projections(self, projection: str | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """projections.parquet, only ``projection``'s rows when given, only ``columns`` of those
+        the table has when given (leaving out its string column ``projection`` saves a string per
+        row: 0.5 s at 5.4M rows)."""
         filters = [("projection", "=", projection)] if projection else None
-        return self.read_table(PROJECTIONS_FILE, filters=filters)
+        if columns is not None:
+            names = set(self.table_columns(PROJECTIONS_FILE))
+            columns = [c for c in columns if c in names]
+        return self.arrow_table(PROJECTIONS_FILE, columns, filters).to_pandas(split_blocks=True)
+
+    def table_columns(self, name: str) -> list[str]:
+        """A table's column names, from its footer (or its first part's) alone."""
+        path = self._file(name)
+        try:
+            with _source(path) as source:
+                return pq.read_schema(source[0] if isinstance(source, list) else source).names
+        except (pa.ArrowException, OSError, IndexError) as error:
+            raise _problem(self.run_id, name, error, self.path) from error
 
     @property
     def kept_epochs(self) -> list[int]:
